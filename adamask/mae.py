@@ -1,0 +1,220 @@
+"""A compact reference video MAE that takes any masking strategy.
+
+Encoder: ViT on the visible tokens only; decoder: a light ViT on all tokens (mask tokens for the
+hidden ones); both from timm blocks with fused attention and fixed sinusoidal position embeddings.
+Video layout (B, C, T, H, W); tubelet (t, h, w); tokens in (t, h, w) order; mask True = masked.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+import torch
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import Tensor, nn
+
+from .loss import sampling_loss
+from .masking import Masking, check_mask_ratio, create_masking
+from .patches import normalized_targets, patchify, token_grid, token_mse
+
+__all__ = ["MaskedVideoAutoencoder", "MAEOutput", "MAE_CONFIGS", "create_mae", "sinusoid_embedding", "gather_tokens"]
+
+DEFAULT_SAMPLING_WEIGHT = 1e-4
+
+MAE_CONFIGS: Dict[str, Dict[str, Any]] = {
+    # CPU-test sizes
+    "nano": dict(img_size=32, num_frames=4, tubelet=(2, 8, 8), embed_dim=32, depth=1, num_heads=2,
+                 decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2),
+    "tiny": dict(img_size=64, num_frames=8, tubelet=(2, 16, 16), embed_dim=96, depth=2, num_heads=3,
+                 decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=2),
+    # ViT sizes at the paper's input (16 x 224 x 224, tubelet 2 x 16 x 16 -> 1568 tokens)
+    "small": dict(img_size=224, num_frames=16, tubelet=(2, 16, 16), embed_dim=384, depth=12, num_heads=6,
+                  decoder_embed_dim=192, decoder_depth=4, decoder_num_heads=3),
+    "base": dict(img_size=224, num_frames=16, tubelet=(2, 16, 16), embed_dim=768, depth=12, num_heads=12,
+                 decoder_embed_dim=384, decoder_depth=4, decoder_num_heads=6),
+}
+
+
+def sinusoid_embedding(num_positions: int, dim: int) -> Tensor:
+    """Fixed 1-D sinusoidal table (1, num_positions, dim), float32."""
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    freq = torch.pow(10000.0, -2.0 * (torch.arange(dim, dtype=torch.float64) // 2) / dim)
+    angle = pos * freq
+    table = torch.where(torch.arange(dim) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float().unsqueeze(0)
+
+
+def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
+    """x (B, N, D), idx (B, K) -> (B, K, D)."""
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+@dataclass
+class MAEOutput:
+    """loss = reconstruction_loss + sampling_weight * sampling_loss (sampling_loss None if not learned).
+
+    pred, target: (B, N_m, t*h*w*C) for the masked tokens in ascending order; token_error (B, N_m).
+    """
+
+    loss: Tensor
+    reconstruction_loss: Tensor
+    sampling_loss: Optional[Tensor]
+    pred: Tensor
+    target: Tensor
+    token_error: Tensor
+    masking: Masking
+
+
+class MaskedVideoAutoencoder(nn.Module):
+    """Reference video MAE. ``masking``: a registered name or a strategy ``(tokens) -> Masking``;
+    a learned strategy is stored as the sub-module ``mask_sampler`` and trained by the sampling loss."""
+
+    def __init__(self, img_size: int = 224, num_frames: int = 16, tubelet: Sequence[int] = (2, 16, 16),
+                 in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+                 mlp_ratio: float = 4.0, decoder_embed_dim: int = 384, decoder_depth: int = 4,
+                 decoder_num_heads: int = 6, masking: Union[str, Callable[..., Masking]] = "adaptive",
+                 mask_ratio: Optional[float] = None, masking_options: Optional[Dict[str, Any]] = None,
+                 sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, norm_pix_loss: bool = True,
+                 sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None) -> None:
+        super().__init__()
+        self.tubelet = tuple(tubelet)
+        self.in_chans = in_chans
+        self.input_shape = (in_chans, num_frames, img_size, img_size)
+        self.grid = token_grid((1, *self.input_shape), self.tubelet)
+        self.num_tokens = math.prod(self.grid)
+        self.embed_dim = embed_dim
+        self.sampling_weight = float(sampling_weight)
+        self.norm_pix_loss = norm_pix_loss
+        self.sampling_estimator, self.sampling_baseline = sampling_estimator, sampling_baseline
+
+        if isinstance(masking, str):
+            opts = dict(masking_options or {})
+            if masking == "adaptive":
+                opts.setdefault("embed_dim", embed_dim)
+            masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, **opts)
+        elif not callable(masking):
+            raise TypeError(f"masking must be a strategy name or a callable (tokens) -> Masking, got {masking!r}")
+        strategy_tokens = getattr(masking, "num_tokens", self.num_tokens)
+        if strategy_tokens != self.num_tokens:
+            raise ValueError(f"masking strategy expects {strategy_tokens} tokens but the model's grid "
+                             f"{self.grid} has {self.num_tokens}")
+        if isinstance(masking, nn.Module):
+            self.mask_sampler = masking
+        else:
+            self.mask_sampler = None
+            self._masking_fn = masking
+
+        self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet, stride=self.tubelet)
+        self.register_buffer("pos_embed", sinusoid_embedding(self.num_tokens, embed_dim), persistent=False)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim)
+
+        patch_dim = math.prod(self.tubelet) * in_chans
+        self.encoder_to_decoder = nn.Linear(embed_dim, decoder_embed_dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.register_buffer("decoder_pos_embed", sinusoid_embedding(self.num_tokens, decoder_embed_dim),
+                             persistent=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True) for _ in range(decoder_depth))
+        self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
+        self.decoder_head = nn.Linear(decoder_embed_dim, patch_dim)
+        self._init_backbone()
+
+    def _init_backbone(self) -> None:
+        trunc_normal_(self.mask_token, std=0.02)
+        for name, m in self.named_modules():
+            if name.startswith("mask_sampler"):
+                continue
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def is_adaptive(self) -> bool:
+        return bool(getattr(self.mask_sampler, "learned", False))
+
+    def no_weight_decay(self) -> set:
+        names = {"mask_token"}
+        if self.mask_sampler is not None and hasattr(self.mask_sampler, "no_weight_decay"):
+            names |= {f"mask_sampler.{n}" for n in self.mask_sampler.no_weight_decay()}
+        return names
+
+    def check_video(self, video: Tensor) -> None:
+        if not isinstance(video, Tensor):
+            raise TypeError(f"video must be a torch.Tensor (B, C, T, H, W), got {type(video).__name__}")
+        if video.dim() != 5 or tuple(video.shape[1:]) != self.input_shape:
+            raise ValueError(f"video must have shape (B, {', '.join(map(str, self.input_shape))}) = (B, C, T, H, W), "
+                             f"got {tuple(video.shape)}")
+
+    def tokenize(self, video: Tensor) -> Tensor:
+        """video (B, C, T, H, W) -> patch embeddings (B, N, D) (no position embedding)."""
+        self.check_video(video)
+        return self.patch_embed(video).flatten(2).transpose(1, 2)
+
+    def sample_masking(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
+        fn = self.mask_sampler if self.mask_sampler is not None else self._masking_fn
+        return fn(tokens, generator=generator) if generator is not None else fn(tokens)
+
+    def encode(self, tokens: Tensor, visible_idx: Optional[Tensor] = None) -> Tensor:
+        """Encoder on patch embeddings (B, N, D); only the visible ones if ``visible_idx`` (B, N_v)."""
+        x = tokens + self.pos_embed.to(tokens.dtype)
+        if visible_idx is not None:
+            x = gather_tokens(x, visible_idx)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def decode(self, latent: Tensor, masking: Masking) -> Tensor:
+        """latent (B, N_v, D) -> predictions (B, N_m, t*h*w*C) for the masked tokens, ascending."""
+        y = self.encoder_to_decoder(latent)
+        b, d = y.shape[0], y.shape[-1]
+        full = self.mask_token.to(y.dtype).expand(b, self.num_tokens, d)
+        full = full.scatter(1, masking.visible_idx.unsqueeze(-1).expand(-1, -1, d), y)
+        x = full + self.decoder_pos_embed.to(y.dtype)
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.decoder_head(self.decoder_norm(gather_tokens(x, masking.masked_idx)))
+
+    @torch.no_grad()
+    def features(self, video: Tensor) -> Tensor:
+        """Frozen-encoder clip features (B, D): mean of the encoder output over all tokens."""
+        return self.encode(self.tokenize(video)).mean(1)
+
+    def targets(self, video: Tensor) -> Tensor:
+        return normalized_targets(video, self.tubelet) if self.norm_pix_loss else patchify(video, self.tubelet).float()
+
+    def forward(self, video: Tensor, masking: Optional[Masking] = None,
+                generator: Optional[torch.Generator] = None) -> MAEOutput:
+        """video (B, C, T, H, W) -> MAEOutput. ``masking`` overrides the model's strategy."""
+        tokens = self.tokenize(video)
+        if masking is None:
+            masking = self.sample_masking(tokens, generator)
+        elif masking.mask.shape != tokens.shape[:2]:
+            raise ValueError(f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}")
+        pred = self.decode(self.encode(tokens, masking.visible_idx), masking)
+        target = gather_tokens(self.targets(video), masking.masked_idx)
+        err = token_mse(pred, target)
+        rec = err.mean()
+        ls = None
+        loss = rec
+        if masking.probs is not None:
+            ls = sampling_loss(masking.probs, masking.mask, err, estimator=self.sampling_estimator,
+                               baseline=self.sampling_baseline, draw_order=masking.draw_order)
+            loss = rec + self.sampling_weight * ls
+        return MAEOutput(loss, rec, ls, pred, target, err, masking)
+
+
+def create_mae(size: str = "tiny", *, masking: Union[str, Callable[..., Masking]] = "adaptive",
+               mask_ratio: Optional[float] = None, **overrides: Any) -> MaskedVideoAutoencoder:
+    """Build a reference MAE from a named size in MAE_CONFIGS (nano, tiny, small, base)."""
+    if size not in MAE_CONFIGS:
+        raise ValueError(f"unknown size {size!r}; known: {sorted(MAE_CONFIGS)}")
+    if mask_ratio is not None:
+        check_mask_ratio(mask_ratio)
+    return MaskedVideoAutoencoder(**{**MAE_CONFIGS[size], **overrides}, masking=masking, mask_ratio=mask_ratio)

@@ -1,0 +1,184 @@
+"""AdaMAE's adaptive token sampler and the Gumbel-top-k draw without replacement."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat
+from timm.layers import Attention, Mlp, trunc_normal_
+from torch import Tensor, nn
+
+from .masking import Masking, check_counts, check_grid, check_mask_ratio, check_tokens, masking_from_mask, register_masking
+
+__all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "SAMPLER_VARIANTS"]
+
+SAMPLER_VARIANTS = ("block", "attention", "mlp")
+
+
+def safe_log_softmax(scores: Tensor) -> Tensor:
+    """(B, N) scores -> float32 log-probabilities, with non-finite scores handled on device.
+
+    NaN scores count as -inf (probability 0); if a row holds +inf, its +inf entries share all the
+    mass; a row with no finite score at all becomes uniform. Never raises, never syncs.
+    """
+    s = scores.float()
+    s = torch.where(torch.isnan(s), float("-inf"), s)
+    pos = s == float("inf")
+    s = torch.where(pos.any(-1, keepdim=True), torch.where(pos, 0.0, float("-inf")), s)
+    s = torch.where((s == float("-inf")).all(-1, keepdim=True), 0.0, s)
+    return F.log_softmax(s, dim=-1)
+
+
+def gumbel_topk(log_probs: Tensor, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Draw k of N categories without replacement from Categorical(exp(log_probs)) per row.
+
+    log_probs: (B, N) float. Returns (B, k) int64 indices in draw order: the k largest of
+    log_probs + Gumbel noise are exactly a Plackett-Luce (sequential without-replacement) sample.
+    Zero-probability categories (-inf) are drawn only when fewer than k have mass; never fails.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= log_probs.shape[-1]:
+        raise ValueError(f"k must be an int in [1, {log_probs.shape[-1]}], got {k!r}")
+    lp = log_probs.float()
+    u = torch.rand(lp.shape, device=lp.device, generator=generator)
+    tiny = torch.finfo(torch.float32).tiny
+    gumbel = -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7)))
+    keys = torch.where(lp == float("-inf"), float("-inf"), lp + gumbel)
+    return keys.topk(k, dim=-1, sorted=True).indices
+
+
+class SamplerBlock(nn.Module):
+    """Pre-norm residual block: attention and/or MLP (fused attention from timm)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attention: bool, mlp: bool,
+                 dropout: float = 0.0, qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim) if attention else None
+        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=dropout,
+                              proj_drop=dropout) if attention else None
+        self.norm2 = nn.LayerNorm(dim) if mlp else None
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=dropout) if mlp else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.attn is not None:
+            x = x + self.attn(self.norm1(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class AdaptiveTokenSampler(nn.Module):
+    """AdaMAE's adaptive token sampler: tokens (B, N, D) -> Masking with probs (B, N) float32.
+
+    Adds a zero-initialised learnable position embedding, runs ``depth`` pre-norm blocks
+    (``variant``: "block" = attention + MLP as in the paper, "attention" = no MLP, "mlp" = the
+    paper's MLP-only ablation), scores each token with ``Linear(width, 1)``, takes a softmax over N
+    and draws N_v = int(N * (1 - mask_ratio)) visible tokens without replacement (Gumbel-top-k).
+
+    Cheaper options: ``width`` < embed_dim projects the tokens down first; ``token_pool=(pt, ph, pw)``
+    scores mean-pooled cells of the grid and shares each cell's score among its tokens.
+    ``detach_input=True`` (default) keeps the sampling loss off the tokenizer, as the paper states;
+    False reproduces the authors' code, where it also reaches the patch embedding.
+    """
+
+    learned = True
+
+    def __init__(self, embed_dim: int, num_heads: int = 8, num_tokens: Optional[int] = None,
+                 mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
+                 width: Optional[int] = None, mlp_ratio: float = 4.0, variant: str = "block",
+                 token_pool: Optional[Sequence[int]] = None, detach_input: bool = True,
+                 dropout: float = 0.0, qkv_bias: bool = True) -> None:
+        super().__init__()
+        for name, v in (("embed_dim", embed_dim), ("num_heads", num_heads), ("depth", depth)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if variant not in SAMPLER_VARIANTS:
+            raise ValueError(f"variant must be one of {SAMPLER_VARIANTS}, got {variant!r}")
+        width = embed_dim if width is None else width
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        if variant != "mlp" and width % num_heads:
+            raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads})")
+        self.grid = None if grid is None else check_grid(grid)
+        if num_tokens is None:
+            if self.grid is None:
+                raise ValueError("give num_tokens (N) or grid (T', H', W')")
+            num_tokens = math.prod(self.grid)
+        if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 2:
+            raise ValueError(f"num_tokens must be an int >= 2, got {num_tokens!r}")
+        if self.grid is not None and math.prod(self.grid) != num_tokens:
+            raise ValueError(f"grid {self.grid} holds {math.prod(self.grid)} tokens, not num_tokens={num_tokens}")
+        self.token_pool: Optional[Tuple[int, int, int]] = None
+        scored = num_tokens
+        if token_pool is not None:
+            pool = check_grid(token_pool, "token_pool")
+            if self.grid is None or any(g % p for g, p in zip(self.grid, pool)):
+                raise ValueError(f"token_pool {pool} needs a grid divisible by it, got grid={self.grid}")
+            self.token_pool = pool
+            scored = num_tokens // math.prod(pool)
+        self.embed_dim, self.width, self.num_tokens = embed_dim, width, num_tokens
+        self.mask_ratio = check_mask_ratio(mask_ratio)
+        self.num_visible = int(num_tokens * (1 - self.mask_ratio))
+        check_counts(num_tokens, self.num_visible, f"adaptive masking of {num_tokens} tokens")
+        self.variant, self.detach_input = variant, detach_input
+
+        self.proj = nn.Linear(embed_dim, width) if width != embed_dim else nn.Identity()
+        self.pos_embed = nn.Parameter(torch.zeros(1, scored, width))
+        self.blocks = nn.ModuleList(
+            SamplerBlock(width, num_heads, mlp_ratio, attention=variant != "mlp", mlp=variant != "attention",
+                         dropout=dropout, qkv_bias=qkv_bias)
+            for _ in range(depth)
+        )
+        self.head = nn.Linear(width, 1)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    @property
+    def num_masked(self) -> int:
+        return self.num_tokens - self.num_visible
+
+    def no_weight_decay(self) -> set:
+        return {"pos_embed"}
+
+    def scores(self, tokens: Tensor) -> Tensor:
+        """tokens: (B, N, D) -> unnormalised scores (B, N) float32."""
+        x = tokens.detach() if self.detach_input else tokens
+        if self.token_pool is not None:
+            (t, h, w), (pt, ph, pw) = self.grid, self.token_pool
+            x = reduce(x, "b (t pt h ph w pw) d -> b (t h w) d", "mean", t=t // pt, pt=pt, h=h // ph, ph=ph,
+                       w=w // pw, pw=pw)
+        x = self.proj(x) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        s = self.head(x).squeeze(-1).float()
+        if self.token_pool is not None:
+            s = repeat(s, "b (t h w) -> b (t pt h ph w pw)", t=t // pt, h=h // ph, w=w // pw, pt=pt, ph=ph, pw=pw)
+        return s
+
+    def log_probs(self, tokens: Tensor) -> Tensor:
+        """tokens: (B, N, D) -> log-probabilities (B, N) float32 (also under autocast)."""
+        return safe_log_softmax(self.scores(tokens))
+
+    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
+        """tokens: (B, N, D) -> Masking (True = masked) with probs (B, N) float32 and draw_order."""
+        check_tokens(tokens, self.num_tokens)
+        log_probs = self.log_probs(tokens)
+        draw = gumbel_topk(log_probs, self.num_visible, generator)
+        mask = torch.ones_like(log_probs, dtype=torch.bool).scatter_(1, draw, False)
+        return masking_from_mask(mask, self.num_visible, probs=log_probs.exp(), draw_order=draw)
+
+    def extra_repr(self) -> str:
+        return (f"num_tokens={self.num_tokens}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}, "
+                f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}")
+
+
+@register_masking("adaptive", default_ratio=0.95)
+def _adaptive(*, grid: Sequence[int], mask_ratio: float, embed_dim: int = 768, **options) -> AdaptiveTokenSampler:
+    return AdaptiveTokenSampler(embed_dim, grid=grid, mask_ratio=mask_ratio, **options)

@@ -1,0 +1,73 @@
+"""The classical masking strategies: random, tube and frame. Batched, on the requested device."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .masking import Masking, MaskingStrategy, check_batch_size, check_counts, masking_from_mask, register_masking
+
+__all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
+
+
+def lowest_k_mask(noise: Tensor, k: int) -> Tensor:
+    """(B, L) noise -> (B, L) bool, True at the k smallest entries of each row."""
+    idx = noise.topk(k, dim=1, largest=False).indices
+    return torch.zeros_like(noise, dtype=torch.bool).scatter_(1, idx, True)
+
+
+def _noise(batch_size: int, length: int, device, generator: Optional[torch.Generator]) -> Tensor:
+    check_batch_size(batch_size)
+    return torch.rand(batch_size, length, device=device, generator=generator)
+
+
+@register_masking("random")
+class RandomMasking(MaskingStrategy):
+    """Uniform random masking (MAE, mae_st): int(N * (1 - mask_ratio)) visible tokens per sample."""
+
+    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+        super().__init__(grid, mask_ratio)
+        self.num_visible = int(self.num_tokens * (1 - self.mask_ratio))
+        check_counts(self.num_tokens, self.num_visible, f"random masking of {self.num_tokens} tokens")
+
+    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
+        noise = _noise(batch_size, self.num_tokens, device, generator)
+        return masking_from_mask(lowest_k_mask(noise, self.num_masked), self.num_visible)
+
+
+@register_masking("tube")
+class TubeMasking(MaskingStrategy):
+    """Tube masking (VideoMAE): one spatial pattern, int(mask_ratio * H'W') masked, repeated in every
+    time slice."""
+
+    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+        super().__init__(grid, mask_ratio)
+        t, h, w = self.grid
+        self.masked_per_slice = int(self.mask_ratio * h * w)
+        self.num_visible = t * (h * w - self.masked_per_slice)
+        check_counts(h * w, h * w - self.masked_per_slice, f"tube masking of {h}x{w} tokens per slice")
+
+    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
+        t, h, w = self.grid
+        spatial = lowest_k_mask(_noise(batch_size, h * w, device, generator), self.masked_per_slice)
+        mask = spatial.unsqueeze(1).expand(-1, t, -1).reshape(batch_size, self.num_tokens)
+        return masking_from_mask(mask, self.num_visible)
+
+
+@register_masking("frame")
+class FrameMasking(MaskingStrategy):
+    """Frame masking: int(mask_ratio * T') whole time slices are masked."""
+
+    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+        super().__init__(grid, mask_ratio)
+        t, h, w = self.grid
+        self.masked_slices = int(self.mask_ratio * t)
+        self.num_visible = (t - self.masked_slices) * h * w
+        check_counts(t, t - self.masked_slices, f"frame masking of {t} time slices")
+
+    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
+        t, h, w = self.grid
+        slices = lowest_k_mask(_noise(batch_size, t, device, generator), self.masked_slices)
+        mask = slices.unsqueeze(2).expand(-1, -1, h * w).reshape(batch_size, self.num_tokens)
+        return masking_from_mask(mask, self.num_visible)
