@@ -175,6 +175,59 @@ class _RemovedOptimizer:
         raise NotImplementedError(f"{type(self).__name__} is not available in the installed timm")
 
 
+def _av_container(video: Any) -> Any:
+    import io
+
+    import av
+
+    data = video.numpy().tobytes() if isinstance(video, torch.Tensor) else bytes(video)
+    return av.open(io.BytesIO(data))
+
+
+def _probe_video_from_memory(video: Any) -> Any:
+    """PyAV stand-in for torchvision's removed ``io._probe_video_from_memory`` (video metadata)."""
+    from fractions import Fraction
+
+    with _av_container(video) as c:
+        s = c.streams.video[0]
+        tb = Fraction(s.time_base) if s.time_base else Fraction(1, 1)
+        fps = float(s.average_rate) if s.average_rate else 30.0
+        if s.duration:
+            duration = float(s.duration * tb)
+        else:
+            duration = float(c.duration) / 1e6 if c.duration else 0.0
+        has_audio = len(c.streams.audio) > 0
+    return types.SimpleNamespace(video_timebase=tb, has_video=True, video_duration=duration, video_fps=fps,
+                                 audio_timebase=Fraction(0, 1), has_audio=has_audio, audio_duration=0.0,
+                                 audio_sample_rate=0.0)
+
+
+def _read_video_from_memory(video: Any, seek_frame_margin: float = 1.0, read_video_stream: Any = 1,
+                            video_width: int = 0, video_height: int = 0, video_min_dimension: int = 0,
+                            video_pts_range: Tuple[int, int] = (0, -1), video_timebase_numerator: int = 0,
+                            video_timebase_denominator: int = 1, **_: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """PyAV stand-in for torchvision's removed ``io._read_video_from_memory``: (T, H, W, 3) uint8
+    frames with pts in ``video_pts_range`` (end -1 = to the end), the shorter side resized to
+    ``video_min_dimension`` if > 0; no audio."""
+    import numpy as np
+
+    start, end = video_pts_range
+    frames = []
+    with _av_container(video) as c:
+        for frame in c.decode(video=0):
+            pts = frame.pts if frame.pts is not None else 0
+            if pts < start or (end >= 0 and pts > end):
+                continue
+            w, h = frame.width, frame.height
+            if video_min_dimension > 0:
+                scale = video_min_dimension / min(w, h)
+                w, h = max(1, round(w * scale)), max(1, round(h * scale))
+            frames.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+    if not frames:
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0)
+    return torch.from_numpy(np.stack(frames)), torch.empty(0)
+
+
 def install_compat_shims() -> List[str]:
     """Make upstream VideoMAE / VideoMAEv2 / mae_st modules importable on current torch, timm and
     numpy, without editing them. Returns the names of the shims installed.
@@ -184,6 +237,9 @@ def install_compat_shims() -> List[str]:
     - ``timm.optim.nadam.Nadam`` / ``timm.optim.radam.RAdam`` (renamed ...Legacy in timm 1) and the
       removed ``timm.optim.novograd`` (a placeholder that fails if selected).
     - ``torch.fb.rendezvous.zeus`` (an internal module mae_st imports and never uses).
+    - ``torch.optim._multi_tensor`` imported (mae_st reaches it as an attribute of torch.optim).
+    - ``torchvision.io._probe_video_from_memory`` / ``_read_video_from_memory`` (removed from
+      torchvision; mae_st decodes with them): PyAV-based stand-ins, if PyAV is installed.
     - ``torch.cuda.synchronize`` becomes a no-op when CUDA is unavailable (CPU runs).
     """
     done: List[str] = []
@@ -233,6 +289,21 @@ def install_compat_shims() -> List[str]:
             mod.__path__ = []  # type: ignore[attr-defined]
             sys.modules[mod.__name__] = mod
         done.append("torch.fb.rendezvous.zeus")
+    try:  # torch.optim._multi_tensor is no longer imported with torch.optim
+        importlib.import_module("torch.optim._multi_tensor")
+    except ImportError:
+        sys.modules["torch.optim._multi_tensor"] = _module("torch.optim._multi_tensor", AdamW=torch.optim.AdamW)
+        torch.optim._multi_tensor = sys.modules["torch.optim._multi_tensor"]  # type: ignore[attr-defined]
+        done.append("torch.optim._multi_tensor")
+    try:  # torchvision >= 0.2x dropped its video_reader API, which mae_st's decoder calls
+        tv_io = importlib.import_module("torchvision.io")
+        if not hasattr(tv_io, "_read_video_from_memory"):
+            importlib.import_module("av")
+            tv_io._probe_video_from_memory = _probe_video_from_memory
+            tv_io._read_video_from_memory = _read_video_from_memory
+            done.append("torchvision.io._read_video_from_memory")
+    except ImportError:
+        pass
     if not torch.cuda.is_available() and not getattr(torch.cuda.synchronize, "_adamask_noop", False):
         def synchronize(device: Any = None) -> None:
             return None
