@@ -34,6 +34,7 @@ from ._common import (
     adaptive_subclass,
     attach_sampler,
     build_sampler,
+    check_sampling_weight,
     check_sampler_grid,
     install_compat_shims,
     pop_option,
@@ -115,6 +116,9 @@ def patch(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float =
     """
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) or hasattr(model, "_orig_mod"):
         raise TypeError("patch the bare model, before DistributedDataParallel / torch.compile")
+    check_sampling_weight(sampling_weight)
+    if getattr(model, SAMPLER_NAME, None) is not None:
+        raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
     grid = model_grid(model)
     embed_dim = int(model.patch_embed.proj.out_channels)
     if sampler is None:

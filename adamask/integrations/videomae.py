@@ -45,6 +45,7 @@ from ._common import (
     adaptive_subclass,
     attach_sampler,
     build_sampler,
+    check_sampling_weight,
     check_sampler_grid,
     install_compat_shims,
     pop_option,
@@ -220,6 +221,9 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     """
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) or hasattr(model, "_orig_mod"):
         raise TypeError("wrap the bare model, before DistributedDataParallel / torch.compile")
+    check_sampling_weight(sampling_weight)
+    if getattr(model, SAMPLER_NAME, None) is not None:
+        raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     mgrid = model_grid(model)

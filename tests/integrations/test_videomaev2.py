@@ -1,0 +1,115 @@
+"""VideoMAEv2 integration against a real checkout given by ADAMASK_VIDEOMAEV2_ROOT (skipped without it).
+The parts that need no checkout are tested in test_videomae.py."""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from einops import rearrange
+
+from adamask.integrations import videomae as vm
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _upstream_helpers as H  # noqa: E402
+import _videomae_checks as C  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def v2():
+    root = H.checkout("ADAMASK_VIDEOMAEV2_ROOT", "models/modeling_pretrain.py", "OpenGVLab/VideoMAEv2")
+    with H.upstream_on_path([root]):
+        mods = types.SimpleNamespace(root=root, **{n.replace(".", "_"): importlib.import_module(n) for n in (
+            "models.modeling_pretrain", "optim_factory", "utils", "dataset.masking_generator")})
+        yield mods
+
+
+def test_v2_generators_match_theirs(v2):
+    gen = v2.dataset_masking_generator
+    for theirs, ours in [(gen.TubeMaskingGenerator((8, 14, 14), 0.9), vm.TubeMaskingGeneratorV2((8, 14, 14), 0.9)),
+                         (gen.RandomMaskingGenerator((8, 14, 14), 0.9), vm.RandomMaskingGenerator((8, 14, 14), 0.9))]:
+        a, b = theirs(), ours()
+        assert a.dtype == b.dtype and a.shape == b.shape and a.sum() == b.sum()
+
+
+def test_v2_checkout_targets_and_training(v2):
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.9)
+    first = C.check_targets_from_sampled_mask(model)
+    opt = C.optimizer_for(v2.optim_factory, model)
+    before = C.snapshot(model)
+    n = 32
+    # their loader's batches without decoder masking: (video, encoder mask, 1 - encoder mask)
+    loader = [(torch.randn(2, 3, 4, 32, 32), torch.zeros(2, 2, 16), torch.ones(2, 2, 16)) for _ in range(3)]
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v2.utils.NativeScalerWithGradNormCount(),
+                               patch_size=C.PATCH, start_steps=0)
+    n_sampler = C.changed(before, model, "mask_sampler.")
+    n_backbone = C.changed(before, model, "", exclude="mask_sampler.")
+    assert n_sampler > 0 and n_backbone > 0 and n == model.mask_sampler.num_tokens
+    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(
+        test="videomaev2-tiny", steps=3, first=first, epoch=stats, sampler_tensors_changed=n_sampler,
+        backbone_tensors_changed=n_backbone))
+
+
+def test_v2_checkout_decoder_mask(v2):
+    """With their running-cell decoder mask: the model decodes ~decode_mask, and the loss is their
+    masked mean over the decoded tokens that the *sampled* mask hid."""
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.75)
+    cell = v2.dataset_masking_generator.RunningCellMaskingGenerator((2, 4, 4), 0.5)
+    decode_mask = torch.as_tensor(
+        __import__("numpy").stack([cell(), cell()])).flatten(1).to(torch.bool)
+    videos = torch.randn(2, 3, 4, 32, 32)
+    out = vm.pretraining_losses(model, videos, decode_mask, patch_size=C.PATCH)
+    # their recipe, given the sampled mask
+    x = videos * C.STD + C.MEAN
+    x = rearrange(x, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=2, p1=C.PATCH, p2=C.PATCH)
+    x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    x = rearrange(x, "b n p c -> b n (p c)")
+    labels = x[~decode_mask].reshape(2, -1, x.shape[-1])
+    cal = out.masking.mask[~decode_mask].reshape(2, -1)
+    loss = ((out.pred - labels) ** 2).mean(-1)
+    assert torch.allclose(out.target, labels, atol=1e-5)
+    assert torch.allclose(out.reconstruction_loss, (loss * cal).sum() / cal.sum(), atol=1e-6)
+    assert torch.allclose(out.loss, out.reconstruction_loss + model.sampling_weight * out.sampling_loss)
+    opt = C.optimizer_for(v2.optim_factory, model)
+    before = C.snapshot(model)
+    loader = [(videos, torch.zeros(2, 2, 16), decode_mask.view(2, 2, 16).float()) for _ in range(3)]
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, None, patch_size=C.PATCH, start_steps=0)
+    assert C.changed(before, model, "mask_sampler.") > 0
+    assert C.changed(before, model, "", exclude="mask_sampler.") > 0
+    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test="videomaev2-tiny-decoder-mask", steps=3,
+                                                             epoch=stats))
+
+
+def test_v2_checkout_grid_mismatch(v2):
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.9)
+    with pytest.raises(ValueError, match="tokens"):
+        model(torch.randn(1, 3, 8, 32, 32))
+
+
+@pytest.mark.parametrize("decoder_ratio", ["0.0", "0.5"])
+def test_v2_launcher_end_to_end(v2, tmp_path, decoder_ratio):
+    clips = H.make_clips(tmp_path / "clips")
+    (tmp_path / "train.csv").write_text("".join(f"{c.name} 0 -1\n" for c in clips))
+    out = tmp_path / "out"
+    r = H.run_module("adamask.integrations.videomae", [
+        "--repo", str(v2.root), "--no-compile", "--", "--data_root", str(tmp_path / "clips"),
+        "--data_path", str(tmp_path / "train.csv"), "--mask_type", "adaptive", "--mask_ratio", "0.9",
+        "--decoder_mask_ratio", decoder_ratio, "--model", "pretrain_videomae_small_patch16_224",
+        "--num_frames", "4", "--sampling_rate", "2", "--batch_size", "2", "--num_workers", "1", "--epochs", "1",
+        "--warmup_epochs", "0", "--device", "cpu", "--output_dir", str(out), "--no_auto_resume",
+        "--save_ckpt_freq", "1"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = json.loads((out / "log.txt").read_text().splitlines()[-1])
+    assert math.isfinite(log["train_loss_rec"]) and math.isfinite(log["train_loss_sampling"])
+    state = torch.load(out / "checkpoint-0.pth", map_location="cpu", weights_only=False)["model"]
+    assert any(k.startswith("mask_sampler.") for k in state)
+    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test=f"videomaev2-launcher-decoder{decoder_ratio}",
+                                                             log=log))
