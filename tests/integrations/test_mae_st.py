@@ -1,0 +1,141 @@
+"""mae_st integration: argument handling (run everywhere) and tests against a real checkout given by
+ADAMASK_MAE_ST_ROOT (a folder named mae_st; skipped without it)."""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from adamask.integrations import mae_st as ms
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _upstream_helpers as H  # noqa: E402
+import _videomae_checks as C  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# no checkout needed
+
+def test_patch_rejects_other_models():
+    with pytest.raises(TypeError, match="MaskedAutoencoderViT"):
+        ms.patch(nn.Linear(2, 2))
+
+
+def test_launcher_rejects_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit):
+        ms.main(["--repo", str(tmp_path)])  # no '--'
+    with pytest.raises(ValueError, match="named 'mae_st'"):
+        ms.run(str(tmp_path), ["--epochs", "1"])
+    repo = tmp_path / "mae_st"
+    repo.mkdir()
+    with pytest.raises(ValueError, match="no run_pretrain.py"):
+        ms.run(str(repo), ["--epochs", "1"])
+    (repo / "run_pretrain.py").write_text("")
+    with pytest.raises(ValueError, match="--mask_type must be one of"):
+        ms.run(str(repo), ["--mask_type", "tube"])
+
+
+# ---------------------------------------------------------------------------------------------
+# against a real mae_st checkout
+
+@pytest.fixture(scope="module")
+def st():
+    root = H.checkout("ADAMASK_MAE_ST_ROOT", "models_mae.py", "facebookresearch/mae_st")
+    if root.name != "mae_st":
+        pytest.skip(f"ADAMASK_MAE_ST_ROOT={root} must be a folder named mae_st (it imports itself as mae_st)")
+    with H.upstream_on_path([root.parent]):
+        mods = types.SimpleNamespace(root=root, **{n.split(".")[-1]: importlib.import_module(n) for n in (
+            "mae_st.models_mae", "mae_st.util.misc", "mae_st.engine_pretrain")})
+        yield mods
+
+
+def tiny(st, **kw):
+    torch.manual_seed(0)
+    return st.models_mae.MaskedAutoencoderViT(
+        img_size=32, patch_size=8, in_chans=3, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
+        decoder_depth=1, decoder_num_heads=2, num_frames=8, t_patch_size=2, pred_t_dim=8, **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(norm_pix_loss=True, cls_embed=True, sep_pos_embed=True),
+                                dict(norm_pix_loss=False, cls_embed=False, sep_pos_embed=False)])
+def test_random_masking_contract_and_loss(st, kw):
+    model = ms.patch(tiny(st, **kw), mask_ratio=0.9)
+    base_forward_loss = st.models_mae.MaskedAutoencoderViT.forward_loss
+    x = torch.randn(2, 64, 32)
+    x_masked, mask, ids_restore, ids_keep = model.random_masking(x, 0.9)
+    keep = int(64 * (1 - 0.9))
+    assert x_masked.shape == (2, keep, 32) and mask.shape == (2, 64) and mask.dtype == torch.float32
+    assert ids_keep.shape == (2, keep) and ids_restore.shape == (2, 64)
+    assert torch.equal(x_masked, torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, 32)))
+    assert (mask.sum(1) == 64 - keep).all() and (mask.gather(1, ids_keep) == 0).all()
+    order = torch.cat([ids_keep, torch.argsort(mask, dim=1, stable=True)[:, keep:]], 1)
+    assert torch.equal(torch.gather(order, 1, ids_restore), torch.arange(64).expand(2, -1))
+    model.__dict__.pop("_adamask_masking", None)
+
+    seen = {}
+    model.mask_sampler.register_forward_hook(lambda m, a, out: seen.__setitem__("m", out))
+    imgs = torch.randn(2, 3, 8, 32, 32)
+    loss, pred, mask = model(imgs, mask_ratio=0.9)
+    assert torch.equal(mask.bool(), seen["m"].mask)  # the loss is computed on the sampled mask
+    rec, ls = model.adamask_losses
+    assert torch.allclose(rec, base_forward_loss(model, imgs, pred, mask))  # their own L_R on that mask
+    assert torch.allclose(loss, rec + model.sampling_weight * ls) and ls.item() != 0.0
+    with pytest.raises(ValueError, match="mask_ratio"):
+        model(imgs, mask_ratio=0.75)
+
+
+def test_checkout_training_with_their_loop(st):
+    model = ms.patch(tiny(st, norm_pix_loss=True, cls_embed=True, sep_pos_embed=True), mask_ratio=0.9)
+    groups = st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay())
+    assert any(p is model.mask_sampler.pos_embed for p in groups[0]["params"]) and groups[0]["weight_decay"] == 0
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
+    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
+                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(3)]
+    seen = []
+    model.register_forward_hook(lambda m, a, out: seen.append(m.adamask_losses.tolist()))
+    stats = st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
+                                               st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+    n_sampler = C.changed(before, model, "mask_sampler.")
+    n_backbone = C.changed(before, model, "", exclude="mask_sampler.")
+    assert n_sampler > 0 and n_backbone > 0 and len(seen) == 3
+    assert all(math.isfinite(r) and math.isfinite(s) and s != 0 for r, s in seen)
+    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(
+        test="mae_st-tiny-their-loop", steps=3, per_step_rec_sampling=seen, epoch=stats,
+        sampler_tensors_changed=n_sampler, backbone_tensors_changed=n_backbone))
+
+
+def test_checkout_grid_mismatch(st):
+    from adamask import AdaptiveTokenSampler
+    with pytest.raises(ValueError, match="token grid"):
+        ms.patch(tiny(st), sampler=AdaptiveTokenSampler(32, num_heads=2, grid=(2, 4, 4), mask_ratio=0.9))
+    with pytest.raises(ValueError, match="embed_dim"):
+        ms.patch(tiny(st), sampler=AdaptiveTokenSampler(16, num_heads=2, grid=(4, 4, 4), mask_ratio=0.9))
+
+
+def test_checkout_launcher_end_to_end(st, tmp_path):
+    clips = H.make_clips(tmp_path / "data")
+    (tmp_path / "data" / "train.csv").write_text("".join(f"{c} 0\n" for c in clips))
+    out = tmp_path / "out"
+    r = H.run_module("adamask.integrations.mae_st", [
+        "--repo", str(st.root), "--", "--path_to_data_dir", str(tmp_path / "data"), "--model",
+        "mae_vit_base_patch16", "--mask_ratio", "0.9", "--num_frames", "4", "--t_patch_size", "2",
+        "--pred_t_dim", "4", "--decoder_depth", "1", "--decoder_embed_dim", "64", "--decoder_num_heads", "2",
+        "--repeat_aug", "1", "--batch_size", "2", "--num_workers", "1", "--epochs", "1", "--device", "cpu",
+        "--output_dir", str(out), "--log_dir", str(out), "--norm_pix_loss"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "adamask: adaptive masking" in r.stdout
+    log = json.loads((out / "log.txt").read_text().splitlines()[-1])
+    assert math.isfinite(log["train_loss_rec"]) and math.isfinite(log["train_loss_sampling"])
+    state = torch.load(out / "checkpoint-00000.pth", map_location="cpu", weights_only=False)["model"]
+    assert any(k.startswith("mask_sampler.") for k in state)
+    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test="mae_st-launcher", log=log))
