@@ -41,7 +41,7 @@ from ._common import (
     split_launcher_argv,
 )
 
-__all__ = ["patch", "model_grid", "token_error", "run", "main", "MASK_TYPES"]
+__all__ = ["patch", "model_grid", "token_error", "run", "main", "install_compat_shims", "MASK_TYPES"]
 
 MASK_TYPES = ("adaptive", "random")
 

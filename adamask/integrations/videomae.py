@@ -66,6 +66,7 @@ __all__ = [
     "train_one_epoch",
     "run",
     "main",
+    "install_compat_shims",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -533,9 +534,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--sampler-heads", type=int, default=None, help="sampler heads (default: <= 8 dividing the width)")
     p.add_argument("--sampler-width", type=int, default=None, help="sampler width (default: encoder width)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (VideoMAEv2 compiles by default)")
+    p.add_argument("--local-rank", "--local_rank", dest="local_rank", default=None,
+                   help="set by torch.distributed.launch; passed on to their script")
     args = p.parse_args(ours)
     if not theirs:
         p.error("give the pretraining script's arguments after '--'")
+    if args.local_rank is not None:
+        theirs = [*theirs, "--local_rank", str(args.local_rank)]
     run(args.repo, theirs, sampling_weight=args.sampling_weight, sampler_depth=args.sampler_depth,
         sampler_heads=args.sampler_heads, sampler_width=args.sampler_width, compile_model=not args.no_compile,
         script=args.script)

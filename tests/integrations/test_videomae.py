@@ -369,3 +369,49 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
     state = torch.load(out / "checkpoint-0.pth", map_location="cpu", weights_only=False)["model"]
     assert any(k.startswith("mask_sampler.") for k in state)
     C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test="videomae-v1-launcher", log=log))
+
+
+DDP_SCRIPT = """
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {helpers!r})
+from adamask.integrations._common import install_compat_shims
+install_compat_shims()
+sys.path.insert(0, {root!r})
+import modeling_pretrain
+import _videomae_checks as C
+from adamask.integrations import videomae as vm
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+model = vm.wrap(C.tiny_model(modeling_pretrain, "v1"), mask_ratio=0.9)
+ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+opt = torch.optim.AdamW(ddp.parameters(), lr=1e-3)
+torch.manual_seed(100 + rank)
+masks = []
+model.mask_sampler.register_forward_hook(lambda m, a, o: masks.append(o.mask.clone()))
+loader = [(torch.randn(2, 3, 16, 32, 32), torch.zeros(2, 128)) for _ in range(3)]
+vm.train_one_epoch(ddp, loader, opt, "cpu", 0, None, patch_size=8, start_steps=0, print_freq=100)
+w = torch.cat([p.detach().flatten() for p in model.mask_sampler.parameters()])
+ws = [torch.zeros_like(w) for _ in range(2)]
+dist.all_gather(ws, w)
+ms = [torch.zeros_like(masks[0]) for _ in range(2)]
+dist.all_gather(ms, masks[0])
+if rank == 0:
+    print("RESULT", torch.equal(ws[0], ws[1]), not torch.equal(ms[0], ms[1]))
+dist.destroy_process_group()
+"""
+
+
+def test_v1_checkout_ddp_two_processes(v1, tmp_path):
+    """2 CPU processes (gloo), DDP without find_unused_parameters: sampler weights stay identical,
+    the ranks draw different masks."""
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(helpers=str(Path(__file__).parent), root=str(v1.root)))
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = H.run_module("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", str(port), str(script)],
+                     cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "RESULT True True" in r.stdout
