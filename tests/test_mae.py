@@ -1,0 +1,159 @@
+import math
+
+import pytest
+import torch
+
+import adamask
+from adamask.mae import MaskedVideoAutoencoder, create_mae, sinusoid_embedding
+
+
+def moving_square_clip(b=4, frames=4, size=32, seed=0):
+    """A bright square moving over a smooth background: (B, 3, T, H, W)."""
+    g = torch.Generator().manual_seed(seed)
+    video = torch.rand(b, 3, 1, 1, 1, generator=g).expand(b, 3, frames, size, size).clone() * 0.2
+    for t in range(frames):
+        x = 2 + 5 * t
+        video[:, :, t, 8:20, x:x + 12] += torch.rand(b, 3, 1, 1, generator=g) + 0.5
+    return video
+
+
+@pytest.mark.parametrize("masking", ["random", "tube", "frame", "adaptive"])
+def test_forward_shapes_and_losses(masking):
+    model = create_mae("nano", masking=masking, mask_ratio=0.75)
+    out = model(torch.randn(2, *model.input_shape))
+    n, nm = model.num_tokens, model.mask_sampler.num_masked
+    assert out.pred.shape == out.target.shape == (2, nm, 2 * 8 * 8 * 3)
+    assert out.token_error.shape == (2, nm)
+    assert torch.allclose(out.reconstruction_loss, out.token_error.mean())
+    assert out.masking.mask.shape == (2, n)
+    if masking == "adaptive":
+        assert out.sampling_loss is not None and out.sampling_loss.shape == ()
+        assert torch.allclose(out.loss, out.reconstruction_loss + 1e-4 * out.sampling_loss)
+        assert isinstance(model.mask_sampler, adamask.AdaptiveTokenSampler)
+    else:
+        assert out.sampling_loss is None and torch.equal(out.loss, out.reconstruction_loss)
+
+
+def test_targets_come_from_the_masked_tokens():
+    model = create_mae("nano", masking="random", mask_ratio=0.5)
+    video = torch.randn(2, *model.input_shape)
+    out = model(video)
+    full = adamask.normalized_targets(video, model.tubelet)
+    assert torch.equal(out.target, full.gather(1, out.masking.masked_idx[..., None].expand(-1, -1, full.shape[-1])))
+
+
+def test_given_masking_is_used():
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.5)
+    m = adamask.create_masking("tube", grid=model.grid, mask_ratio=0.5).sample(2)
+    out = model(torch.randn(2, *model.input_shape), masking=m)
+    assert out.masking is m and out.sampling_loss is None
+
+
+def test_gradient_isolation():
+    """L_S reaches the sampler only; the reconstruction loss never reaches the sampler."""
+    torch.manual_seed(0)
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    out = model(torch.randn(2, *model.input_shape))
+    sampler = list(model.mask_sampler.parameters())
+    backbone = [p for n, p in model.named_parameters() if not n.startswith("mask_sampler.")]
+    grads = torch.autograd.grad(out.reconstruction_loss, sampler + backbone, allow_unused=True)
+    assert all(g is None for g in grads[: len(sampler)])
+    assert sum(g.abs().sum() for g in grads[len(sampler):] if g is not None) > 0
+    grads = torch.autograd.grad(out.sampling_loss, sampler + backbone, allow_unused=True)
+    assert all(g is None for g in grads[len(sampler):])
+    assert all(g is not None for g in grads[: len(sampler)])
+    assert grads[len(sampler) - 2].abs().sum() > 0  # head.weight
+
+
+def test_authors_mode_lets_sampling_loss_reach_the_tokenizer():
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    model.mask_sampler.detach_input = False
+    out = model(torch.randn(2, *model.input_shape))
+    g = torch.autograd.grad(out.sampling_loss, [model.patch_embed.weight, model.blocks[0].attn.qkv.weight],
+                            allow_unused=True)
+    assert g[0] is not None and g[0].abs().sum() > 0 and g[1] is None
+
+
+def test_short_training_run_learns():
+    """Masked reconstruction loss falls and the sampler's probabilities move away from uniform."""
+    torch.manual_seed(0)
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    video = moving_square_clip()
+    n = model.num_tokens
+    rec, kl = [], []
+    for step in range(60):
+        out = model(video)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        rec.append(out.reconstruction_loss.item())
+        p = out.masking.probs.detach()
+        kl.append((p * (p * n).log()).sum(1).mean().item())  # KL(P || uniform)
+    first, last = sum(rec[:5]) / 5, sum(rec[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    assert kl[0] < 1e-3 and kl[-1] > 20 * max(kl[0], 1e-5), (kl[0], kl[-1])
+
+
+def test_autocast_bf16():
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, *model.input_shape))
+    assert out.masking.probs.dtype == torch.float32 and out.sampling_loss.dtype == torch.float32
+    out.loss.backward()
+    assert model.mask_sampler.head.weight.grad is not None
+
+
+def test_reproducible_with_seed():
+    model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    video = torch.randn(2, *model.input_shape)
+    a = model(video, generator=torch.Generator().manual_seed(3)).masking.mask
+    b = model(video, generator=torch.Generator().manual_seed(3)).masking.mask
+    assert torch.equal(a, b)
+
+
+def test_input_and_config_errors():
+    model = create_mae("nano", masking="random", mask_ratio=0.5)
+    with pytest.raises(ValueError, match=r"\(B, 3, 4, 32, 32\)"):
+        model(torch.randn(2, 3, 4, 32, 24))
+    with pytest.raises(TypeError, match="video"):
+        model([0.0])
+    with pytest.raises(ValueError, match="not divisible"):
+        MaskedVideoAutoencoder(img_size=30, num_frames=4, tubelet=(2, 8, 8), embed_dim=32, depth=1, num_heads=2,
+                               decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, masking="random")
+    wrong = adamask.create_masking("random", grid=(2, 2, 2), mask_ratio=0.5)
+    with pytest.raises(ValueError, match="grid"):
+        create_mae("nano", masking=wrong)
+    with pytest.raises(ValueError, match="unknown size"):
+        create_mae("huge")
+
+
+def test_state_dict_roundtrip_includes_sampler():
+    a = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    b = create_mae("nano", masking="adaptive", mask_ratio=0.75)
+    sd = a.state_dict()
+    assert any(k.startswith("mask_sampler.") for k in sd)
+    b.load_state_dict(sd)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert "mask_sampler.pos_embed" in a.no_weight_decay()
+
+
+def test_base_config_is_the_paper_setup():
+    model = create_mae("base", masking="adaptive").to("meta")
+    assert model.grid == (8, 14, 14) and model.num_tokens == 1568
+    assert model.mask_sampler.num_visible == 78
+    assert len(model.decoder_blocks) == 4 and model.decoder_head.in_features == 384
+    out = model(torch.randn(1, 3, 16, 224, 224, device="meta"))
+    assert out.pred.shape == (1, 1490, 1536)
+
+
+def test_sinusoid_embedding():
+    e = sinusoid_embedding(10, 6)
+    assert e.shape == (1, 10, 6)
+    assert torch.allclose(e[0, 3, 0], torch.tensor(math.sin(3.0)))
+    assert torch.allclose(e[0, 3, 1], torch.tensor(math.cos(3.0)))
+
+
+def test_features_shape():
+    model = create_mae("nano", masking="random", mask_ratio=0.5)
+    assert model.features(torch.randn(3, *model.input_shape)).shape == (3, 32)
