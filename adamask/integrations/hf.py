@@ -293,13 +293,15 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         return pe(pixel_values)
 
     def forward(self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor] = None, *,
-                generator: Optional[torch.Generator] = None,
+                generator: Optional[torch.Generator] = None, return_loss: bool = True,
                 **kwargs: Any) -> Union[AdaptiveVideoMAEForPreTrainingOutput, Tuple[Tensor, ...]]:
         """pixel_values (B, T, C, H, W) -> AdaptiveVideoMAEForPreTrainingOutput.
 
         bool_masked_pos: None to sample the mask adaptively (no host sync), or a caller-given (B, N)
         mask, True = masked (validated, see `check_bool_masked_pos`; no sampling loss then).
         generator: optional torch.Generator for the draw (default: `mask_generator`).
+        return_loss: always computed; the argument only tells ``Trainer.evaluate`` that this model
+        returns a loss without labels (so it reports ``eval_loss``).
         """
         return_dict = kwargs.pop("return_dict", None)
         self._check_pixel_values(pixel_values)
