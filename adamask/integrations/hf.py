@@ -360,6 +360,7 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
     except Exception:
         model.__class__ = VideoMAEForPreTraining
         raise
+    model.mask_sampler.train(model.training)
     return model
 
 
