@@ -1,6 +1,7 @@
 """A real 2-process torchrun (CPU, gloo) of the HF integration: per-rank masks differ, weights agree."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -27,7 +28,7 @@ def free_port() -> int:
 def report(tmp_path_factory) -> dict:
     if not (dist.is_available() and dist.is_gloo_available()):
         pytest.skip("torch.distributed with the gloo backend is not available")
-    trainer = importlib_available("accelerate")
+    trainer = importlib.util.find_spec("accelerate") is not None  # transformers.Trainer needs it
     out = tmp_path_factory.mktemp("ddp") / "report.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
@@ -38,11 +39,6 @@ def report(tmp_path_factory) -> dict:
     proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return json.loads(out.read_text())
-
-
-def importlib_available(name: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
 
 
 def test_two_ranks_ran(report):
