@@ -304,6 +304,8 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         returns a loss without labels (so it reports ``eval_loss``).
         """
         return_dict = kwargs.pop("return_dict", None)
+        if return_dict is None:
+            return_dict = getattr(self.config, "return_dict", True)
         self._check_pixel_values(pixel_values)
         b, n = pixel_values.shape[0], self.mask_sampler.num_tokens
         masking = None
@@ -316,7 +318,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             mask, n_masked = check_bool_masked_pos(bool_masked_pos, b, n, pixel_values.device)
             masked_idx = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_masked]
 
-        out = super().forward(pixel_values, bool_masked_pos=mask, **kwargs)
+        out = super().forward(pixel_values, bool_masked_pos=mask, return_dict=True, **kwargs)
 
         with torch.no_grad():
             target = self.reconstruction_targets(pixel_values)
@@ -336,7 +338,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             bool_masked_pos=mask, probs=None if masking is None else masking.probs,
             reconstruction_loss=rec, sampling_loss=ls, token_error=token_error,
         )
-        return output.to_tuple() if return_dict is False else output
+        return output if return_dict else output.to_tuple()
 
 
 def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideoMAEForPreTraining:
