@@ -311,6 +311,9 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         masking = None
         if bool_masked_pos is None:
             tokens = self.patch_tokens(pixel_values)
+            if tokens.shape[1:] != (n, self.mask_sampler.embed_dim):
+                raise ValueError(f"the patch embedding gives {tuple(tokens.shape[1:])} tokens x size but mask_sampler "
+                                 f"expects ({n}, {self.mask_sampler.embed_dim}); token grid {self.token_grid()}")
             gen = generator if generator is not None else self.mask_generator(tokens.device)
             masking = self.mask_sampler(tokens, generator=gen)
             mask, masked_idx = masking.mask, masking.masked_idx

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers")
 from transformers import VideoMAEConfig, VideoMAEForPreTraining  # noqa: E402
@@ -489,3 +491,31 @@ def test_example_script_runs(capsys, monkeypatch):
         assert math.isfinite(rec) and rec > 0 and math.isfinite(ls) and ls > 0
     text = capsys.readouterr().out
     assert "reconstruction_loss" in text and "sampling_loss" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# mask validation, property-based
+
+DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int32, torch.long, torch.float16, torch.float32, torch.float64]
+
+
+@given(b=st.integers(1, 4), n=st.integers(2, 20), data=st.data(), dtype=st.sampled_from(DTYPES))
+def test_check_bool_masked_pos_accepts_exactly_the_valid_masks(b, n, data, dtype):
+    k = data.draw(st.integers(1, n - 1))
+    seed = data.draw(st.integers(0, 2**16))
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(b, n, dtype=torch.bool).scatter_(1, torch.rand(b, n, generator=g).argsort(1)[:, :k], True)
+    out, count = check_bool_masked_pos(mask.to(dtype), b, n)
+    assert out.dtype == torch.bool and torch.equal(out, mask) and count == k
+    if dtype != torch.bool:
+        bad = mask.to(dtype).clone()
+        r, c = data.draw(st.integers(0, b - 1)), data.draw(st.integers(0, n - 1))
+        bad[r, c] = data.draw(st.sampled_from([2, 3, -1] + ([0.5] if dtype.is_floating_point else [])))
+        with pytest.raises(ValueError, match="other than 0 and 1"):
+            check_bool_masked_pos(bad, b, n)
+    if b > 1:
+        uneven = mask.clone()
+        row = uneven[0]
+        row[(~row).nonzero()[0] if k < n - 1 else row.nonzero()[0]] = k < n - 1
+        with pytest.raises(ValueError, match="same number"):
+            check_bool_masked_pos(uneven.to(dtype), b, n)
