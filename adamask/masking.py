@@ -154,8 +154,16 @@ class MaskingStrategy(nn.Module):
                generator: Optional[torch.Generator] = None) -> Masking:
         raise NotImplementedError
 
-    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
-        """tokens: (B, N, D) on any device -> Masking on the same device."""
+    def forward(self, tokens: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, *,
+                batch_size: Optional[int] = None, device: torch.device | str | None = None) -> Masking:
+        """tokens: (B, N, D) on any device -> Masking on the same device.
+
+        Without tokens, give ``batch_size`` (and ``device``): the same as ``sample``.
+        """
+        if tokens is None:
+            if batch_size is None:
+                raise ValueError("give tokens (B, N, D) or batch_size")
+            return self.sample(batch_size, device, generator)
         check_tokens(tokens, self.num_tokens)
         return self.sample(tokens.shape[0], tokens.device, generator)
 

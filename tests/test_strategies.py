@@ -114,8 +114,12 @@ def test_sample_without_tokens(name):
     s = build(name, (2, 4, 4), 0.5)
     m = s.sample(5, device="cpu")
     check_masking(m, 5, 32, s.num_visible)
+    m2 = s(batch_size=3, device="cpu", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(m2.mask, s.sample(3, generator=torch.Generator().manual_seed(0)).mask)
     with pytest.raises(ValueError, match="batch_size"):
         s.sample(0)
+    with pytest.raises(ValueError, match="batch_size"):
+        s()
 
 
 @pytest.mark.parametrize("name", NAMES)
