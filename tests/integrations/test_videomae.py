@@ -182,6 +182,15 @@ def test_losses_use_the_sampled_mask():
         vm.pretraining_losses(ToyVideoMAE(), x)
 
 
+def test_probabilities_stay_float32_under_autocast():
+    model = toy()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vm.pretraining_losses(model, torch.randn(2, 3, 4, 16, 16), patch_size=8)
+    assert out.masking.probs.dtype == torch.float32 and out.sampling_loss.dtype == torch.float32
+    out.loss.backward()
+    assert model.mask_sampler.head.weight.grad is not None
+
+
 def test_decoder_mask_is_respected():
     model = toy()
     x = torch.randn(2, 3, 4, 16, 16)
