@@ -7,6 +7,7 @@ Nothing here imports upstream code; the launcher helpers act on modules passed i
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import math
 import sys
@@ -125,6 +126,15 @@ def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> typ
 
 # ---------------------------------------------------------------------------------------------
 # launcher helpers
+
+def add_sampler_arguments(parser: "argparse.ArgumentParser") -> None:
+    """The launchers' shared options: lambda and the sampler's depth, heads and width."""
+    parser.add_argument("--sampling-weight", type=float, default=DEFAULT_SAMPLING_WEIGHT,
+                   help="lambda, the weight of the sampling loss (default 1e-4)")
+    parser.add_argument("--sampler-depth", type=int, default=1, help="sampler blocks (default 1)")
+    parser.add_argument("--sampler-heads", type=int, default=None, help="sampler heads (default: <= 8 dividing the width)")
+    parser.add_argument("--sampler-width", type=int, default=None, help="sampler width (default: encoder width)")
+
 
 def split_launcher_argv(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     """``[ours..., "--", theirs...]`` -> (ours, theirs). Without "--" everything is ours."""

@@ -29,6 +29,7 @@ from ..loss import sampling_loss
 from ..mae import gather_tokens
 from ..masking import check_grid, check_mask_ratio
 from ._common import (
+    add_sampler_arguments,
     DEFAULT_SAMPLING_WEIGHT,
     SAMPLER_NAME,
     adaptive_subclass,
@@ -230,11 +231,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                     "arguments follow '--' ('--mask_type random' keeps their masking).")
     p.add_argument("--repo", required=True, help="path of an mae_st checkout (a folder named mae_st)")
     p.add_argument("--script", default="run_pretrain.py", help="their pretraining script, relative to --repo")
-    p.add_argument("--sampling-weight", type=float, default=DEFAULT_SAMPLING_WEIGHT,
-                   help="lambda, the weight of the sampling loss (default 1e-4)")
-    p.add_argument("--sampler-depth", type=int, default=1, help="sampler blocks (default 1)")
-    p.add_argument("--sampler-heads", type=int, default=None, help="sampler heads (default: <= 8 dividing the width)")
-    p.add_argument("--sampler-width", type=int, default=None, help="sampler width (default: encoder width)")
+    add_sampler_arguments(p)
     args = p.parse_args(ours)
     if not theirs:
         p.error("give the pretraining script's arguments after '--'")

@@ -39,6 +39,7 @@ from ..mae import gather_tokens
 from ..patches import normalized_targets, patchify, token_mse
 from ..strategies import lowest_k_mask
 from ._common import (
+    add_sampler_arguments,
     DEFAULT_SAMPLING_WEIGHT,
     MASK_TYPES,
     SAMPLER_NAME,
@@ -528,11 +529,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                     "masking. Their arguments follow '--'; add '--mask_type adaptive' (or random, tube, frame).")
     p.add_argument("--repo", required=True, help="path of a VideoMAE or VideoMAEv2 checkout")
     p.add_argument("--script", default="run_mae_pretraining.py", help="their pretraining script, relative to --repo")
-    p.add_argument("--sampling-weight", type=float, default=DEFAULT_SAMPLING_WEIGHT,
-                   help="lambda, the weight of the sampling loss (default 1e-4)")
-    p.add_argument("--sampler-depth", type=int, default=1, help="sampler blocks (default 1)")
-    p.add_argument("--sampler-heads", type=int, default=None, help="sampler heads (default: <= 8 dividing the width)")
-    p.add_argument("--sampler-width", type=int, default=None, help="sampler width (default: encoder width)")
+    add_sampler_arguments(p)
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (VideoMAEv2 compiles by default)")
     p.add_argument("--local-rank", "--local_rank", dest="local_rank", default=None,
                    help="set by torch.distributed.launch; passed on to their script")
