@@ -1,0 +1,65 @@
+"""The benchmark suite runs end to end in smoke mode and writes the JSON it promises."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+
+pytestmark = pytest.mark.skipif(not RUN.exists(), reason="benchmarks/ not present")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(RUN), "--smoke", "--json", str(out)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_smoke_writes_expected_keys(smoke: tuple[dict, str]) -> None:
+    res, _ = smoke
+    for key in ("schema_version", "mode", "command", "machine", "memory_method", "micro", "train",
+                "train_targets", "paper_scale", "seconds"):
+        assert key in res, key
+    assert res["mode"] == "smoke"
+    assert {"device", "device_name", "threads", "torch"} <= set(res["machine"])
+
+
+def test_smoke_micro_rows(smoke: tuple[dict, str]) -> None:
+    res, _ = smoke
+    timed = [r for r in res["micro"] if "ours_ms" in r]
+    names = " ".join(r["name"] for r in timed)
+    for part in ("sampling_loss", "random mask", "tube mask", "frame mask", "draw"):
+        assert part in names, part
+    for r in timed:
+        for side in ("ours_ms", "baseline_ms"):
+            s = r[side]
+            assert 0 < s["min"] <= s["median"] <= s["max"] and math.isfinite(s["max"])
+        assert r["speedup"] > 0 and r["met"] is None  # targets are judged on full runs only
+    loss = next(r for r in timed if r["name"].startswith("sampling_loss fwd+bwd"))
+    assert loss["check"]["agree"]
+    assert any("multinomial" in r for r in res["micro"])
+
+
+def test_smoke_train_and_paper_scale(smoke: tuple[dict, str]) -> None:
+    res, stdout = smoke
+    rows = res["train"]["rows"]
+    assert rows[0]["config"] == "tube 0.90" and any("paper block" in r["config"] for r in rows)
+    for r in rows:
+        assert r["time_ms"]["median"] > 0 and r["gflops"] > 0 and r["activation_mb"] > 0
+        assert "step_peak_mb" in r and "total_peak_mb" in r
+    paper = res["paper_scale"]["rows"]
+    assert {"tube 0.90", "random 0.90", "adaptive 0.95, paper block"} <= {r["config"] for r in paper}
+    for r in paper:
+        assert set(r["costs"]) >= {"tokenizer", "sampler", "encoder", "decoder", "total"}
+    assert "| config |" in stdout and "paper block" in stdout
