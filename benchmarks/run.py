@@ -318,7 +318,7 @@ def build_step(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Opti
     """A model, its AdamW optimiser and one clip batch -> (model, step()) for one training step."""
     torch.manual_seed(seed)
     model = MaskedVideoAutoencoder(**model_cfg, masking=masking, mask_ratio=ratio, masking_options=opts).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True)
     video = torch.randn(batch, *model.input_shape, device=device)
 
     def step() -> None:
@@ -406,7 +406,7 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
         r["gflops_vs_tube"] = r["gflops"] / ref["gflops"]
         r["activation_vs_tube"] = r["activation_mb"] / ref["activation_mb"]
     model_desc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
-    return {"model": model_desc, "batch": sz.train_batch, "optimizer": "AdamW", "rows": rows}
+    return {"model": model_desc, "batch": sz.train_batch, "optimizer": "AdamW (fused)", "rows": rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,8 +435,10 @@ def _ms(s: Dict[str, Any]) -> str:
 
 
 def format_tables(res: Dict[str, Any]) -> str:
-    out = [f"device: {res['machine']['device_name']}; torch {res['machine']['torch']}; "
-           f"{res['machine']['threads']} threads; {res['mode']} run", ""]
+    mc = res["machine"]
+    load = "/".join(f"{x:.1f}" for x in mc["load_average_start"])
+    out = [f"device: {mc['device_name']} ({mc['cpu_count']} cores); torch {mc['torch']}; {mc['threads']} threads; "
+           f"{res['mode']} run; load average at start {load}", ""]
     out.append("| comparison | adamask ms, median (min-max) | baseline ms, median (min-max) | ratio | target | met |")
     out.append("|---|---|---|---|---|---|")
     for row in res["micro"]:
@@ -505,6 +507,7 @@ def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
 
 def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
     sz = SMOKE if smoke else FULL
+    load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     micro = bench_loss(sz, device) + bench_masks(sz, device) + bench_draw(sz, device)
     train = bench_train(sz, device)
@@ -514,7 +517,7 @@ def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
         "mode": "smoke" if smoke else "full",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(device),
+        "machine": {**machine(device), "load_average_start": load_start},
         "memory_method": ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
                           "peak RSS (VmHWM, reset via /proc/self/clear_refs) of one step in a fresh process"),
         "micro": micro,
@@ -523,6 +526,7 @@ def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
         "paper_scale": {"size": sz.paper_size, "rows": paper, "table": format_cost_table(paper)},
     }
     res["seconds"] = time.perf_counter() - t0
+    res["machine"]["load_average_end"] = list(os.getloadavg())
     return res
 
 
@@ -530,6 +534,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the suite runs (seconds)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="output JSON path")
     p.add_argument("--probe-memory", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -539,6 +544,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     res = run(args.smoke, device)
     print(format_tables(res))
     write_json_atomic(args.json, res)
