@@ -381,6 +381,8 @@ def probe_memory(spec: Dict[str, Any]) -> Dict[str, float]:
     ``step_peak_mb`` = peak during the step minus RSS before it (activations, gradients, temporaries);
     ``total_peak_mb`` = peak minus RSS before the model was built (adds weights and optimiser state).
     """
+    if not Path("/proc/self/clear_refs").exists():  # not Linux: no peak-RSS reset
+        return {"step_peak_mb": float("nan"), "total_peak_mb": float("nan")}
     torch.set_num_threads(spec["threads"])
     rss0 = _status_kb("VmRSS")
     _, step = build_step(spec["model"], spec["masking"], spec["ratio"], spec["opts"], spec["batch"],
@@ -531,12 +533,25 @@ def machine(device: torch.device) -> Dict[str, Any]:
             "platform": platform.platform()}
 
 
+def _finite(o: Any) -> Any:
+    """NaN / inf -> None, recursively, so the JSON stays strict."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
+    """Write ``data`` as strict JSON via a temporary file in the same folder and os.replace."""
+    data = _finite(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+            json.dump(data, f, indent=1, default=str, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
