@@ -10,13 +10,16 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from .mae import MAE_CONFIGS, MaskedVideoAutoencoder
 
-__all__ = ["COMPONENTS", "step_costs", "paper_scale_configs", "paper_scale_table", "format_cost_table"]
+__all__ = ["COMPONENTS", "CHECKPOINT", "CheckpointedBlock", "build_model", "step_costs", "paper_scale_configs",
+           "paper_scale_table", "format_cost_table"]
 
 COMPONENTS = ("tokenizer", "sampler", "encoder", "decoder", "other")
+CHECKPOINT = "checkpoint_blocks"  # option key: recompute the sampler's blocks in backward
 
 _OWNER = {
     "patch_embed": "tokenizer",
@@ -122,13 +125,39 @@ def step_costs(model: MaskedVideoAutoencoder, batch_size: int = 1) -> Dict[str, 
     return rows
 
 
+class CheckpointedBlock(nn.Module):
+    """Runs ``block`` under activation checkpointing: its activations are recomputed in backward
+    instead of kept (less memory, one more forward of the block)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: Tensor) -> Tensor:
+        return checkpoint(self.block, x, use_reentrant=False)
+
+
+def build_model(config: Dict[str, Any], masking: str, mask_ratio: float,
+                options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
+    """The reference MAE for ``config``; sampler ``options`` may add ``{CHECKPOINT: True}``."""
+    opts = dict(options or {})
+    ckpt = bool(opts.pop(CHECKPOINT, False))
+    model = MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=opts or None)
+    if ckpt:
+        blocks = model.mask_sampler.blocks
+        for i, blk in enumerate(blocks):
+            blocks[i] = CheckpointedBlock(blk)
+    return model
+
+
 def paper_scale_configs(embed_dim: int = 768) -> List[Tuple[str, str, float, Optional[Dict[str, Any]]]]:
-    """(label, masking, mask_ratio, sampler options) for the paper-scale table."""
+    """(label, masking, mask_ratio, sampler options) for the paper-scale table (options as `build_model`)."""
     half, quarter = embed_dim // 2, embed_dim // 4
     return [
         ("random 0.90", "random", 0.9, None),
         ("tube 0.90", "tube", 0.9, None),
         ("adaptive 0.95, paper block", "adaptive", 0.95, {}),
+        ("adaptive 0.95, paper block, checkpointed", "adaptive", 0.95, {CHECKPOINT: True}),
         ("adaptive 0.95, attention only", "adaptive", 0.95, {"variant": "attention"}),
         (f"adaptive 0.95, width {half}", "adaptive", 0.95, {"width": half}),
         ("adaptive 0.95, depth 2", "adaptive", 0.95, {"depth": 2}),
@@ -145,7 +174,7 @@ def paper_scale_table(size: str = "base", batch_size: int = 1, **overrides: Any)
     rows = []
     for label, masking, ratio, opts in paper_scale_configs(config["embed_dim"]):
         with torch.device("meta"):
-            model = MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=ratio, masking_options=opts)
+            model = build_model(config, masking, ratio, opts)
         rows.append({"config": label, "masking": masking, "mask_ratio": ratio, "sampler_options": opts,
                      "num_tokens": model.num_tokens, "num_visible": model.mask_sampler.num_visible,
                      "batch_size": batch_size, "costs": step_costs(model, batch_size)})

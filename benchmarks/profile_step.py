@@ -64,7 +64,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     cfg = FULL.train_model
-    for label, masking, ratio, opts in train_configs(cfg["embed_dim"])[::2]:
+    configs = train_configs(cfg["embed_dim"])
+    for label, masking, ratio, opts in (configs[0], configs[2], configs[-1]):
         _, step = build_step(cfg, masking, ratio, opts, args.batch, device)
         step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
