@@ -15,9 +15,8 @@ BASELINES = (None, "mean")
 
 def scatter_masked(values: Tensor, mask: Tensor) -> Tensor:
     """values (B, N_m) for the masked tokens in ascending order -> (B, N), zero where visible."""
-    b, n = mask.shape
-    masked_first = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, : values.shape[1]]
-    return values.new_zeros(b, n).scatter(1, masked_first, values)
+    rank = (mask.cumsum(1) - 1).clamp_(0, values.shape[1] - 1)  # j-th masked token <- values[:, j]
+    return torch.where(mask, values.gather(1, rank), values.new_zeros(()))
 
 
 def plackett_luce_log_prob(probs: Tensor, draw_order: Tensor) -> Tensor:

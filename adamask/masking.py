@@ -76,9 +76,14 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
                       draw_order: Optional[Tensor] = None) -> Masking:
     """Build a `Masking` from a (B, N) bool mask holding exactly N - num_visible True per row.
 
-    One stable sort puts the visible indices first and the masked ones after, each ascending.
+    A counting sort (cumsum + scatter, O(N), no sync) puts the visible indices first and the masked
+    ones after, each ascending; rows with another count are clamped, not checked.
     """
-    order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+    b, n = mask.shape
+    pos = torch.arange(n, device=mask.device)
+    masked_rank = mask.cumsum(1)
+    target = torch.where(mask, masked_rank + (num_visible - 1), pos - masked_rank).clamp_(0, n - 1)
+    order = torch.empty_like(target).scatter_(1, target, pos.expand(b, n))
     return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
 
 

@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from einops import rearrange, reduce, repeat
 from timm.layers import Attention, Mlp, trunc_normal_
 from torch import Tensor, nn
@@ -78,6 +79,8 @@ class AdaptiveTokenSampler(nn.Module):
 
     Cheaper options: ``width`` < embed_dim projects the tokens down first; ``token_pool=(pt, ph, pw)``
     scores mean-pooled cells of the grid and shares each cell's score among its tokens.
+    ``checkpoint=True`` recomputes the blocks in backward instead of keeping their activations (at
+    paper scale: 0.90x tube-0.90's activations instead of 1.19x, for 1.32x its FLOPs instead of 1.22x).
     ``detach_input=True`` (default) keeps the sampling loss off the tokenizer, as the paper states;
     False reproduces the authors' code, where it also reaches the patch embedding.
     """
@@ -88,7 +91,7 @@ class AdaptiveTokenSampler(nn.Module):
                  mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
                  width: Optional[int] = None, mlp_ratio: float = 4.0, variant: str = "block",
                  token_pool: Optional[Sequence[int]] = None, detach_input: bool = True,
-                 dropout: float = 0.0, qkv_bias: bool = True) -> None:
+                 dropout: float = 0.0, qkv_bias: bool = True, checkpoint: bool = False) -> None:
         super().__init__()
         for name, v in (("embed_dim", embed_dim), ("num_heads", num_heads), ("depth", depth)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -121,7 +124,7 @@ class AdaptiveTokenSampler(nn.Module):
         self.mask_ratio = check_mask_ratio(mask_ratio)
         self.num_visible = int(num_tokens * (1 - self.mask_ratio))
         check_counts(num_tokens, self.num_visible, f"adaptive masking of {num_tokens} tokens")
-        self.variant, self.detach_input = variant, detach_input
+        self.variant, self.detach_input, self.checkpoint = variant, detach_input, bool(checkpoint)
 
         self.proj = nn.Linear(embed_dim, width) if width != embed_dim else nn.Identity()
         self.pos_embed = nn.Parameter(torch.zeros(1, scored, width))
@@ -156,7 +159,10 @@ class AdaptiveTokenSampler(nn.Module):
                        w=w // pw, pw=pw)
         x = self.proj(x) + self.pos_embed
         for blk in self.blocks:
-            x = blk(x)
+            if self.checkpoint and x.requires_grad:
+                x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
         s = self.head(x).squeeze(-1).float()
         if self.token_pool is not None:
             s = repeat(s, "b (t h w) -> b (t pt h ph w pw)", t=t // pt, h=h // ph, w=w // pw, pt=pt, ph=ph, pw=pw)

@@ -12,9 +12,38 @@ __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
 
 
 def lowest_k_mask(noise: Tensor, k: int) -> Tensor:
-    """(B, L) noise -> (B, L) bool, True at the k smallest entries of each row."""
-    idx = noise.topk(k, dim=1, largest=False).indices
-    return torch.zeros_like(noise, dtype=torch.bool).scatter_(1, idx, True)
+    """(B, L) noise -> (B, L) bool, True at the k smallest entries of each row.
+
+    Selects whichever of the k smallest / L - k largest is the smaller set (same mask, cheaper topk).
+    """
+    length = noise.shape[1]
+    if 2 * k <= length:
+        idx = noise.topk(k, dim=1, largest=False, sorted=False).indices
+        return torch.zeros_like(noise, dtype=torch.bool).scatter_(1, idx, True)
+    idx = noise.topk(length - k, dim=1, largest=True, sorted=False).indices
+    return torch.ones_like(noise, dtype=torch.bool).scatter_(1, idx, False)
+
+
+def _repeated_masking(unit_mask: Tensor, num_visible_units: int, repeats: int, outer: bool) -> Masking:
+    """Masking of a mask pattern over L units repeated into N = L * repeats tokens, without a (B, N) sort.
+
+    outer=True: token = r * L + u (tube: the spatial pattern in every time slice);
+    outer=False: token = u * repeats + r (frame: every token of a masked slice).
+    """
+    b, length = unit_mask.shape
+    order = torch.argsort(unit_mask.to(torch.uint8), dim=1, stable=True)  # (B, L): visible then masked
+    r = torch.arange(repeats, device=unit_mask.device)
+    if outer:
+        idx = r[None, :, None] * length + order[:, None, :]  # (B, R, L)
+        mask = unit_mask.unsqueeze(1).expand(-1, repeats, -1).reshape(b, length * repeats)
+        vis = idx[:, :, :num_visible_units].reshape(b, -1)
+        msk = idx[:, :, num_visible_units:].reshape(b, -1)
+    else:
+        idx = order[:, :, None] * repeats + r[None, None, :]  # (B, L, R)
+        mask = unit_mask.unsqueeze(2).expand(-1, -1, repeats).reshape(b, length * repeats)
+        vis = idx[:, :num_visible_units].reshape(b, -1)
+        msk = idx[:, num_visible_units:].reshape(b, -1)
+    return Masking(mask, vis, msk)
 
 
 def _noise(batch_size: int, length: int, device, generator: Optional[torch.Generator]) -> Tensor:
@@ -51,8 +80,7 @@ class TubeMasking(MaskingStrategy):
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
         t, h, w = self.grid
         spatial = lowest_k_mask(_noise(batch_size, h * w, device, generator), self.masked_per_slice)
-        mask = spatial.unsqueeze(1).expand(-1, t, -1).reshape(batch_size, self.num_tokens)
-        return masking_from_mask(mask, self.num_visible)
+        return _repeated_masking(spatial, h * w - self.masked_per_slice, t, outer=True)
 
 
 @register_masking("frame")
@@ -69,5 +97,4 @@ class FrameMasking(MaskingStrategy):
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
         t, h, w = self.grid
         slices = lowest_k_mask(_noise(batch_size, t, device, generator), self.masked_slices)
-        mask = slices.unsqueeze(2).expand(-1, -1, h * w).reshape(batch_size, self.num_tokens)
-        return masking_from_mask(mask, self.num_visible)
+        return _repeated_masking(slices, t - self.masked_slices, h * w, outer=False)

@@ -156,3 +156,21 @@ def test_sharp_sampler_never_crashes():
     m = s(torch.zeros(4, 64, 8))
     assert m.mask.sum(1).tolist() == [32] * 4
     assert (~m.mask[:, :3]).all()
+
+
+def test_checkpointed_blocks_give_identical_loss_and_gradients():
+    torch.manual_seed(0)
+    a = AdaptiveTokenSampler(16, num_heads=2, num_tokens=32, mask_ratio=0.75, depth=2)
+    b = AdaptiveTokenSampler(16, num_heads=2, num_tokens=32, mask_ratio=0.75, depth=2, checkpoint=True)
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        for s in (a, b):
+            s.pos_embed.normal_(generator=torch.Generator().manual_seed(1))
+    tokens, err = torch.randn(2, 32, 16), torch.rand(2, 32)
+    grads = []
+    for s in (a, b):
+        m = s(tokens, generator=torch.Generator().manual_seed(2))
+        loss = adamask.sampling_loss(m.probs, m.mask, err)
+        grads.append((loss, torch.autograd.grad(loss, list(s.parameters()))))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1]))
