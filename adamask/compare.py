@@ -162,16 +162,16 @@ class CompareConfig:
     tubelet: Tuple[int, int, int] = (2, 8, 8)
     model_overrides: Dict[str, Any] = field(default_factory=dict)
     masking_options: Dict[str, Any] = field(default_factory=dict)
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
     sampling_weight: float = DEFAULT_SAMPLING_WEIGHT
     sampler_lr_scale: float = 1.0
-    pixel_loss: str = "normalized"
+    pixel_loss: str = "raw"
     sampling_estimator: str = "paper"
-    sampling_baseline: Optional[str] = None
+    sampling_baseline: Optional[str] = "mean"
     train_clips: int = 256
     test_clips: int = 64
     common_ratio: float = 0.9
@@ -179,7 +179,7 @@ class CompareConfig:
     eval_points: int = 6
     knn_k: int = 10
     sprite_size: Optional[int] = None
-    background_contrast: float = 0.8
+    background_contrast: float = 0.3
     videos: List[str] = field(default_factory=list)
     stride: int = 4
     clips_per_video: int = 4
@@ -566,6 +566,7 @@ def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test:
             history["eval_step"].append(step + 1)
             history["eval_loss"].append(ev["loss"])
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            flush()
             save(step + 1, completed=False)
     flush()
     bar.close()
@@ -585,6 +586,8 @@ def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test:
     other, why = _strategy_at(model, spec, cfg.common_ratio, cfg.masking_options)
     common = None if other is None else evaluate_reconstruction(model, other, test, device, seed=cfg.seed + 4,
                                                                 draws=cfg.eval_draws)
+    same_masks = create_masking("random", grid=model.grid, mask_ratio=cfg.common_ratio)
+    fixed = evaluate_reconstruction(model, same_masks, test, device, seed=cfg.seed + 6, draws=cfg.eval_draws)
     step_ms, sampler_ms = 1e3 * _median(step_times), 1e3 * _median(sampler_times)
     fig = evaluate_reconstruction(model, model.sample_masking, figure_clips, device, seed=cfg.seed + 5)
     fig_probs = None
@@ -600,6 +603,7 @@ def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test:
         steps=cfg.steps, train_seconds=train_seconds,
         recon_loss_own_ratio=own["loss"], common_ratio=cfg.common_ratio,
         recon_loss_common_ratio=None if common is None else common["loss"], common_ratio_note=why,
+        recon_loss_random_masks=fixed["loss"],
         foreground_allocation=summarize(own["allocation"].tolist()),
         probability_allocation=None if own["probability_allocation"] is None
         else summarize(own["probability_allocation"].tolist()),
@@ -662,6 +666,7 @@ def _summary(results: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Which strategy is best on each metric, and where the adaptive ones win or lose."""
     metrics = {
         "recon_loss_common_ratio": (lambda r: r["recon_loss_common_ratio"], min),
+        "recon_loss_random_masks": (lambda r: r["recon_loss_random_masks"], min),
         "foreground_allocation": (lambda r: r["foreground_allocation"]["mean"], max),
         "knn_accuracy": (lambda r: r["probe"]["knn_accuracy"], max),
         "linear_accuracy": (lambda r: r["probe"]["linear_accuracy"], max),
@@ -683,12 +688,13 @@ def _fmt(v: Optional[float], digits: int = 3) -> str:
 
 
 def markdown_table(results: Dict[str, Dict[str, Any]], untrained: Optional[Dict[str, Any]] = None,
-                   common_ratio: float = 0.9) -> str:
+                   common_ratio: float = 0.9, pixel_loss: str = "raw") -> str:
     """The comparison table (markdown) with the best value of each column in bold, and an honest summary."""
     s = _summary(results)
     best = s["best"]
 
     getters = {"recon_loss_common_ratio": lambda r: r["recon_loss_common_ratio"],
+               "recon_loss_random_masks": lambda r: r["recon_loss_random_masks"],
                "foreground_allocation": lambda r: r["foreground_allocation"]["mean"],
                "knn_accuracy": lambda r: r["probe"].get("knn_accuracy"),
                "linear_accuracy": lambda r: r["probe"].get("linear_accuracy"),
@@ -703,9 +709,10 @@ def markdown_table(results: Dict[str, Dict[str, Any]], untrained: Optional[Dict[
         vals = {get(r) for r in results.values()}
         return f"**{text}**" if get(results[label]) == get(results[b]) and len(vals) > 1 else text
 
-    head = ("| strategy | visible / tokens | recon. loss, own ratio | recon. loss @ {c:g} | foreground allocation "
-            "| k-NN acc. | linear acc. | step ms | sampler share | peak MB | spatial coverage |").format(c=common_ratio)
-    lines = [head, "|" + "---|" * 11]
+    head = ("| strategy | visible / tokens | recon. loss, own ratio | recon. loss @ {c:g} | recon. loss, same random "
+            "masks @ {c:g} | foreground allocation | k-NN acc. | linear acc. | step ms | sampler share | peak MB "
+            "| spatial coverage |").format(c=common_ratio)
+    lines = [head, "|" + "---|" * 12]
     for label, r in results.items():
         fa = r["foreground_allocation"]
         p = r["probe"]
@@ -713,6 +720,7 @@ def markdown_table(results: Dict[str, Dict[str, Any]], untrained: Optional[Dict[
         lines.append("| " + " | ".join([
             label, f"{r['num_visible']} / {r['num_tokens']}", _fmt(r["recon_loss_own_ratio"]),
             cell(label, "recon_loss_common_ratio", _fmt(r["recon_loss_common_ratio"])),
+            cell(label, "recon_loss_random_masks", _fmt(r.get("recon_loss_random_masks"))),
             cell(label, "foreground_allocation", f"{_fmt(fa['mean'], 2)} ± {_fmt(fa['std'], 2)}"),
             cell(label, "knn_accuracy", _fmt(p.get("knn_accuracy"))),
             cell(label, "linear_accuracy", _fmt(p.get("linear_accuracy"))),
@@ -722,13 +730,18 @@ def markdown_table(results: Dict[str, Dict[str, Any]], untrained: Optional[Dict[
             _fmt(r["mask_statistics"]["spatial_coverage"], 2),
         ]) + " |")
     if untrained is not None and untrained.get("knn_accuracy") is not None:
-        lines.append(f"| untrained encoder (reference) | | | | | {_fmt(untrained['knn_accuracy'])} | "
+        lines.append(f"| untrained encoder (reference) | | | | | | {_fmt(untrained['knn_accuracy'])} | "
                      f"{_fmt(untrained['linear_accuracy'])} | | | | |")
     lines.append("")
-    lines.append("Bold = best in its column. Reconstruction losses are normalised-pixel MSE on masked tokens of "
-                 "held-out clips (lower is better; own-ratio losses are not comparable across ratios). Foreground "
-                 "allocation = share of visible tokens on the foreground / the foreground's share of tokens "
-                 "(1.0 = uniform). Sampler share = the sampler's forward pass / the whole training step.")
+    target = "per-patch normalised pixels" if pixel_loss == "normalized" else "pixels"
+    lines.append(f"Bold = best in its column (ties bold; none if all equal). Reconstruction losses: MSE of {target} on "
+                 "the masked tokens of held-out clips, lower is better. Own-ratio losses are not comparable across "
+                 f"ratios; '@ {common_ratio:g}' uses each strategy's own masks at that ratio (a learned sampler "
+                 "lowers it by choosing what to show); 'same random masks' evaluates every encoder-decoder on "
+                 "identical random masks, the fairest comparison of what was learned. Foreground allocation = share "
+                 "of visible tokens on the foreground / the foreground's share of tokens (1.0 = uniform), mean ± std "
+                 "over held-out clips. Sampler share = the sampler's forward pass / the whole training step. Peak MB "
+                 "on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward).")
     for k in s["learned_wins"]:
         w = ", ".join(s["learned_wins"][k]) or "nothing"
         lo = ", ".join(f"{m} (best: {b})" for m, b in s["learned_loses"][k].items()) or "nothing"
@@ -787,7 +800,7 @@ def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = 
         from .figures import write_run_figures
         fig_paths = [str(p.relative_to(run_dir)) for p in write_run_figures(run_dir, results, fig_clips, cfg)]
 
-    table = markdown_table(results, untrained, cfg.common_ratio)
+    table = markdown_table(results, untrained, cfg.common_ratio, cfg.pixel_loss)
     out = dict(schema=SCHEMA, command=command, config=asdict(cfg), data=data_desc,
                environment=dict(torch=torch.__version__, python=platform.python_version(), device=str(device),
                                 threads=torch.get_num_threads()),

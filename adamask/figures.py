@@ -147,13 +147,13 @@ def learning_curves_figure(results: Dict[str, Dict[str, Any]], path: os.PathLike
     of learned strategies, per strategy, against the step. Size: CURVES_SIZE * PLOT_DPI."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=CURVES_SIZE, dpi=PLOT_DPI)
-    for label, r in results.items():
-        h = r["history"]
+    for i, (label, r) in enumerate(results.items()):
+        h, color = r["history"], f"C{i % 10}"
         k = max(1, len(h["step"]) // 25)
-        axes[0].plot(h["step"], _smooth(h["reconstruction_loss"], k), label=label)
-        axes[1].plot(h["eval_step"], h["eval_loss"], marker="o", ms=3, label=label)
+        axes[0].plot(h["step"], _smooth(h["reconstruction_loss"], k), label=label, color=color)
+        axes[1].plot(h["eval_step"], h["eval_loss"], marker="o", ms=3, label=label, color=color)
         if r.get("learned"):
-            axes[2].plot(h["step"], _smooth(h["sampling_loss"], k), label=label)
+            axes[2].plot(h["step"], _smooth(h["sampling_loss"], k), label=label, color=color)
     axes[0].set_title("training reconstruction loss", fontsize=9)
     axes[1].set_title("held-out reconstruction loss (own ratio)", fontsize=9)
     axes[2].set_title("sampling loss (learned strategies)", fontsize=9)
