@@ -163,7 +163,7 @@ def _visualize(args: argparse.Namespace) -> int:
     probs = None if masking.probs is None else masking.probs[0].float().cpu().numpy()
     energy = motion_energy(clip, model.tubelet)
     alloc = float(foreground_allocation(masking.mask.cpu(), energy[None])[0])
-    written = [masks_figure(clip.numpy(), model.grid, model.tubelet, [(f"{label}: sampled mask", mask)], out,
+    written = [masks_figure(clip.numpy(), model.grid, model.tubelet, [("sampled mask", mask)], out,
                             probs=probs, title=f"{Path(args.video).name} - {label} "
                                                f"(motion-energy allocation {alloc:.2f})",
                             prob_label=f"{label}:\nP(visible)")]
@@ -191,6 +191,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("adamask: interrupted; files written so far are complete - run the same command again to resume",
               file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as e:
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as e:
         print(f"adamask: error: {e}", file=sys.stderr)
         return 2

@@ -718,9 +718,9 @@ def markdown_table(results: Dict[str, Dict[str, Any]], untrained: Optional[Dict[
         p = r["probe"]
         t = r["timing"]
         lines.append("| " + " | ".join([
-            label, f"{r['num_visible']} / {r['num_tokens']}", _fmt(r["recon_loss_own_ratio"]),
-            cell(label, "recon_loss_common_ratio", _fmt(r["recon_loss_common_ratio"])),
-            cell(label, "recon_loss_random_masks", _fmt(r.get("recon_loss_random_masks"))),
+            label, f"{r['num_visible']} / {r['num_tokens']}", _fmt(r["recon_loss_own_ratio"], 4),
+            cell(label, "recon_loss_common_ratio", _fmt(r["recon_loss_common_ratio"], 4)),
+            cell(label, "recon_loss_random_masks", _fmt(r.get("recon_loss_random_masks"), 4)),
             cell(label, "foreground_allocation", f"{_fmt(fa['mean'], 2)} ± {_fmt(fa['std'], 2)}"),
             cell(label, "knn_accuracy", _fmt(p.get("knn_accuracy"))),
             cell(label, "linear_accuracy", _fmt(p.get("linear_accuracy"))),
