@@ -19,6 +19,9 @@ class CheckerboardMasking(MaskingStrategy):
     """Hide every other token of a spatial checkerboard (shifted each time slice); the ratio is fixed at 0.5."""
 
     def __init__(self, grid, mask_ratio: float = 0.5) -> None:
+        if mask_ratio != 0.5:
+            raise ValueError(f"checkerboard masking hides exactly half of the tokens; mask_ratio must be 0.5, "
+                             f"got {mask_ratio}")
         super().__init__(grid, mask_ratio)
         t, h, w = self.grid
         tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
@@ -44,7 +47,8 @@ def main() -> None:
     res = run_compare(cfg, overwrite=True, command="python examples/compare_strategies.py")
     for label, r in res["strategies"].items():
         fa = r["foreground_allocation"]
-        print(f"{label:>18}: loss@{r['common_ratio']} {r['recon_loss_common_ratio']:.3f}  "
+        common = r["recon_loss_common_ratio"]
+        print(f"{label:>18}: loss@{r['common_ratio']} {'n/a' if common is None else f'{common:.3f}'}  "
               f"foreground allocation {fa['mean']:.2f}  k-NN {r['probe']['knn_accuracy']:.2f}")
     print(f"figures in {cfg.out}/figures")
 

@@ -212,3 +212,23 @@ def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
     assert alloc["n"] == 128
     assert alloc["mean"] > 1.5 and alloc["mean"] - 1.0 > 4 * alloc["std"] / math.sqrt(alloc["n"])
     assert palloc["mean"] > 1.5
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-m", "adamask", "compare", "--list"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and {"random", "tube", "frame", "adaptive"} <= set(out.stdout.split())
+    bad = subprocess.run([sys.executable, "-m", "adamask", "compare", "--quick", "--strategies", "nosuch"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "unknown masking strategy 'nosuch'" in bad.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is missing")
+def test_cuda_requested_without_cuda(tmp_path, capsys):
+    assert main(["compare", "--quick", "--out", str(tmp_path / "c"), "--device", "cuda", "--quiet"]) == 2
+    assert "cuda" in capsys.readouterr().err
