@@ -12,7 +12,7 @@ import importlib
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -97,7 +97,8 @@ PRESETS = {
 }
 
 _COMPARE_FIELDS = dict(sampler_lr_scale="sampler_lr_scale", pixel_loss="pixel_loss",
-                       background_contrast="background_contrast", strategies="strategies", out="out", stride="stride", clips_per_video="clips_per_video",
+                       background_contrast="background_contrast",
+                       strategies="strategies", out="out", stride="stride", clips_per_video="clips_per_video",
                        steps="steps", batch_size="batch_size", lr="lr", train_clips="train_clips",
                        test_clips="test_clips", common_ratio="common_ratio", sampling_weight="sampling_weight",
                        sampling_estimator="sampling_estimator", size="size", img_size="img_size",

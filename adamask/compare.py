@@ -534,7 +534,8 @@ def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test:
     def flush() -> None:
         if not pending:
             return
-        vals = torch.stack([torch.stack([lo, rc, torch.full_like(rc, float("nan")) if ls is None else ls]) for _, lo, rc, ls in pending]).tolist()
+        nan = torch.full_like(pending[0][2], float("nan"))
+        vals = torch.stack([torch.stack([lo, rc, nan if ls is None else ls]) for _, lo, rc, ls in pending]).tolist()
         for (s, *_), (lo, rc, ls) in zip(pending, vals):
             history["step"].append(s)
             history["loss"].append(lo)

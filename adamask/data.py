@@ -265,8 +265,9 @@ def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]
     """Folders (searched recursively for VIDEO_EXTENSIONS) and files -> sorted list of video files."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = [Path(p) for p in paths]
     out: List[Path] = []
-    for p in map(Path, paths):
+    for p in paths:
         if p.is_dir():
             out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS))
         elif p.is_file():
@@ -274,7 +275,7 @@ def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]
         else:
             raise FileNotFoundError(f"video path {str(p)!r} does not exist")
     if not out:
-        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in map(Path, paths)]}")
+        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}")
     return out
 
 

@@ -10,7 +10,6 @@ order; masks are (N,) bool with True = masked.
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple

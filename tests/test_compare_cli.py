@@ -4,7 +4,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -87,7 +86,8 @@ def test_quick_run_table_and_figures(quick_run):
     assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 2 + len(LABELS)) == (408, 532)
     assert png_size(out / "figures/learning_curves.png") == (round(CURVES_SIZE[0] * PLOT_DPI),
                                                              round(CURVES_SIZE[1] * PLOT_DPI))
-    assert png_size(out / "figures/summary.png") == (round(SUMMARY_SIZE[0] * PLOT_DPI), round(SUMMARY_SIZE[1] * PLOT_DPI))
+    assert png_size(out / "figures/summary.png") == (round(SUMMARY_SIZE[0] * PLOT_DPI),
+                                                     round(SUMMARY_SIZE[1] * PLOT_DPI))
     assert not list(out.rglob(".*tmp*"))
 
 

@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from adamask.figures import (CURVES_SIZE, DIM, PLOT_DPI, SUMMARY_SIZE, clip_panels, learning_curves_figure,  # noqa: E402
-                             masks_figure, masks_figure_size, summary_figure, write_animation)
+from adamask.figures import (CURVES_SIZE, DIM, PLOT_DPI, SUMMARY_SIZE, clip_panels,  # noqa: E402
+                             learning_curves_figure, masks_figure, masks_figure_size, summary_figure,
+                             write_animation)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
