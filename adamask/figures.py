@@ -101,13 +101,16 @@ def masks_figure_size(num_slices: int, num_rows: int) -> Tuple[int, int]:
 
 def masks_figure(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int], rows: Sequence[Tuple[str, np.ndarray]],
                  path: os.PathLike, probs: Optional[np.ndarray] = None, title: str = "",
-                 prob_label: str = "adaptive: P(visible)") -> Path:
-    """One clip (3, T, H, W) in [0, 1]: a row of frames (one per time slice), the probability map ``probs`` (N,)
-    as a heat map if given, then one row per (label, mask (N,) bool True = masked) with masked patches dimmed.
-    Size: `masks_figure_size(T', rows)`."""
+                 prob_label: str = "adaptive: P(visible)", foreground: Optional[np.ndarray] = None) -> Path:
+    """One clip (3, T, H, W) in [0, 1]: a row of frames (one per time slice), the ground-truth ``foreground``
+    (N,) bool if given (other tokens dimmed), the probability map ``probs`` (N,) as a heat map if given, then one
+    row per (label, mask (N,) bool True = masked) with masked patches dimmed. Size: `masks_figure_size(T', rows)`."""
     plt = _plt()
     t = grid[0]
     panels = [("frames", clip_panels(video, grid, tubelet)["frames"])]
+    if foreground is not None:
+        fg = np.asarray(foreground, dtype=bool)
+        panels.append(("foreground\n(ground truth)", clip_panels(video, grid, tubelet, mask=~fg)["mask"]))
     if probs is not None:
         panels.append((prob_label, clip_panels(video, grid, tubelet, probs=probs)["probs"]))
     for label, mask in rows:
@@ -203,9 +206,12 @@ def write_run_figures(run_dir: os.PathLike, results: Dict[str, Dict[str, Any]], 
     for i in range(len(clips)):
         rows = [(k, np.array(r["figure"]["masks"][i], dtype=bool)) for k, r in results.items()]
         probs = np.array(results[learned[0]]["figure"]["probs"][i]) if learned else None
+        fg = clips.foreground[i]
+        binary = bool(((fg == 0) | (fg == 1)).all())  # embedded data; videos carry motion-energy weights
         out.append(masks_figure(clips.videos[i].numpy(), grid, tub, rows, run_dir / "figures" / f"masks_clip{i}.png",
                                 probs=probs, title=f"held-out clip {i} ({clips.names[i]})",
-                                prob_label=f"{learned[0]}:\nP(visible)" if learned else ""))
+                                prob_label=f"{learned[0]}:\nP(visible)" if learned else "",
+                                foreground=fg.numpy() > 0 if binary else None))
     out.append(learning_curves_figure(results, run_dir / "figures" / "learning_curves.png"))
     out.append(summary_figure(results, run_dir / "figures" / "summary.png"))
     return out

@@ -29,6 +29,15 @@ STRATEGIES = ["random:0.9", "tube:0.9", "frame", "adaptive:0.95", "every_other_t
 LABELS = ["random_0.9", "tube_0.9", "frame_0.9", "adaptive_0.95", "every_other_test_0.5"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and lose a lot to it on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick") / "run"
@@ -82,8 +91,8 @@ def test_quick_run_table_and_figures(quick_run):
     figs = sorted(res["figures"])
     assert figs == ["figures/learning_curves.png", "figures/masks_clip0.png", "figures/masks_clip1.png",
                     "figures/summary.png"]
-    # frames + adaptive probabilities + one row per strategy, one column per time slice
-    assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 2 + len(LABELS)) == (408, 532)
+    # frames + ground truth + adaptive probabilities + one row per strategy, one column per time slice
+    assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(LABELS)) == (408, 604)
     assert png_size(out / "figures/learning_curves.png") == (round(CURVES_SIZE[0] * PLOT_DPI),
                                                              round(CURVES_SIZE[1] * PLOT_DPI))
     assert png_size(out / "figures/summary.png") == (round(SUMMARY_SIZE[0] * PLOT_DPI),
@@ -198,7 +207,8 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
 def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
     """The documented 'foreground' setting (raw-pixel loss, background contrast 0.3, mean baseline in the
     sampling loss) on the embedded data: after 150 steps the sampled masks put clearly more visible tokens on
-    the moving digits than uniform masking would (measured ~2.4-2.6 on two seeds; asserted > 1.5)."""
+    the moving digits than uniform masking would (measured 2.5 with one thread, 2.7 with two, 2.6 with seed 1;
+    asserted > 1.5)."""
     cfg = CompareConfig.quick(out=str(tmp_path / "fg"), strategies=["adaptive:0.95"], steps=150, batch_size=16,
                               train_clips=128, test_clips=64, eval_draws=2, sprite_size=10, pixel_loss="raw",
                               background_contrast=0.3, sampling_baseline="mean", sampler_lr_scale=10.0,

@@ -46,6 +46,8 @@ def test_masks_figure_png(tmp_path):
     assert p.stat().st_size < 300_000
     p2 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m2.png")
     assert png_size(p2) == (408, 172)
+    p3 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m3.png", foreground=~mask)
+    assert png_size(p3) == masks_figure_size(4, 3) == (408, 244)
     assert not list(tmp_path.glob(".*tmp*"))  # atomic: no temporary files left behind
 
 
