@@ -126,3 +126,26 @@ def test_probes_on_separable_and_random_features():
         knn_probe(x, y[:10], x, y)
     with pytest.raises(ValueError, match="k must"):
         knn_probe(x, y, x, y, k=0)
+
+
+try:
+    from hypothesis import given, strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+    @given(n=st.integers(4, 64), data=st.data())
+    def test_allocation_identities(n, data):
+        """allocation * (|F| / N) * N_v = visible tokens on F; scale-invariant in the weights; bounded by N / |F|."""
+        nv = data.draw(st.integers(1, n - 1))
+        vis = data.draw(st.lists(st.integers(0, n - 1), min_size=nv, max_size=nv, unique=True))
+        fg_idx = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+        mask = torch.ones(1, n, dtype=torch.bool)
+        mask[0, vis] = False
+        fg = torch.zeros(1, n, dtype=torch.bool)
+        fg[0, fg_idx] = True
+        a = foreground_allocation(mask, fg).item()
+        on_fg = len(set(vis) & set(fg_idx))
+        assert a * len(fg_idx) / n * nv == pytest.approx(on_fg)
+        assert 0.0 <= a <= (n / len(fg_idx)) * (1 + 1e-6)
+        assert foreground_allocation(mask, fg.float() * 7.5).item() == pytest.approx(a)
