@@ -60,6 +60,7 @@ def test_quick_run_files_and_schema(quick_run):
         assert r["num_tokens"] == 64 and r["grid"] == [4, 4, 4] and r["steps"] == 6
         assert math.isfinite(r["recon_loss_own_ratio"]) and r["recon_loss_own_ratio"] > 0
         assert math.isfinite(r["recon_loss_common_ratio"]) and r["common_ratio"] == 0.9
+        assert math.isfinite(r["recon_loss_random_masks"])
         fa = r["foreground_allocation"]
         assert fa["n"] == 8 and 0 <= fa["mean"] <= 64
         assert 0 <= r["probe"]["knn_accuracy"] <= 1 and 0 <= r["probe"]["linear_accuracy"] <= 1
@@ -242,3 +243,22 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_cuda_requested_without_cuda(tmp_path, capsys):
     assert main(["compare", "--quick", "--out", str(tmp_path / "c"), "--device", "cuda", "--quiet"]) == 2
     assert "cuda" in capsys.readouterr().err
+
+
+def test_table_reports_where_the_learned_strategy_loses():
+    from adamask.compare import markdown_table
+
+    def fake(loss, alloc, knn, learned):
+        return dict(num_visible=3, num_tokens=64, recon_loss_own_ratio=loss, recon_loss_common_ratio=loss,
+                    recon_loss_random_masks=loss, foreground_allocation=dict(mean=alloc, std=0.1, n=8),
+                    probe=dict(knn_accuracy=knn, linear_accuracy=knn), timing=dict(step_ms=10.0, sampler_share=0.2),
+                    memory=dict(peak_mb=5.0 if learned else 4.0), mask_statistics=dict(spatial_coverage=0.5),
+                    learned=learned)
+
+    md = markdown_table({"random_0.9": fake(0.5, 1.0, 0.8, False), "adaptive_0.95": fake(0.6, 2.0, 0.3, True)})
+    assert "**adaptive_0.95** is best on: foreground_allocation." in md
+    for lost in ("recon_loss_common_ratio (best: random_0.9)", "knn_accuracy (best: random_0.9)",
+                 "peak_mb (best: random_0.9)"):
+        assert lost in md
+    assert "| **0.5000** |" in md and "**2.00 ± 0.10**" in md
+    assert "**10.0**" not in md  # equal step times: nothing bold
