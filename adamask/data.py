@@ -290,8 +290,9 @@ def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: i
     """Decode a video file with PyAV -> (K, 3, T, H, W) float32 clips in [0, 1], H = W = img_size.
 
     Frames are resized (shorter side = img_size) and centre-cropped while decoding; each clip takes
-    ``num_frames`` frames every ``stride`` frames, the K = ``num_clips`` windows spread evenly over the video
-    (fewer if the video is short, at least one). Raises `VideoReadError` naming the file if it cannot be
+    ``num_frames`` frames every ``stride`` frames, the K = ``num_clips`` windows spread evenly over the decoded
+    frames (fewer if the video is short, at least one). Decoding stops after 4 * K clip spans, so long videos
+    contribute clips from their beginning. Raises `VideoReadError` naming the file if it cannot be
     decoded, has no video stream, is shorter than (num_frames - 1) * stride + 1 frames or has frames smaller
     than ``min_size`` pixels.
     """
