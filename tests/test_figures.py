@@ -1,0 +1,100 @@
+"""Figures: valid PNGs of the documented pixel size, masked patches dimmed, GIF / MP4 animations."""
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from adamask.figures import (CURVES_SIZE, DIM, PLOT_DPI, SUMMARY_SIZE, clip_panels,  # noqa: E402
+                             learning_curves_figure, masks_figure, masks_figure_size, summary_figure,
+                             write_animation)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path):
+    """(width, height) from the IHDR chunk; asserts the PNG signature and chunk layout."""
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    return struct.unpack(">II", data[16:24])
+
+
+GRID, TUB = (4, 2, 2), (2, 8, 8)
+
+
+def _clip(seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, (3, 8, 16, 16)).astype(np.float32)
+
+
+def test_masks_figure_size_formula():
+    # 1.5 in of labels + 0.9 in per slice, 0.35 in of title + 0.9 in per row, at 80 dpi
+    assert masks_figure_size(4, 3) == (408, 244)
+    assert masks_figure_size(8, 6) == (696, 460)
+
+
+def test_masks_figure_png(tmp_path):
+    mask = np.ones(16, bool)
+    mask[[0, 5, 10]] = False
+    probs = np.full(16, 1 / 16)
+    p = masks_figure(_clip(), GRID, TUB, [("random", mask), ("tube", ~mask)], tmp_path / "m.png", probs=probs,
+                     title="clip")
+    assert png_size(p) == masks_figure_size(4, 4) == (408, 316)
+    assert p.stat().st_size < 300_000
+    p2 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m2.png")
+    assert png_size(p2) == (408, 172)
+    p3 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m3.png", foreground=~mask)
+    assert png_size(p3) == masks_figure_size(4, 3) == (408, 244)
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic: no temporary files left behind
+
+
+def test_clip_panels_dim_masked_patches_only():
+    v = _clip()
+    mask = np.zeros(16, bool)
+    mask[0] = True  # slice 0, top-left 8x8 patch
+    pan = clip_panels(v, GRID, TUB, probs=np.linspace(0, 1, 16), mask=mask)
+    frames = v[:, ::2].transpose(1, 2, 3, 0)
+    assert np.allclose(pan["frames"], frames)
+    assert np.allclose(pan["mask"][0, :8, :8], DIM * frames[0, :8, :8])
+    assert np.allclose(pan["mask"][0, 8:], frames[0, 8:]) and np.allclose(pan["mask"][1:], frames[1:])
+    assert pan["probs"].shape == frames.shape and 0 <= pan["probs"].min() and pan["probs"].max() <= 1
+
+
+def _fake_results():
+    def one(learned):
+        steps = list(range(20))
+        return dict(learned=learned, history=dict(step=steps, loss=[1.0 / (s + 1) for s in steps],
+                                                  reconstruction_loss=[1.0 / (s + 1) for s in steps],
+                                                  sampling_loss=[2.0 - 0.05 * s for s in steps] if learned
+                                                  else [None] * 20,
+                                                  eval_step=[10, 20], eval_loss=[0.5, 0.4]),
+                    foreground_allocation=dict(mean=1.5 if learned else 1.0, std=0.2, n=10),
+                    mask_statistics=dict(visible_per_time_slice=[2.0, 1.0, 3.0, 2.0]))
+    return {"random_0.9": one(False), "adaptive_0.95": one(True)}
+
+
+def test_learning_curves_and_summary_png(tmp_path):
+    p = learning_curves_figure(_fake_results(), tmp_path / "curves.png")
+    assert png_size(p) == (round(CURVES_SIZE[0] * PLOT_DPI), round(CURVES_SIZE[1] * PLOT_DPI)) == (990, 306)
+    q = summary_figure(_fake_results(), tmp_path / "summary.png")
+    assert png_size(q) == (round(SUMMARY_SIZE[0] * PLOT_DPI), round(SUMMARY_SIZE[1] * PLOT_DPI)) == (900, 306)
+
+
+def test_animations(tmp_path):
+    from PIL import Image
+
+    mask = np.ones(16, bool)
+    mask[[1, 2]] = False
+    g = write_animation(_clip(), GRID, TUB, tmp_path / "a.gif", probs=np.full(16, 1 / 16), mask=mask, scale=2)
+    with Image.open(g) as im:
+        assert im.format == "GIF" and im.n_frames == 8 and im.size == (3 * 16 * 2, 16 * 2)
+    av = pytest.importorskip("av")
+    m = write_animation(_clip(), GRID, TUB, tmp_path / "a.mp4", mask=mask, scale=4)
+    with av.open(str(m)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 8 and (frames[0].width, frames[0].height) == (2 * 16 * 4, 16 * 4)
+    with pytest.raises(ValueError, match="gif or .mp4"):
+        write_animation(_clip(), GRID, TUB, tmp_path / "a.avi")
