@@ -3,7 +3,7 @@
 Mask convention: (B, N) bool, True = masked; tokens (B, N, D) in (t, h, w) order.
 """
 from .loss import plackett_luce_log_prob, sampling_loss
-from .masking import Masking, MaskingStrategy, create_masking, list_maskings, register_masking
+from .masking import Masking, MaskingStrategy, create_masking, default_ratio, list_maskings, register_masking
 from .mae import MAE_CONFIGS, MAEOutput, MaskedVideoAutoencoder, create_mae
 from .patches import normalized_targets, patchify, token_mse, unpatchify
 from .sampler import AdaptiveTokenSampler, gumbel_topk
@@ -23,6 +23,7 @@ __all__ = [
     "TubeMasking",
     "create_mae",
     "create_masking",
+    "default_ratio",
     "gumbel_topk",
     "list_maskings",
     "normalized_targets",

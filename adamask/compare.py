@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .data import ClipSet, SyntheticDigitClips, load_video_clips, normalize_video
 from .loss import sampling_loss
 from .mae import DEFAULT_SAMPLING_WEIGHT, MAE_CONFIGS, MaskedVideoAutoencoder, gather_tokens
-from .masking import _DEFAULT_RATIO, Masking, check_mask_ratio, create_masking, list_maskings
+from .masking import Masking, default_ratio, check_mask_ratio, create_masking, list_maskings
 from .metrics import foreground_allocation, knn_probe, linear_probe, mask_statistics, probability_allocation, summarize
 from .patches import token_grid, token_mse
 
@@ -134,7 +134,7 @@ def parse_strategy(spec: str) -> StrategySpec:
             raise ValueError(f"mask ratio in strategy {spec!r} must be a number in (0, 1), got {ratio!r}") from None
         check_mask_ratio(value, f"mask ratio of {spec!r}")
     else:
-        value = _DEFAULT_RATIO.get(name, 0.9)
+        value = default_ratio(name)
     return StrategySpec(name, float(value))
 
 

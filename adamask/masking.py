@@ -20,6 +20,7 @@ __all__ = [
     "register_masking",
     "create_masking",
     "list_maskings",
+    "default_ratio",
     "check_grid",
     "check_mask_ratio",
     "check_tokens",
@@ -215,6 +216,13 @@ def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = 
 def list_maskings() -> List[str]:
     """Names of all registered strategies, sorted."""
     return sorted(_REGISTRY)
+
+
+def default_ratio(name: str) -> float:
+    """The mask ratio ``create_masking(name, ...)`` uses when none is given."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown masking strategy {name!r}; known: {list_maskings()}")
+    return _DEFAULT_RATIO[name]
 
 
 def create_masking(name: str, *, grid: Sequence[int], mask_ratio: Optional[float] = None,

@@ -107,3 +107,9 @@ def test_masking_shape_checks():
     m = masking_from_mask(mask, 1)
     assert m.visible_idx.tolist() == [[1]] and m.masked_idx.tolist() == [[0, 2]]
     assert (m.num_visible, m.num_masked) == (1, 2)
+
+
+def test_default_ratio_lookup():
+    assert adamask.default_ratio("adaptive") == 0.95 and adamask.default_ratio("tube") == 0.9
+    with pytest.raises(ValueError, match="known"):
+        adamask.default_ratio("nope")
