@@ -10,16 +10,15 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from .mae import MAE_CONFIGS, MaskedVideoAutoencoder
 
-__all__ = ["COMPONENTS", "CHECKPOINT", "CheckpointedBlock", "build_model", "step_costs", "paper_scale_configs",
+__all__ = ["COMPONENTS", "CHECKPOINT", "build_model", "step_costs", "paper_scale_configs",
            "paper_scale_table", "format_cost_table"]
 
 COMPONENTS = ("tokenizer", "sampler", "encoder", "decoder", "other")
-CHECKPOINT = "checkpoint_blocks"  # option key: recompute the sampler's blocks in backward
+CHECKPOINT = "checkpoint"  # sampler option: recompute its blocks in backward
 
 _OWNER = {
     "patch_embed": "tokenizer",
@@ -125,29 +124,10 @@ def step_costs(model: MaskedVideoAutoencoder, batch_size: int = 1) -> Dict[str, 
     return rows
 
 
-class CheckpointedBlock(nn.Module):
-    """Runs ``block`` under activation checkpointing: its activations are recomputed in backward
-    instead of kept (less memory, one more forward of the block)."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.block = block
-
-    def forward(self, x: Tensor) -> Tensor:
-        return checkpoint(self.block, x, use_reentrant=False)
-
-
 def build_model(config: Dict[str, Any], masking: str, mask_ratio: float,
                 options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
-    """The reference MAE for ``config``; sampler ``options`` may add ``{CHECKPOINT: True}``."""
-    opts = dict(options or {})
-    ckpt = bool(opts.pop(CHECKPOINT, False))
-    model = MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=opts or None)
-    if ckpt:
-        blocks = model.mask_sampler.blocks
-        for i, blk in enumerate(blocks):
-            blocks[i] = CheckpointedBlock(blk)
-    return model
+    """The reference MAE for ``config`` with sampler ``options`` (e.g. ``{CHECKPOINT: True}``)."""
+    return MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=options or None)
 
 
 def paper_scale_configs(embed_dim: int = 768) -> List[Tuple[str, str, float, Optional[Dict[str, Any]]]]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-import torch
 from einops import rearrange
 from torch import Tensor
 

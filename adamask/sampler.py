@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
-from einops import rearrange, reduce, repeat
+from einops import reduce, repeat
 from timm.layers import Attention, Mlp, trunc_normal_
 from torch import Tensor, nn
 

@@ -6,7 +6,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import adamask
 from adamask.loss import plackett_luce_log_prob, sampling_loss, scatter_masked
 
 
