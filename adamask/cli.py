@@ -12,7 +12,7 @@ import importlib
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="baseline subtracted from the errors in the sampling loss (default mean; the paper: none)")
     c.add_argument("--sampling-estimator", choices=["paper", "plackett_luce"], default=None,
                    help="sampling-loss estimator (default paper)")
+    c.add_argument("--sampler", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="options of the adaptive sampler, e.g. variant=attention width=24 depth=1 num_heads=4 "
+                        "token_pool=1x2x2 checkpoint=true (default: the paper's block at the encoder's width)")
     c.add_argument("--sampler-lr-scale", type=float, default=None,
                    help="learning-rate multiplier for the adaptive sampler's parameters (default 1)")
     c.add_argument("--pixel-loss", choices=["normalized", "raw"], default=None,
@@ -105,6 +108,33 @@ _COMPARE_FIELDS = dict(sampler_lr_scale="sampler_lr_scale", pixel_loss="pixel_lo
                        num_frames="num_frames", checkpoint_every="checkpoint_every", seed="seed", device="device")
 
 
+SAMPLER_OPTIONS = {"variant": str, "width": int, "depth": int, "num_heads": int, "mlp_ratio": float,
+                   "token_pool": tuple, "checkpoint": bool, "detach_input": bool}
+
+
+def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
+    """["variant=attention", "token_pool=1x2x2", ...] -> AdaptiveTokenSampler keyword arguments."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in SAMPLER_OPTIONS:
+            raise ValueError(f"--sampler takes KEY=VALUE with KEY in {sorted(SAMPLER_OPTIONS)}, got {item!r}")
+        kind = SAMPLER_OPTIONS[key]
+        try:
+            if kind is tuple:
+                out[key] = tuple(int(v) for v in value.lower().split("x"))
+            elif kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = value.lower() in ("true", "1")
+            else:
+                out[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"--sampler {key} must be {'TxHxW ints' if kind is tuple else kind.__name__}, "
+                             f"got {value!r}") from None
+    return out
+
+
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .compare import CompareConfig, run_compare
     from .masking import list_maskings
@@ -117,6 +147,8 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         kw["videos"] = [str(Path(p)) for p in args.videos]
     if args.tubelet is not None:
         kw["tubelet"] = tuple(args.tubelet)
+    if args.sampler is not None:
+        kw["masking_options"] = parse_sampler_options(args.sampler)
     if args.sampling_baseline is not None:
         kw["sampling_baseline"] = None if args.sampling_baseline == "none" else args.sampling_baseline
     for k, v in PRESETS[args.preset or "demo"].items():

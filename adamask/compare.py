@@ -140,10 +140,12 @@ def parse_strategy(spec: str) -> StrategySpec:
 
 def build_strategy(spec: StrategySpec, grid: Sequence[int], embed_dim: int,
                    options: Optional[Dict[str, Any]] = None) -> Callable[..., Masking]:
-    """The strategy object for ``spec`` on the model's grid; the adaptive sampler gets the model's width."""
+    """The strategy object for ``spec`` on the model's grid; ``options`` (sampler options) go to the
+    adaptive sampler only, which also gets the model's width."""
+    if spec.name != "adaptive":
+        return create_masking(spec.name, grid=tuple(grid), mask_ratio=spec.mask_ratio)
     opts = dict(options or {})
-    if spec.name == "adaptive":
-        opts.setdefault("embed_dim", embed_dim)
+    opts.setdefault("embed_dim", embed_dim)
     return create_masking(spec.name, grid=tuple(grid), mask_ratio=spec.mask_ratio, **opts)
 
 

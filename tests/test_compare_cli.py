@@ -262,3 +262,23 @@ def test_table_reports_where_the_learned_strategy_loses():
         assert lost in md
     assert "| **0.5000** |" in md and "**2.00 ± 0.10**" in md
     assert "**10.0**" not in md  # equal step times: nothing bold
+
+
+def test_sampler_options_parsed_and_checked():
+    from adamask.cli import parse_sampler_options
+
+    opts = parse_sampler_options(["variant=attention", "width=24", "token_pool=1x2x2", "checkpoint=true"])
+    assert opts == {"variant": "attention", "width": 24, "token_pool": (1, 2, 2), "checkpoint": True}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_sampler_options(["colour=red"])
+    with pytest.raises(ValueError, match="width must be int"):
+        parse_sampler_options(["width=wide"])
+
+
+def test_sampler_options_reach_only_the_adaptive_sampler():
+    from adamask.compare import StrategySpec, build_strategy
+
+    s = build_strategy(StrategySpec("adaptive", 0.75), (2, 4, 4), 32, {"variant": "attention", "token_pool": (1, 2, 2)})
+    assert s.variant == "attention" and s.token_pool == (1, 2, 2) and s.embed_dim == 32
+    r = build_strategy(StrategySpec("tube", 0.75), (2, 4, 4), 32, {"variant": "attention"})
+    assert r.num_visible == 2 * 4
