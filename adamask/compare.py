@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .atomic import _json_default, atomic_torch_save, atomic_write_text, write_json
 from .data import ClipSet, SyntheticDigitClips, load_video_clips, normalize_video
 from .loss import sampling_loss
 from .mae import DEFAULT_SAMPLING_WEIGHT, MAE_CONFIGS, MaskedVideoAutoencoder, gather_tokens
@@ -43,65 +44,11 @@ __all__ = [
     "load_checkpoint",
     "run_compare",
     "markdown_table",
-    "atomic_write_text",
-    "atomic_torch_save",
 ]
 
 DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "adaptive:0.95")
 SCHEMA = "adamask.compare/1"
 CHECKPOINT_FORMAT = "adamask-compare-checkpoint/1"
-
-
-# ---------------------------------------------------------------------------------------------
-# atomic files
-
-def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, Tensor):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _clean(o: Any) -> Any:
-    """NaN/inf -> None so results.json is strict JSON."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
-
-
-def write_json(path: os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .atomic import atomic_path
+
 __all__ = [
     "CELL_IN",
     "DPI",
@@ -59,9 +61,8 @@ def _save_png(fig, path: os.PathLike, quantize: bool = True) -> Path:
     _plt().close(fig)
     if quantize:
         img = img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    img.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", optimize=True)
     return path
 
 

@@ -18,7 +18,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from adamask import MaskedVideoAutoencoder, create_masking, gumbel_topk, sampling_loss  # noqa: E402
 from adamask.flops import CHECKPOINT, build_model, format_cost_table, paper_scale_table, step_costs  # noqa: E402
+from adamask.atomic import write_json  # noqa: E402
 from adamask.mae import MAE_CONFIGS  # noqa: E402
 
 SCHEMA_VERSION = 1
@@ -538,30 +538,9 @@ def machine(device: torch.device) -> Dict[str, Any]:
             "platform": platform.platform()}
 
 
-def _finite(o: Any) -> Any:
-    """NaN / inf -> None, recursively, so the JSON stays strict."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
-    """Write ``data`` as strict JSON via a temporary file in the same folder and os.replace."""
-    data = _finite(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` as strict JSON (NaN -> null) via a temporary file and os.replace."""
+    write_json(path, data, indent=1)
 
 
 def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
