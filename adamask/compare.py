@@ -291,15 +291,8 @@ def train_step(model: MaskedVideoAutoencoder, optimizer: torch.optim.Optimizer, 
     masking = model.sample_masking(tokens, generator)
     _sync(device)
     sampler_s = time.perf_counter() - ts
-    pred = model.decode(model.encode(tokens, masking.visible_idx), masking)
-    target = gather_tokens(model.targets(video), masking.masked_idx)
-    err = token_mse(pred, target)
-    rec = err.mean()
-    loss, ls = rec, None
-    if masking.probs is not None:
-        ls = sampling_loss(masking.probs, masking.mask, err, estimator=model.sampling_estimator,
-                           baseline=model.sampling_baseline, draw_order=masking.draw_order)
-        loss = rec + model.sampling_weight * ls
+    out = model.reconstruct(video, tokens, masking)
+    loss, rec, ls = out.loss, out.reconstruction_loss, out.sampling_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -197,6 +197,11 @@ class MaskedVideoAutoencoder(nn.Module):
             masking = self.sample_masking(tokens, generator)
         elif masking.mask.shape != tokens.shape[:2]:
             raise ValueError(f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}")
+        return self.reconstruct(video, tokens, masking)
+
+    def reconstruct(self, video: Tensor, tokens: Tensor, masking: Masking) -> MAEOutput:
+        """The MAE step after masking: video (B, C, T, H, W), its patch embeddings (B, N, D) and the
+        masking -> MAEOutput with both losses."""
         pred = self.decode(self.encode(tokens, masking.visible_idx), masking)
         target = gather_tokens(self.targets(video), masking.masked_idx)
         err = token_mse(pred, target)
