@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import types
 from functools import partial
 from pathlib import Path
@@ -79,6 +80,18 @@ def optimizer_for(optim_factory: types.ModuleType, model: nn.Module) -> torch.op
     groups = [g for g in opt.param_groups if any(p is pos for p in g["params"])]
     assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0, "sampler pos_embed must not be decayed"
     return opt
+
+
+def check_launcher_run(result: Any, out: Path, checkpoint: str, test: str) -> Dict[str, Any]:
+    """A launcher run finished, logged both loss terms as finite numbers and saved the sampler in
+    ``out/checkpoint``; returns the last log record (also appended to ADAMASK_CHECKOUT_LOG)."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = json.loads((out / "log.txt").read_text().splitlines()[-1])
+    assert math.isfinite(log["train_loss_rec"]) and math.isfinite(log["train_loss_sampling"])
+    state = torch.load(out / checkpoint, map_location="cpu", weights_only=False)["model"]
+    assert any(k.startswith("mask_sampler.") for k in state)
+    write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test=test, log=log))
+    return log
 
 
 def write_log(path: Path, record: Dict[str, Any]) -> None:
