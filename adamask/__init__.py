@@ -1,36 +1,63 @@
 """adamask: AdaMAE's adaptive token masking as a drop-in plugin for video masked autoencoders.
 
 Mask convention: (B, N) bool, True = masked; tokens (B, N, D) in (t, h, w) order.
+
+The library is this package's top level (masking contract and registry, strategies, sampler, loss,
+token helpers, reference MAE); ``adamask.integrations`` and ``adamask.compare`` build on it.
 """
-from .loss import plackett_luce_log_prob, sampling_loss
-from .masking import Masking, MaskingStrategy, create_masking, default_ratio, list_maskings, register_masking
+from .loss import LossSettings, plackett_luce_log_prob, sampling_loss
 from .mae import MAE_CONFIGS, MAEOutput, MaskedVideoAutoencoder, create_mae
-from .patches import normalized_targets, patchify, token_mse, unpatchify
+from .masking import (
+    LearnedMaskingStrategy,
+    Masking,
+    MaskingStrategy,
+    StrategyInfo,
+    create_masking,
+    default_ratio,
+    is_learned,
+    learned_loss,
+    list_maskings,
+    masking_from_mask,
+    register_masking,
+    strategy_info,
+)
 from .sampler import AdaptiveTokenSampler, gumbel_topk
 from .strategies import FrameMasking, RandomMasking, TubeMasking
+from .tokens import gather_tokens, normalized_targets, patchify, scatter_masked, token_mse, unpatchify
+from .validation import check_counts
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveTokenSampler",
     "FrameMasking",
+    "LearnedMaskingStrategy",
+    "LossSettings",
     "MAEOutput",
     "MAE_CONFIGS",
     "MaskedVideoAutoencoder",
     "Masking",
     "MaskingStrategy",
     "RandomMasking",
+    "StrategyInfo",
     "TubeMasking",
+    "check_counts",
     "create_mae",
     "create_masking",
     "default_ratio",
+    "gather_tokens",
     "gumbel_topk",
+    "is_learned",
+    "learned_loss",
     "list_maskings",
+    "masking_from_mask",
     "normalized_targets",
     "patchify",
     "plackett_luce_log_prob",
     "register_masking",
     "sampling_loss",
+    "scatter_masked",
+    "strategy_info",
     "token_mse",
     "unpatchify",
 ]

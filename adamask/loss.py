@@ -1,22 +1,43 @@
-"""AdaMAE's sampling loss (REINFORCE-style), vectorised over the batch."""
+"""AdaMAE's sampling loss (REINFORCE-style), vectorised over the batch, and the settings of a
+learned strategy's loss term (`LossSettings`)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ["sampling_loss", "plackett_luce_log_prob", "scatter_masked"]
+from .tokens import scatter_masked
+from .validation import check_choice, check_sampling_weight
+
+__all__ = ["sampling_loss", "plackett_luce_log_prob", "scatter_masked", "LossSettings", "ESTIMATORS", "BASELINES",
+           "DEFAULT_SAMPLING_WEIGHT"]
 
 _TINY = torch.finfo(torch.float32).tiny
 ESTIMATORS = ("paper", "plackett_luce")
 BASELINES = (None, "mean")
+DEFAULT_SAMPLING_WEIGHT = 1e-4  # lambda, the paper's
 
 
-def scatter_masked(values: Tensor, mask: Tensor) -> Tensor:
-    """values (B, N_m) for the masked tokens in ascending order -> (B, N), zero where visible."""
-    rank = (mask.cumsum(1) - 1).clamp_(0, values.shape[1] - 1)  # j-th masked token <- values[:, j]
-    return torch.where(mask, values.gather(1, rank), values.new_zeros(()))
+@dataclass(frozen=True)
+class LossSettings:
+    """How a learned strategy's loss term enters the total: ``loss = L_R + weight * term``.
+
+    weight:    lambda (default 1e-4, the paper's); a finite float >= 0.
+    estimator: the sampling-loss estimator, one of ESTIMATORS (see `sampling_loss`).
+    baseline:  the sampling-loss baseline, one of BASELINES.
+    Validated on construction; used by the reference MAE and every integration alike.
+    """
+
+    weight: float = DEFAULT_SAMPLING_WEIGHT
+    estimator: str = "paper"
+    baseline: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", check_sampling_weight(self.weight))
+        check_choice(self.estimator, ESTIMATORS, "sampling_estimator")
+        check_choice(self.baseline, BASELINES, "sampling_baseline")
 
 
 def plackett_luce_log_prob(probs: Tensor, draw_order: Tensor) -> Tensor:
@@ -43,10 +64,8 @@ def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator
     baseline="mean" subtracts the batch mean of the errors (paper: per token; PL: of R_b) to reduce
     variance. Log-probabilities are clamped at log(float32 tiny) so zero probabilities stay finite.
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    check_choice(estimator, ESTIMATORS, "estimator")
+    check_choice(baseline, BASELINES, "baseline")
     for name, t in (("probs", probs), ("mask", mask), ("token_error", token_error)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")

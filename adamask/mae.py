@@ -7,7 +7,7 @@ Video layout (B, C, T, H, W); tubelet (t, h, w); tokens in (t, h, w) order; mask
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import torch
@@ -15,13 +15,13 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from .loss import sampling_loss
-from .masking import Masking, check_mask_ratio, create_masking
-from .patches import normalized_targets, patchify, token_grid, token_mse
+from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from .masking import Masking, create_masking, is_learned, learned_loss
+from .tokens import gather_tokens, normalized_targets, patchify, token_grid, token_mse
+from .validation import check_mask_ratio
 
-__all__ = ["MaskedVideoAutoencoder", "MAEOutput", "MAE_CONFIGS", "create_mae", "sinusoid_embedding", "gather_tokens"]
-
-DEFAULT_SAMPLING_WEIGHT = 1e-4
+__all__ = ["MaskedVideoAutoencoder", "MAEOutput", "MAE_CONFIGS", "create_mae", "sinusoid_embedding", "gather_tokens",
+           "DEFAULT_SAMPLING_WEIGHT"]
 
 MAE_CONFIGS: Dict[str, Dict[str, Any]] = {
     # CPU-test sizes
@@ -46,11 +46,6 @@ def sinusoid_embedding(num_positions: int, dim: int) -> Tensor:
     return table.float().unsqueeze(0)
 
 
-def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
-    """x (B, N, D), idx (B, K) -> (B, K, D)."""
-    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-
-
 @dataclass
 class MAEOutput:
     """loss = reconstruction_loss + sampling_weight * sampling_loss (sampling_loss None if not learned).
@@ -68,8 +63,9 @@ class MAEOutput:
 
 
 class MaskedVideoAutoencoder(nn.Module):
-    """Reference video MAE. ``masking``: a registered name or a strategy ``(tokens) -> Masking``;
-    a learned strategy is stored as the sub-module ``mask_sampler`` and trained by the sampling loss."""
+    """Reference video MAE. ``masking``: a registered name (built with the model's grid and token
+    width) or a strategy ``(tokens) -> Masking``; a learned strategy is stored as the sub-module
+    ``mask_sampler`` and trained by its own loss term, weighted by ``sampling_weight``."""
 
     def __init__(self, img_size: int = 224, num_frames: int = 16, tubelet: Sequence[int] = (2, 16, 16),
                  in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
@@ -85,15 +81,13 @@ class MaskedVideoAutoencoder(nn.Module):
         self.grid = token_grid((1, *self.input_shape), self.tubelet)
         self.num_tokens = math.prod(self.grid)
         self.embed_dim = embed_dim
-        self.sampling_weight = float(sampling_weight)
+        self.loss_settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline)
         self.norm_pix_loss = norm_pix_loss
-        self.sampling_estimator, self.sampling_baseline = sampling_estimator, sampling_baseline
 
         if isinstance(masking, str):
             opts = dict(masking_options or {})
-            if masking == "adaptive":
-                opts.setdefault("embed_dim", embed_dim)
-            masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, **opts)
+            width = opts.pop("embed_dim", embed_dim)
+            masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, embed_dim=width, **opts)
         elif not callable(masking):
             raise TypeError(f"masking must be a strategy name or a callable (tokens) -> Masking, got {masking!r}")
         strategy_tokens = getattr(masking, "num_tokens", self.num_tokens)
@@ -137,7 +131,24 @@ class MaskedVideoAutoencoder(nn.Module):
 
     @property
     def is_adaptive(self) -> bool:
-        return bool(getattr(self.mask_sampler, "learned", False))
+        """True when the model's strategy is learned (it has a loss term of its own)."""
+        return is_learned(self.mask_sampler)
+
+    @property
+    def sampling_weight(self) -> float:
+        return self.loss_settings.weight
+
+    @sampling_weight.setter
+    def sampling_weight(self, value: float) -> None:
+        self.loss_settings = replace(self.loss_settings, weight=value)
+
+    @property
+    def sampling_estimator(self) -> str:
+        return self.loss_settings.estimator
+
+    @property
+    def sampling_baseline(self) -> Optional[str]:
+        return self.loss_settings.baseline
 
     def no_weight_decay(self) -> set:
         names = {"mask_token"}
@@ -157,8 +168,13 @@ class MaskedVideoAutoencoder(nn.Module):
         self.check_video(video)
         return self.patch_embed(video).flatten(2).transpose(1, 2)
 
+    @property
+    def strategy(self) -> Callable[..., Masking]:
+        """The masking strategy: ``mask_sampler`` when it is a module, else the callable given."""
+        return self.mask_sampler if self.mask_sampler is not None else self._masking_fn
+
     def sample_masking(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
-        fn = self.mask_sampler if self.mask_sampler is not None else self._masking_fn
+        fn = self.strategy
         return fn(tokens, generator=generator) if generator is not None else fn(tokens)
 
     def encode(self, tokens: Tensor, visible_idx: Optional[Tensor] = None) -> Tensor:
@@ -206,12 +222,8 @@ class MaskedVideoAutoencoder(nn.Module):
         target = gather_tokens(self.targets(video), masking.masked_idx)
         err = token_mse(pred, target)
         rec = err.mean()
-        ls = None
-        loss = rec
-        if masking.probs is not None:
-            ls = sampling_loss(masking.probs, masking.mask, err, estimator=self.sampling_estimator,
-                               baseline=self.sampling_baseline, draw_order=masking.draw_order)
-            loss = rec + self.sampling_weight * ls
+        ls = learned_loss(self.strategy, masking, err, self.loss_settings)
+        loss = rec if ls is None else rec + self.loss_settings.weight * ls
         return MAEOutput(loss, rec, ls, pred, target, err, masking)
 
 

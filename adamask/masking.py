@@ -1,31 +1,59 @@
-"""The `Masking` result, the strategy base class, argument checks and the strategy registry.
+"""The masking contract: the `Masking` result, the strategy base classes and the strategy registry.
 
 Convention everywhere: tokens are (B, N, D) in (t, h, w) order, ``mask`` is (B, N) bool with
 **True = masked** (hidden from the encoder), and every sample of a batch has the same counts.
+
+Two kinds of strategy, told apart by what they declare, never by their name:
+
+- `MaskingStrategy`: draws masks without a loss of its own (random, tube, frame, ...). ``needs`` says
+  what it looks at: ``"nothing"`` (``sample(batch_size)`` works in a data loader) or ``"tokens"``.
+- `LearnedMaskingStrategy`: an ``nn.Module`` that takes the token width ``embed_dim``, scores the
+  tokens, returns a `Masking` carrying ``probs`` and is trained by its own loss term
+  (``masking_loss``). Models add it as the sub-module ``mask_sampler`` and add
+  ``weight * masking_loss(...)`` to the reconstruction loss.
 """
 from __future__ import annotations
 
-import math
+import inspect
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-Grid = Tuple[int, int, int]
+from .loss import LossSettings, sampling_loss
+from .validation import (
+    Grid,
+    check_batch_size,
+    check_counts,
+    check_grid,
+    check_mask_ratio,
+    check_positive_int,
+    check_tokens,
+)
 
 __all__ = [
     "Masking",
     "MaskingStrategy",
+    "LearnedMaskingStrategy",
+    "StrategyInfo",
+    "NEEDS",
     "register_masking",
     "create_masking",
     "list_maskings",
     "default_ratio",
+    "strategy_info",
+    "is_learned",
+    "learned_loss",
+    "masking_from_mask",
     "check_grid",
     "check_mask_ratio",
     "check_tokens",
-    "masking_from_mask",
+    "check_counts",
+    "check_batch_size",
 ]
+
+NEEDS = ("nothing", "tokens", "video")  # what a strategy looks at to draw its masks
 
 
 @dataclass(frozen=True)
@@ -68,8 +96,10 @@ class Masking:
         return self.masked_idx.shape[1]
 
     def to(self, device: torch.device | str) -> "Masking":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Masking(move(self.mask), move(self.visible_idx), move(self.masked_idx),
+        def move(t: Optional[Tensor]) -> Optional[Tensor]:
+            return None if t is None else t.to(device)
+
+        return Masking(self.mask.to(device), self.visible_idx.to(device), self.masked_idx.to(device),
                        move(self.probs), move(self.draw_order))
 
 
@@ -77,8 +107,9 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
                       draw_order: Optional[Tensor] = None) -> Masking:
     """Build a `Masking` from a (B, N) bool mask holding exactly N - num_visible True per row.
 
-    A counting sort (cumsum + scatter, O(N), no sync) puts the visible indices first and the masked
-    ones after, each ascending; rows with another count are clamped, not checked.
+    The extension point for custom strategies: draw a mask, then call this. A counting sort
+    (cumsum + scatter, O(N), no sync) puts the visible indices first and the masked ones after,
+    each ascending; rows with another count are clamped, not checked.
     """
     b, n = mask.shape
     pos = torch.arange(n, device=mask.device)
@@ -89,67 +120,34 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
 
 
 # ---------------------------------------------------------------------------------------------
-# argument checks (shared by every strategy, the sampler and the integrations)
-
-def check_grid(grid: Sequence[int], name: str = "grid") -> Grid:
-    """Validate a token grid (T', H', W') of three positive ints."""
-    if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence) or len(grid) != 3:
-        raise TypeError(f"{name} must be a sequence of 3 positive ints (T', H', W'), got {grid!r}")
-    out = []
-    for g in grid:
-        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
-            raise ValueError(f"{name} must hold 3 positive ints (T', H', W'), got {tuple(grid)!r}")
-        out.append(int(g))
-    return (out[0], out[1], out[2])
-
-
-def check_mask_ratio(mask_ratio: float, name: str = "mask_ratio") -> float:
-    """Validate a mask ratio: a real number strictly between 0 and 1."""
-    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)):
-        raise TypeError(f"{name} must be a float in (0, 1), got {type(mask_ratio).__name__} {mask_ratio!r}")
-    if math.isnan(mask_ratio) or not 0.0 < mask_ratio < 1.0:
-        raise ValueError(f"{name} must be in the open interval (0, 1), got {mask_ratio!r}")
-    return float(mask_ratio)
-
-
-def check_counts(num_tokens: int, num_visible: int, what: str) -> None:
-    if num_visible < 1 or num_visible >= num_tokens:
-        raise ValueError(
-            f"{what} leaves {num_visible} of {num_tokens} tokens visible; mask_ratio must leave at least "
-            f"one visible and one masked token"
-        )
-
-
-def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens") -> None:
-    """tokens must be a (B, N, D) tensor with N == num_tokens."""
-    if not isinstance(tokens, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, N, D), got {type(tokens).__name__}")
-    if tokens.dim() != 3:
-        raise ValueError(f"{name} must have shape (B, N, D), got rank {tokens.dim()} shape {tuple(tokens.shape)}")
-    if tokens.shape[1] != num_tokens:
-        raise ValueError(
-            f"{name} has {tokens.shape[1]} tokens but the strategy's grid has {num_tokens}; "
-            f"token count must equal T'*H'*W'"
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# base class
+# base classes
 
 class MaskingStrategy(nn.Module):
-    """Base of the built-in strategies: ``strategy(tokens) -> Masking``.
+    """Base of the strategies: ``strategy(tokens) -> Masking``.
 
-    Subclasses set ``num_visible`` and implement ``sample(batch_size, device, generator)``;
-    non-learned strategies need no tokens, so data loaders can call ``sample`` directly.
+    grid (T', H', W') (or only ``num_tokens`` N for strategies that ignore the layout), mask_ratio;
+    subclasses set ``num_visible``. Strategies with ``needs = "nothing"`` implement
+    ``sample(batch_size, device, generator)``, so data loaders can draw masks without tokens.
     """
 
-    learned: bool = False
+    learned: ClassVar[bool] = False
+    needs: ClassVar[str] = "nothing"
 
-    def __init__(self, grid: Sequence[int], mask_ratio: float) -> None:
+    def __init__(self, grid: Optional[Sequence[int]], mask_ratio: float, *, num_tokens: Optional[int] = None) -> None:
         super().__init__()
-        self.grid: Grid = check_grid(grid)
+        self.grid: Optional[Grid] = None if grid is None else check_grid(grid)
+        if self.grid is None:
+            if num_tokens is None:
+                raise ValueError("give num_tokens (N) or grid (T', H', W')")
+            if check_positive_int(num_tokens, "num_tokens") < 2:
+                raise ValueError(f"num_tokens must be an int >= 2, got {num_tokens!r}")
+        else:
+            n = self.grid[0] * self.grid[1] * self.grid[2]
+            if num_tokens is not None and num_tokens != n:
+                raise ValueError(f"grid {self.grid} holds {n} tokens, not num_tokens={num_tokens}")
+            num_tokens = n
+        self.num_tokens: int = int(num_tokens)
         self.mask_ratio: float = check_mask_ratio(mask_ratio)
-        self.num_tokens: int = math.prod(self.grid)
         self.num_visible: int = self.num_tokens  # set by subclasses
 
     @property
@@ -158,7 +156,7 @@ class MaskingStrategy(nn.Module):
 
     def sample(self, batch_size: int, device: torch.device | str | None = None,
                generator: Optional[torch.Generator] = None) -> Masking:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} draws its masks from the tokens: call it with tokens (B, N, D)")
 
     def forward(self, tokens: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, *,
                 batch_size: Optional[int] = None, device: torch.device | str | None = None) -> Masking:
@@ -177,37 +175,111 @@ class MaskingStrategy(nn.Module):
         return f"grid={self.grid}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}"
 
 
-def check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
+class LearnedMaskingStrategy(MaskingStrategy):
+    """Base of learned strategies: tokens (B, N, embed_dim) -> Masking with ``probs`` (B, N) float32.
+
+    The contract every model and integration relies on (instead of a strategy's name):
+    - the constructor takes ``embed_dim`` (the registry passes the model's token width);
+    - ``forward(tokens, generator=None)`` returns a `Masking` with ``probs``;
+    - ``masking_loss(masking, token_error, settings)`` is its unweighted loss term (scalar float32);
+      the model adds ``settings.weight * masking_loss(...)``. Default: AdaMAE's `sampling_loss` with
+      ``settings.estimator`` / ``settings.baseline``;
+    - ``no_weight_decay()`` names parameters to keep out of weight decay.
+    """
+
+    learned: ClassVar[bool] = True
+    needs: ClassVar[str] = "tokens"
+
+    def __init__(self, embed_dim: int, mask_ratio: float, *, grid: Optional[Sequence[int]] = None,
+                 num_tokens: Optional[int] = None) -> None:
+        super().__init__(grid, mask_ratio, num_tokens=num_tokens)
+        self.embed_dim: int = check_positive_int(embed_dim, "embed_dim")
+
+    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:  # type: ignore[override]
+        raise NotImplementedError
+
+    def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
+        """Unweighted loss term of this strategy for ``masking`` (drawn by it) and the per-token
+        reconstruction error (B, N_m) of its masked tokens (ascending) or (B, N)."""
+        return sampling_loss(masking.probs, masking.mask, token_error, estimator=settings.estimator,
+                             baseline=settings.baseline, draw_order=masking.draw_order)
+
+    def no_weight_decay(self) -> set:
+        return set()
+
+
+def is_learned(strategy: Any) -> bool:
+    """True for a learned strategy (one with ``learned = True``: trained by its own loss term)."""
+    return bool(getattr(strategy, "learned", False))
+
+
+def learned_loss(strategy: Any, masking: Masking, token_error: Tensor, settings: LossSettings) -> Optional[Tensor]:
+    """The unweighted loss term of a learned ``strategy`` for a `Masking` it drew; None when the masking
+    has no ``probs`` (a non-learned strategy or a caller-given mask). Strategies without a
+    ``masking_loss`` method get AdaMAE's `sampling_loss`."""
+    if masking.probs is None:
+        return None
+    own = getattr(strategy, "masking_loss", None)
+    if callable(own):
+        return own(masking, token_error, settings)
+    return LearnedMaskingStrategy.masking_loss(strategy, masking, token_error, settings)
 
 
 # ---------------------------------------------------------------------------------------------
 # registry
 
-_REGISTRY: Dict[str, Callable[..., Callable[..., Masking]]] = {}
-_DEFAULT_RATIO: Dict[str, float] = {}
+@dataclass(frozen=True)
+class StrategyInfo:
+    """What the registry knows of a strategy: its factory, default ratio and declarations."""
+
+    name: str
+    factory: Callable[..., Callable[..., Masking]]
+    default_ratio: float
+    learned: bool
+    needs: str
+    takes_embed_dim: bool
 
 
-def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = False) -> Callable:
+_REGISTRY: Dict[str, StrategyInfo] = {}
+
+
+def _takes(factory: Callable, param: str) -> bool:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return param in sig.parameters
+
+
+def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = False,
+                     learned: Optional[bool] = None, needs: Optional[str] = None) -> Callable:
     """Decorator: register a strategy factory (a class or a function) under ``name``.
 
     The factory is called as ``factory(grid=(T', H', W'), mask_ratio=rho, **options)`` and must
-    return a callable ``strategy(tokens: (B, N, D)) -> Masking``. A registered name then works
-    everywhere a strategy name is accepted.
+    return a callable ``strategy(tokens: (B, N, D)) -> Masking``; a factory that takes ``embed_dim``
+    also gets the model's token width. ``learned`` and ``needs`` default to the factory's own
+    attributes (a `LearnedMaskingStrategy` subclass declares both); a function factory without them
+    counts as non-learned, needing tokens. A registered name then works everywhere a strategy name
+    is accepted: `create_masking`, the reference MAE, ``adamask compare`` and the integrations.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
     check_mask_ratio(default_ratio, "default_ratio")
+    if needs is not None and needs not in NEEDS:
+        raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
 
     def deco(factory: Callable) -> Callable:
         if not callable(factory):
             raise TypeError(f"register_masking({name!r}) needs a callable, got {type(factory).__name__}")
-        if name in _REGISTRY and not override and _REGISTRY[name] is not factory:
+        old = _REGISTRY.get(name)
+        if old is not None and not override and old.factory is not factory:
             raise ValueError(f"a masking strategy named {name!r} is already registered; pass override=True")
-        _REGISTRY[name] = factory
-        _DEFAULT_RATIO[name] = default_ratio
+        is_l = bool(getattr(factory, "learned", False)) if learned is None else bool(learned)
+        nd = needs if needs is not None else getattr(factory, "needs", "tokens")
+        if nd not in NEEDS:
+            raise ValueError(f"{name!r} declares needs={nd!r}; it must be one of {NEEDS}")
+        _REGISTRY[name] = StrategyInfo(name, factory, default_ratio, is_l, nd,
+                                       takes_embed_dim=is_l or _takes(factory, "embed_dim"))
         return factory
 
     return deco
@@ -218,24 +290,32 @@ def list_maskings() -> List[str]:
     return sorted(_REGISTRY)
 
 
-def default_ratio(name: str) -> float:
-    """The mask ratio ``create_masking(name, ...)`` uses when none is given."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown masking strategy {name!r}; known: {list_maskings()}")
-    return _DEFAULT_RATIO[name]
-
-
-def create_masking(name: str, *, grid: Sequence[int], mask_ratio: Optional[float] = None,
-                   **options) -> Callable[..., Masking]:
-    """Build the strategy registered as ``name`` for a token grid (T', H', W').
-
-    mask_ratio defaults to the strategy's own default (0.9; 0.95 for ``adaptive``).
-    ``adaptive`` returns an `AdaptiveTokenSampler` (options: embed_dim, num_heads, depth, ...).
-    """
+def strategy_info(name: str) -> StrategyInfo:
+    """The registry's record of ``name``: factory, default ratio, learned, needs, takes_embed_dim."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, one of {list_maskings()}, got {type(name).__name__}")
     if name not in _REGISTRY:
         raise ValueError(f"unknown masking strategy {name!r}; known: {list_maskings()}")
+    return _REGISTRY[name]
+
+
+def default_ratio(name: str) -> float:
+    """The mask ratio ``create_masking(name, ...)`` uses when none is given."""
+    return strategy_info(name).default_ratio
+
+
+def create_masking(name: str, *, grid: Sequence[int], mask_ratio: Optional[float] = None,
+                   embed_dim: Optional[int] = None, **options: Any) -> Callable[..., Masking]:
+    """Build the strategy registered as ``name`` for a token grid (T', H', W').
+
+    mask_ratio defaults to the strategy's own default (0.9; 0.95 for ``adaptive``). ``embed_dim``,
+    the token width, goes to the strategies that take it (learned ones) and is ignored by the
+    others, so callers need not know which kind ``name`` is. ``adaptive`` returns an
+    `AdaptiveTokenSampler` (options: num_heads, depth, width, variant, ...).
+    """
+    info = strategy_info(name)
     grid = check_grid(grid)
-    ratio = _DEFAULT_RATIO[name] if mask_ratio is None else check_mask_ratio(mask_ratio)
-    return _REGISTRY[name](grid=grid, mask_ratio=ratio, **options)
+    ratio = info.default_ratio if mask_ratio is None else check_mask_ratio(mask_ratio)
+    if embed_dim is not None and info.takes_embed_dim:
+        options["embed_dim"] = embed_dim
+    return info.factory(grid=grid, mask_ratio=ratio, **options)

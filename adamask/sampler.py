@@ -11,9 +11,10 @@ from einops import reduce, repeat
 from timm.layers import Attention, Mlp, trunc_normal_
 from torch import Tensor, nn
 
-from .masking import Masking, check_counts, check_grid, check_mask_ratio, check_tokens, masking_from_mask, register_masking
+from .masking import LearnedMaskingStrategy, Masking, masking_from_mask, register_masking
+from .validation import check_choice, check_counts, check_grid, check_positive_int, check_tokens, visible_count
 
-__all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "SAMPLER_VARIANTS"]
+__all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "default_num_heads", "SAMPLER_VARIANTS"]
 
 SAMPLER_VARIANTS = ("block", "attention", "mlp")
 
@@ -69,13 +70,19 @@ class SamplerBlock(nn.Module):
         return x
 
 
-class AdaptiveTokenSampler(nn.Module):
+def default_num_heads(width: int, preferred: int = 8) -> int:
+    """The largest head count <= ``preferred`` that divides ``width`` (AdaMAE's sampler uses 8)."""
+    return max(h for h in range(1, preferred + 1) if width % h == 0)
+
+
+class AdaptiveTokenSampler(LearnedMaskingStrategy):
     """AdaMAE's adaptive token sampler: tokens (B, N, D) -> Masking with probs (B, N) float32.
 
     Adds a zero-initialised learnable position embedding, runs ``depth`` pre-norm blocks
     (``variant``: "block" = attention + MLP as in the paper, "attention" = no MLP, "mlp" = the
     paper's MLP-only ablation), scores each token with ``Linear(width, 1)``, takes a softmax over N
     and draws N_v = int(N * (1 - mask_ratio)) visible tokens without replacement (Gumbel-top-k).
+    ``num_heads`` defaults to the largest count <= 8 dividing the width (8, as the paper, when it can).
 
     Cheaper options: ``width`` < embed_dim projects the tokens down first; ``token_pool=(pt, ph, pw)``
     scores mean-pooled cells of the grid and shares each cell's score among its tokens.
@@ -83,47 +90,33 @@ class AdaptiveTokenSampler(nn.Module):
     paper scale: 0.90x tube-0.90's activations instead of 1.19x, for 1.32x its FLOPs instead of 1.22x).
     ``detach_input=True`` (default) keeps the sampling loss off the tokenizer, as the paper states;
     False reproduces the authors' code, where it also reaches the patch embedding.
+    Its loss term is AdaMAE's `sampling_loss` (the `LearnedMaskingStrategy` default).
     """
 
-    learned = True
-
-    def __init__(self, embed_dim: int, num_heads: int = 8, num_tokens: Optional[int] = None,
+    def __init__(self, embed_dim: int, num_heads: Optional[int] = None, num_tokens: Optional[int] = None,
                  mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
                  width: Optional[int] = None, mlp_ratio: float = 4.0, variant: str = "block",
                  token_pool: Optional[Sequence[int]] = None, detach_input: bool = True,
                  dropout: float = 0.0, qkv_bias: bool = True, checkpoint: bool = False) -> None:
-        super().__init__()
-        for name, v in (("embed_dim", embed_dim), ("num_heads", num_heads), ("depth", depth)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if variant not in SAMPLER_VARIANTS:
-            raise ValueError(f"variant must be one of {SAMPLER_VARIANTS}, got {variant!r}")
-        width = embed_dim if width is None else width
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive int, got {width!r}")
+        embed_dim = check_positive_int(embed_dim, "embed_dim")
+        depth = check_positive_int(depth, "depth")
+        check_choice(variant, SAMPLER_VARIANTS, "variant")
+        width = check_positive_int(embed_dim if width is None else width, "width")
+        num_heads = default_num_heads(width) if num_heads is None else check_positive_int(num_heads, "num_heads")
         if variant != "mlp" and width % num_heads:
             raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads})")
-        self.grid = None if grid is None else check_grid(grid)
-        if num_tokens is None:
-            if self.grid is None:
-                raise ValueError("give num_tokens (N) or grid (T', H', W')")
-            num_tokens = math.prod(self.grid)
-        if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 2:
-            raise ValueError(f"num_tokens must be an int >= 2, got {num_tokens!r}")
-        if self.grid is not None and math.prod(self.grid) != num_tokens:
-            raise ValueError(f"grid {self.grid} holds {math.prod(self.grid)} tokens, not num_tokens={num_tokens}")
+        super().__init__(embed_dim, mask_ratio, grid=grid, num_tokens=num_tokens)
         self.token_pool: Optional[Tuple[int, int, int]] = None
-        scored = num_tokens
+        scored = self.num_tokens
         if token_pool is not None:
             pool = check_grid(token_pool, "token_pool")
             if self.grid is None or any(g % p for g, p in zip(self.grid, pool)):
                 raise ValueError(f"token_pool {pool} needs a grid divisible by it, got grid={self.grid}")
             self.token_pool = pool
-            scored = num_tokens // math.prod(pool)
-        self.embed_dim, self.width, self.num_tokens = embed_dim, width, num_tokens
-        self.mask_ratio = check_mask_ratio(mask_ratio)
-        self.num_visible = int(num_tokens * (1 - self.mask_ratio))
-        check_counts(num_tokens, self.num_visible, f"adaptive masking of {num_tokens} tokens")
+            scored = self.num_tokens // math.prod(pool)
+        self.width = width
+        self.num_visible = visible_count(self.num_tokens, self.mask_ratio)
+        check_counts(self.num_tokens, self.num_visible, f"adaptive masking of {self.num_tokens} tokens")
         self.variant, self.detach_input, self.checkpoint = variant, detach_input, bool(checkpoint)
 
         self.proj = nn.Linear(embed_dim, width) if width != embed_dim else nn.Identity()
@@ -142,10 +135,6 @@ class AdaptiveTokenSampler(nn.Module):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-    @property
-    def num_masked(self) -> int:
-        return self.num_tokens - self.num_visible
 
     def no_weight_decay(self) -> set:
         return {"pos_embed"}
@@ -185,6 +174,6 @@ class AdaptiveTokenSampler(nn.Module):
                 f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}")
 
 
-@register_masking("adaptive", default_ratio=0.95)
+@register_masking("adaptive", default_ratio=0.95, learned=True, needs="tokens")
 def _adaptive(*, grid: Sequence[int], mask_ratio: float, embed_dim: int = 768, **options) -> AdaptiveTokenSampler:
     return AdaptiveTokenSampler(embed_dim, grid=grid, mask_ratio=mask_ratio, **options)

@@ -6,7 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .masking import Masking, MaskingStrategy, check_batch_size, check_counts, masking_from_mask, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
+from .validation import check_batch_size, check_counts, visible_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
 
@@ -57,7 +58,7 @@ class RandomMasking(MaskingStrategy):
 
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
-        self.num_visible = int(self.num_tokens * (1 - self.mask_ratio))
+        self.num_visible = visible_count(self.num_tokens, self.mask_ratio)
         check_counts(self.num_tokens, self.num_visible, f"random masking of {self.num_tokens} tokens")
 
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:

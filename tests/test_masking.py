@@ -111,3 +111,69 @@ def test_default_ratio_lookup():
     assert adamask.default_ratio("adaptive") == 0.95 and adamask.default_ratio("tube") == 0.9
     with pytest.raises(ValueError, match="known"):
         adamask.default_ratio("nope")
+
+
+class ToyLearned(torch.nn.Module):
+    """A learned strategy written against the contract only (not a LearnedMaskingStrategy subclass):
+    scores = tokens @ w, keeps the top half; its loss term is the mean of w's scores of masked tokens."""
+
+    learned = True
+    needs = "tokens"
+
+    def __init__(self, grid, mask_ratio, embed_dim):
+        super().__init__()
+        self.grid, self.mask_ratio = tuple(grid), mask_ratio
+        self.num_tokens = grid[0] * grid[1] * grid[2]
+        self.num_visible = self.num_tokens // 2
+        self.w = torch.nn.Parameter(torch.ones(embed_dim) / embed_dim)
+
+    def forward(self, tokens, generator=None):
+        scores = tokens @ self.w
+        visible = scores.topk(self.num_visible, dim=1).indices
+        mask = torch.ones_like(scores, dtype=torch.bool).scatter_(1, visible, False)
+        return masking_from_mask(mask, self.num_visible, probs=scores.softmax(1))
+
+    def masking_loss(self, masking, token_error, settings):
+        return token_error.mean().detach() + self.w.sum()
+
+
+def test_learned_strategy_contract_by_declaration_not_name():
+    adamask.register_masking("toy_learned_contract", default_ratio=0.5, override=True)(ToyLearned)
+    info = adamask.strategy_info("toy_learned_contract")
+    assert info.learned and info.takes_embed_dim and info.needs == "tokens" and info.default_ratio == 0.5
+    assert not adamask.strategy_info("tube").learned and adamask.strategy_info("tube").needs == "nothing"
+    assert adamask.strategy_info("adaptive").learned and adamask.strategy_info("adaptive").takes_embed_dim
+    # embed_dim reaches strategies that take it and is ignored by the others
+    assert adamask.create_masking("toy_learned_contract", grid=(2, 2, 2), embed_dim=5).w.shape == (5,)
+    assert adamask.create_masking("random", grid=(4, 4, 4), embed_dim=5).num_visible == 6
+    model = adamask.create_mae("nano", masking="toy_learned_contract", mask_ratio=0.5)
+    assert model.mask_sampler.w.shape == (model.embed_dim,) and model.is_adaptive
+    out = model(torch.randn(2, *model.input_shape))
+    expected = out.token_error.mean() + model.mask_sampler.w.sum()
+    assert torch.allclose(out.sampling_loss, expected)
+    assert torch.allclose(out.loss, out.reconstruction_loss + model.sampling_weight * expected)
+    out.loss.backward()
+    assert model.mask_sampler.w.grad is not None
+
+
+def test_learned_base_class_defaults_to_the_sampling_loss():
+    s = adamask.create_masking("adaptive", grid=(2, 2, 2), mask_ratio=0.5, embed_dim=8)
+    assert isinstance(s, adamask.LearnedMaskingStrategy) and isinstance(s, MaskingStrategy)
+    m = s(torch.randn(3, 8, 8))
+    err = torch.rand(3, 4)
+    settings = adamask.LossSettings(estimator="plackett_luce", baseline="mean")
+    got = adamask.learned_loss(s, m, err, settings)
+    want = adamask.sampling_loss(m.probs, m.mask, err, estimator="plackett_luce", baseline="mean",
+                                 draw_order=m.draw_order)
+    assert torch.equal(got, want)
+    assert adamask.learned_loss(s, adamask.create_masking("random", grid=(2, 2, 2), mask_ratio=0.5).sample(3),
+                                err, settings) is None
+    with pytest.raises(NotImplementedError, match="tokens"):
+        s.sample(2)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(weight=-1.0), "sampling_weight"), (dict(weight=float("nan")), "sampling_weight"),
+                                      (dict(estimator="papr"), "sampling_estimator"), (dict(baseline="median"), "sampling_baseline")])
+def test_loss_settings_validated(kw, match):
+    with pytest.raises(ValueError, match=match):
+        adamask.LossSettings(**kw)
