@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
-from .validation import check_batch_size, check_counts, visible_count
+from .validation import check_batch_size, check_counts, masked_count, visible_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
 
@@ -74,7 +74,7 @@ class TubeMasking(MaskingStrategy):
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
         t, h, w = self.grid
-        self.masked_per_slice = int(self.mask_ratio * h * w)
+        self.masked_per_slice = masked_count(h * w, self.mask_ratio)
         self.num_visible = t * (h * w - self.masked_per_slice)
         check_counts(h * w, h * w - self.masked_per_slice, f"tube masking of {h}x{w} tokens per slice")
 
@@ -91,7 +91,7 @@ class FrameMasking(MaskingStrategy):
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
         t, h, w = self.grid
-        self.masked_slices = int(self.mask_ratio * t)
+        self.masked_slices = masked_count(t, self.mask_ratio)
         self.num_visible = (t - self.masked_slices) * h * w
         check_counts(t, t - self.masked_slices, f"frame masking of {t} time slices")
 

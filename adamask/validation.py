@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Collection, Sequence, Tuple, TypeVar
+from typing import Any, Collection, Optional, Sequence, Tuple, TypeVar
 
+import torch
 from torch import Tensor
 
 Grid = Tuple[int, int, int]
@@ -17,6 +18,10 @@ T = TypeVar("T")
 
 __all__ = [
     "Grid",
+    "assert_on_device",
+    "check_bool",
+    "check_real",
+    "masked_count",
     "check_positive_int",
     "check_grid",
     "check_tubelet",
@@ -32,6 +37,29 @@ __all__ = [
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` must be a bool (True / False), not a string or a number."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_real(value: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` must be a finite real number (Python or numpy; not bool) in [low, high] (open ends if asked)."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    if not math.isfinite(v) or v < low or v > high or (low_open and v == low) or (high_open and v == high):
+        raise ValueError(f"{name} must be a finite number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+    return v
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -59,17 +87,30 @@ def check_tubelet(tubelet: Sequence[int], name: str = "tubelet") -> Grid:
 
 
 def check_mask_ratio(mask_ratio: float, name: str = "mask_ratio") -> float:
-    """A mask ratio: a real number strictly between 0 and 1."""
-    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)):
+    """A mask ratio: a real number (Python or numpy) strictly between 0 and 1."""
+    if not _is_real(mask_ratio):
         raise TypeError(f"{name} must be a float in (0, 1), got {type(mask_ratio).__name__} {mask_ratio!r}")
     if math.isnan(mask_ratio) or not 0.0 < mask_ratio < 1.0:
         raise ValueError(f"{name} must be in the open interval (0, 1), got {mask_ratio!r}")
     return float(mask_ratio)
 
 
+def _floor_count(x: float) -> int:
+    # round away float noise first: 100 * (1 - 0.9) = 9.999999999999998 must count 10, not 9
+    return int(math.floor(round(x, 9)))
+
+
 def visible_count(num_tokens: int, mask_ratio: float) -> int:
-    """N_v = int(N * (1 - mask_ratio)): the number of visible tokens of random and adaptive masking."""
-    return int(num_tokens * (1 - mask_ratio))
+    """N_v = int(N * (1 - mask_ratio)), robust to float representation (100 tokens at 0.9 keep 10).
+
+    The count of visible tokens of random and learned masking (AdaMAE's N_v)."""
+    return _floor_count(num_tokens * (1.0 - mask_ratio))
+
+
+def masked_count(num_units: int, mask_ratio: float) -> int:
+    """int(mask_ratio * L), robust to float representation: the masked units of tube masking (L = H'W'
+    positions), frame masking (L = T' slices) and VideoMAE's own random generator (L = N tokens)."""
+    return _floor_count(num_units * mask_ratio)
 
 
 def check_counts(num_tokens: int, num_visible: int, what: str) -> None:
@@ -81,8 +122,8 @@ def check_counts(num_tokens: int, num_visible: int, what: str) -> None:
         )
 
 
-def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens") -> None:
-    """``tokens`` must be a (B, N, D) tensor with N == num_tokens."""
+def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens", embed_dim: Optional[int] = None) -> None:
+    """``tokens`` must be a (B, N, D) tensor with B >= 1, N == num_tokens and (if given) D == embed_dim."""
     if not isinstance(tokens, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, N, D), got {type(tokens).__name__}")
     if tokens.dim() != 3:
@@ -92,6 +133,11 @@ def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens") -> None:
             f"{name} has {tokens.shape[1]} tokens but the strategy's grid has {num_tokens}; "
             f"token count must equal T'*H'*W'"
         )
+    if tokens.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one sample (B >= 1), got shape {tuple(tokens.shape)}")
+    if embed_dim is not None and tokens.shape[2] != embed_dim:
+        raise ValueError(f"{name} have width D={tokens.shape[2]} but the strategy was built for embed_dim={embed_dim}; "
+                         f"build it with embed_dim={tokens.shape[2]} (the width of your patch embeddings)")
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -101,11 +147,20 @@ def check_batch_size(batch_size: int) -> int:
 
 def check_sampling_weight(sampling_weight: float, name: str = "sampling_weight") -> float:
     """lambda, the weight of a strategy's loss term: a finite real number >= 0."""
-    if isinstance(sampling_weight, bool) or not isinstance(sampling_weight, (int, float)):
+    if not _is_real(sampling_weight):
         raise TypeError(f"{name} must be a float >= 0, got {type(sampling_weight).__name__}")
     if not math.isfinite(sampling_weight) or sampling_weight < 0:
         raise ValueError(f"{name} must be a finite float >= 0, got {sampling_weight!r}")
     return float(sampling_weight)
+
+
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Fail when the bool scalar tensor ``condition`` is False, without a host sync.
+
+    On CPU this raises ``RuntimeError(message)`` at once; on CUDA it is a device-side assertion that
+    fails the next synchronising call (loudly, never a silent wrong result); on meta tensors nothing
+    is checked. Used where a check would otherwise need to read tensor data in the hot path."""
+    torch._assert_async(condition, message)
 
 
 def check_choice(value: T, allowed: Collection[T], name: str) -> T:

@@ -6,6 +6,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import adamask
+from adamask.validation import masked_count, visible_count
 
 NAMES = ["random", "tube", "frame", "adaptive"]
 
@@ -14,10 +15,10 @@ def expected_visible(name, grid, ratio):
     t, h, w = grid
     n = t * h * w
     if name in ("random", "adaptive"):
-        return int(n * (1 - ratio))
+        return visible_count(n, ratio)
     if name == "tube":
-        return t * (h * w - int(ratio * h * w))
-    return (t - int(ratio * t)) * h * w
+        return t * (h * w - masked_count(h * w, ratio))
+    return (t - masked_count(t, ratio)) * h * w
 
 
 def build(name, grid, ratio):
@@ -28,7 +29,7 @@ def build(name, grid, ratio):
 def valid(name, grid, ratio):
     t, h, w = grid
     nv = expected_visible(name, grid, ratio)
-    unit = {"tube": h * w - int(ratio * h * w), "frame": t - int(ratio * t)}.get(name, nv)
+    unit = {"tube": h * w - masked_count(h * w, ratio), "frame": t - masked_count(t, ratio)}.get(name, nv)
     total = {"tube": h * w, "frame": t}.get(name, t * h * w)
     return 1 <= unit < total
 
@@ -91,7 +92,7 @@ def test_tube_repeats_one_spatial_pattern(grid, ratio):
     t, h, w = grid
     m = build("tube", grid, ratio).sample(3).mask.view(3, t, h * w)
     assert (m == m[:, :1]).all()
-    assert (m.sum(-1) == int(ratio * h * w)).all()
+    assert (m.sum(-1) == masked_count(h * w, ratio)).all()
 
 
 @given(grid=st.tuples(st.integers(2, 6), st.integers(1, 4), st.integers(1, 4)), ratio=ratios)
@@ -100,7 +101,7 @@ def test_frame_hides_whole_slices(grid, ratio):
     t, h, w = grid
     m = build("frame", grid, ratio).sample(3).mask.view(3, t, h * w)
     assert ((m.all(-1)) | (~m.any(-1))).all()  # each slice all masked or all visible
-    assert (m.all(-1).sum(-1) == int(ratio * t)).all()
+    assert (m.all(-1).sum(-1) == masked_count(t, ratio)).all()
 
 
 def test_random_is_uniform_over_positions():
