@@ -6,6 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import adamask
 from adamask.loss import plackett_luce_log_prob, sampling_loss, scatter_masked
 
 
@@ -131,3 +132,131 @@ def test_argument_errors():
         sampling_loss(probs, mask, err, estimator="reinforce")
     with pytest.raises(ValueError, match="baseline"):
         sampling_loss(probs, mask, err, baseline="ema")
+
+
+def exact_pl_log_prob(p, seq):
+    """log P(seq) under sequential sampling without replacement, remaining mass summed from what remains (float64)."""
+    total, drawn = 0.0, set()
+    for i in seq:
+        remaining = sum(p[j] for j in range(len(p)) if j not in drawn)
+        total += math.log(p[i]) - math.log(remaining)
+        drawn.add(i)
+    return total
+
+
+@pytest.mark.parametrize("scale,k", [(20.0, 3), (30.0, 2), (9.0, 4)])
+def test_plackett_luce_log_prob_on_peaked_distributions(scale, k):
+    # softmax([20, 0, 0, 0, 0]) and the order [0, 1, 2]: log(1/4) + log(1/3) = -2.485 (1 - cumsum in float32 gave +134.67)
+    scores = torch.zeros(1, 5, dtype=torch.float64)
+    scores[0, 0] = scale
+    p64 = torch.softmax(scores, -1)
+    for seq in itertools.permutations(range(5), k):
+        want = exact_pl_log_prob(p64[0].tolist(), seq)
+        got32 = plackett_luce_log_prob(p64.float(), torch.tensor([seq])).item()
+        got64 = plackett_luce_log_prob(p64, torch.tensor([seq]))
+        assert got64.dtype == torch.float64  # float64 input is not cast down
+        assert math.isclose(got64.item(), want, rel_tol=1e-9, abs_tol=1e-9), seq
+        assert math.isclose(got32, want, rel_tol=1e-4, abs_tol=1e-4), (seq, got32, want)
+    assert math.isclose(plackett_luce_log_prob(torch.softmax(torch.tensor([[20.0, 0, 0, 0, 0]]), -1),
+                                               torch.tensor([[0, 1, 2]])).item(), math.log(1 / 12), rel_tol=1e-4)
+
+
+def test_plackett_luce_estimator_keeps_its_sign_on_a_peaked_sampler():
+    # 21 tokens, score std 9: the estimator must match the exact float64 computation
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(4, 21, generator=g, dtype=torch.float64) * 9
+    probs = torch.softmax(scores, -1)
+    order = adamask.gumbel_topk(probs.log(), 5, torch.Generator().manual_seed(4))
+    mask = torch.ones(4, 21, dtype=torch.bool).scatter_(1, order, False)
+    err = torch.rand(4, 21, generator=g, dtype=torch.float64)
+    reward = (err * mask).sum(1) / mask.sum(1)
+    exact = [exact_pl_log_prob(probs[b].tolist(), order[b].tolist()) for b in range(4)]
+    want = -sum(e * r for e, r in zip(exact, reward.tolist())) / 4
+    got = sampling_loss(probs.float(), mask, err.float(), estimator="plackett_luce", draw_order=order)
+    assert math.isclose(got.item(), want, rel_tol=1e-3, abs_tol=1e-5), (got.item(), want)
+
+
+@pytest.mark.parametrize("estimator", ["paper", "plackett_luce"])
+def test_non_finite_errors_at_visible_entries_are_ignored(estimator):
+    probs, mask, err, order = random_case(3, 12, 4)
+    poisoned = err.clone()
+    poisoned[~mask] = float("inf")
+    poisoned[0, (~mask[0]).nonzero()[0, 0]] = float("nan")
+    logits = probs.log().float().requires_grad_(True)
+    for kw in (dict(estimator=estimator, draw_order=order), dict(estimator=estimator, draw_order=order,
+                                                                  baseline="mean")):
+        clean = sampling_loss(torch.softmax(logits, -1), mask, err, **kw)
+        dirty = sampling_loss(torch.softmax(logits, -1), mask, poisoned, **kw)
+        assert torch.isfinite(dirty) and torch.equal(clean, dirty)
+        (grad,) = torch.autograd.grad(dirty, logits)
+        assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("cols", [1, 7, 9])
+def test_token_error_length_must_match_masked_count(cols):
+    probs, mask, err, _ = random_case(2, 12, 4)  # 8 masked per row
+    with pytest.raises(RuntimeError, match="token_error has .* columns"):
+        sampling_loss(probs, mask, torch.rand(2, cols))
+
+
+def test_rows_with_different_masked_counts_are_refused():
+    probs, mask, err, _ = random_case(2, 12, 4)
+    mask[0, (~mask[0]).nonzero()[0, 0]] = True  # row 0 now masks 9, row 1 masks 8
+    with pytest.raises(RuntimeError, match="same number of tokens"):
+        sampling_loss(probs, mask, err)
+    with pytest.raises(RuntimeError, match="token_error has 8 columns"):
+        sampling_loss(probs, mask, torch.rand(2, 8))
+
+
+def test_rloo_baseline_is_leave_one_out():
+    probs, mask, err, order = random_case(3, 10, 4)
+    m = mask.double()
+    own_sum, own_n = (err * m).sum(1), m.sum(1)
+    loo = ((err * m).sum() - own_sum) / (m.sum() - own_n)
+    shifted = torch.where(mask, err - loo[:, None], torch.zeros(()))
+    want = sampling_loss(probs, mask, shifted)
+    assert math.isclose(sampling_loss(probs, mask, err, baseline="rloo").item(), want.item(), rel_tol=1e-5)
+    reward = own_sum / own_n
+    loo_r = (reward.sum() - reward) / 2
+    want_pl = -(plackett_luce_log_prob(probs, order) * (reward - loo_r)).mean()
+    got_pl = sampling_loss(probs, mask, err, estimator="plackett_luce", baseline="rloo", draw_order=order)
+    assert math.isclose(got_pl.item(), want_pl.item(), rel_tol=1e-4)
+    one = sampling_loss(probs[:1], mask[:1], err[:1], baseline="rloo")  # a batch of one: no baseline
+    assert math.isclose(one.item(), sampling_loss(probs[:1], mask[:1], err[:1]).item(), rel_tol=1e-6)
+
+
+def _gradient_variance(baseline, estimator, draws=400):
+    """Variance over repeated draws of d L_S / d scores, for one fixed batch of scores and per-token errors."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(8, 32, generator=g)
+    token_err = 1.0 + torch.rand(8, 32, generator=g)  # errors far from zero: what a baseline removes
+    grads = []
+    for i in range(draws):
+        s = scores.clone().requires_grad_(True)
+        lp = torch.log_softmax(s, -1)
+        order = adamask.gumbel_topk(lp.detach(), 8, torch.Generator().manual_seed(i))
+        mask = torch.ones(8, 32, dtype=torch.bool).scatter_(1, order, False)
+        loss = sampling_loss(lp.exp(), mask, token_err, estimator=estimator, baseline=baseline, draw_order=order)
+        grads.append(torch.autograd.grad(loss, s)[0])
+    return torch.stack(grads).var(0).sum().item()
+
+
+@pytest.mark.parametrize("estimator", ["paper", "plackett_luce"])
+def test_rloo_lowers_gradient_variance(estimator):
+    none, rloo = _gradient_variance(None, estimator), _gradient_variance("rloo", estimator)
+    print(f"{estimator}: gradient variance, no baseline {none:.3g}, rloo {rloo:.3g} ({rloo / none:.2f}x)")
+    assert rloo < 0.5 * none
+
+
+def test_entropy_bonus_pushes_towards_uniform():
+    probs, mask, err, _ = random_case(2, 10, 3)
+    logits = probs.log().float().requires_grad_(True)
+    base = sampling_loss(torch.softmax(logits, -1), mask, err)
+    bonus = sampling_loss(torch.softmax(logits, -1), mask, err, entropy_weight=0.5)
+    h = adamask.loss.entropy(torch.softmax(logits, -1)).mean()
+    assert math.isclose(bonus.item(), (base - 0.5 * h).item(), rel_tol=1e-5)
+    (g,) = torch.autograd.grad(-h, logits)  # descending -H raises the entropy: flattens the distribution
+    assert torch.allclose(g.sum(1), torch.zeros(2), atol=1e-6)
+    with torch.no_grad():
+        flatter = torch.softmax(logits - 0.1 * g, -1)
+    assert (adamask.loss.entropy(flatter) > adamask.loss.entropy(torch.softmax(logits, -1))).all()
