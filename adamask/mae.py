@@ -16,7 +16,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from .masking import Masking, create_masking, is_learned, learned_loss
+from .masking import Masking, create_masking, is_learned, learned_loss, validate_strategy_output
 from .tokens import gather_tokens, normalized_targets, patchify, token_grid, token_mse
 from .validation import check_mask_ratio
 
@@ -162,11 +162,16 @@ class MaskedVideoAutoencoder(nn.Module):
         if video.dim() != 5 or tuple(video.shape[1:]) != self.input_shape:
             raise ValueError(f"video must have shape (B, {', '.join(map(str, self.input_shape))}) = (B, C, T, H, W), "
                              f"got {tuple(video.shape)}")
+        if not video.is_floating_point():
+            raise TypeError(f"video must be a floating-point tensor of normalised pixels, got {video.dtype}; "
+                            f"convert it first, e.g. (video.float() / 255 - mean) / std")
 
     def tokenize(self, video: Tensor) -> Tensor:
-        """video (B, C, T, H, W) -> patch embeddings (B, N, D) (no position embedding)."""
+        """video (B, C, T, H, W) float -> patch embeddings (B, N, D) (no position embedding).
+
+        A video of another float dtype than the weights (float64, float16, bfloat16) is cast to it."""
         self.check_video(video)
-        return self.patch_embed(video).flatten(2).transpose(1, 2)
+        return self.patch_embed(video.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
 
     @property
     def strategy(self) -> Callable[..., Masking]:
@@ -174,8 +179,11 @@ class MaskedVideoAutoencoder(nn.Module):
         return self.mask_sampler if self.mask_sampler is not None else self._masking_fn
 
     def sample_masking(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
+        """tokens (B, N, D) -> the strategy's Masking (checked against the contract on its first call,
+        see `adamask.masking.set_validation`)."""
         fn = self.strategy
-        return fn(tokens, generator=generator) if generator is not None else fn(tokens)
+        masking = fn(tokens, generator=generator) if generator is not None else fn(tokens)
+        return validate_strategy_output(self, fn, masking, self.num_tokens)
 
     def encode(self, tokens: Tensor, visible_idx: Optional[Tensor] = None) -> Tensor:
         """Encoder on patch embeddings (B, N, D); only the visible ones if ``visible_idx`` (B, N_v)."""

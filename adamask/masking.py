@@ -15,6 +15,7 @@ Two kinds of strategy, told apart by what they declare, never by their name:
 from __future__ import annotations
 
 import inspect
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
@@ -24,7 +25,9 @@ from torch import Tensor, nn
 from .loss import LossSettings, sampling_loss
 from .validation import (
     Grid,
+    assert_on_device,
     check_batch_size,
+    check_choice,
     check_counts,
     check_grid,
     check_mask_ratio,
@@ -46,6 +49,9 @@ __all__ = [
     "is_learned",
     "learned_loss",
     "masking_from_mask",
+    "check_masking",
+    "set_validation",
+    "validate_strategy_output",
     "check_grid",
     "check_mask_ratio",
     "check_tokens",
@@ -109,14 +115,95 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
 
     The extension point for custom strategies: draw a mask, then call this. A counting sort
     (cumsum + scatter, O(N), no sync) puts the visible indices first and the masked ones after,
-    each ascending; rows with another count are clamped, not checked.
+    each ascending. A row with another count fails a device-side assertion (RuntimeError at once on
+    CPU, a device assert on CUDA; see `adamask.validation.assert_on_device`): never garbage indices.
     """
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
+        raise TypeError(f"mask must be a (B, N) bool tensor (True = masked), got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
     b, n = mask.shape
-    pos = torch.arange(n, device=mask.device)
+    if isinstance(num_visible, bool) or not isinstance(num_visible, numbers.Integral) or not 0 <= num_visible <= n:
+        raise ValueError(f"num_visible must be an int in [0, N={n}], got {num_visible!r}")
+    num_visible = int(num_visible)
     masked_rank = mask.cumsum(1)
-    target = torch.where(mask, masked_rank + (num_visible - 1), pos - masked_rank).clamp_(0, n - 1)
-    order = torch.empty_like(target).scatter_(1, target, pos.expand(b, n))
+    assert_on_device((masked_rank[:, -1] == n - num_visible).all() if n else torch.ones((), dtype=torch.bool),
+                     f"masking_from_mask: every row of mask must mask exactly N - num_visible = {n - num_visible} "
+                     f"of its {n} tokens (num_visible={num_visible})")
+    pos = torch.arange(n, device=mask.device)
+    target = torch.where(mask, masked_rank + (num_visible - 1), pos - masked_rank).clamp_(0, max(n - 1, 0))
+    order = torch.zeros_like(target).scatter_(1, target, pos.expand(b, n))
     return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
+
+
+def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:
+    """Full check of a `Masking` (reads its values: one host sync; for tests, debugging and the first
+    call of a strategy, not for every step): every row masks the same count, ``visible_idx`` and
+    ``masked_idx`` are int64, strictly ascending, in range, and agree with ``mask`` (so they are
+    disjoint and cover all N tokens); ``probs``, if any, are finite probabilities summing to 1 per row;
+    ``draw_order``, if any, holds the visible indices. Raises ValueError naming ``what``."""
+    if not isinstance(masking, Masking):
+        raise TypeError(f"{what} must be an adamask.Masking, got {type(masking).__name__}")
+    mask, vis, msk = masking.mask, masking.visible_idx, masking.masked_idx
+    b, n = mask.shape
+    if num_tokens is not None and n != num_tokens:
+        raise ValueError(f"{what}: mask has {n} tokens, expected {num_tokens}")
+    for name, idx in (("visible_idx", vis), ("masked_idx", msk)):
+        if idx.dtype != torch.int64:
+            raise ValueError(f"{what}: {name} must be int64, got {idx.dtype}")
+    if b == 0 or n == 0 or mask.device.type == "meta":  # nothing to read
+        return
+    idx = torch.cat([vis, msk], 1)
+    safe = idx.clamp(0, n - 1)
+    ascending = torch.ones((), dtype=torch.bool, device=mask.device)
+    for part in (vis, msk):
+        if part.shape[1] > 1:
+            ascending = ascending & (part[:, 1:] > part[:, :-1]).all()
+    checks = {
+        "every row masks num_masked tokens": (mask.sum(1) == msk.shape[1]).all(),
+        "indices in [0, N)": ((idx >= 0) & (idx < n)).all(),
+        "indices strictly ascending": ascending,
+        "visible_idx unmasked and masked_idx masked":
+            (~mask.gather(1, safe[:, :vis.shape[1]])).all() & mask.gather(1, safe[:, vis.shape[1]:]).all(),
+    }
+    if masking.probs is not None:
+        p = masking.probs.float()
+        checks["probs finite and >= 0"] = (torch.isfinite(p) & (p >= 0)).all()
+        checks["probs sum to 1 per row"] = ((p.sum(1) - 1).abs() < 1e-3).all()
+    if masking.draw_order is not None:
+        d = masking.draw_order
+        checks["draw_order holds the visible indices"] = (
+            d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool))
+    values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
+    failed = [name for name, ok in zip(checks, values) if not ok]
+    if failed:
+        raise ValueError(f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
+                         f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)")
+
+
+_VALIDATION_MODES = ("first", "always", "off")
+_validation = {"mode": "first"}
+
+
+def set_validation(mode: str) -> None:
+    """How models check the `Masking` their strategy returns with `check_masking` (one host sync each):
+    "first" (default) on a strategy's first call in each model, "always" on every call (debugging a
+    custom strategy), "off" never. Masks built with `masking_from_mask` are count-checked on the
+    device in every mode."""
+    _validation["mode"] = check_choice(mode, _VALIDATION_MODES, "mode")
+
+
+def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_tokens: int) -> Masking:
+    """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
+    model using the strategy) remembers that its first output was checked. Returns ``masking``."""
+    mode = _validation["mode"]
+    if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
+        name = getattr(strategy, "__name__", type(strategy).__name__)
+        check_masking(masking, num_tokens, f"the output of masking strategy {name}")
+        try:
+            object.__setattr__(owner, "_adamask_masking_checked", True)
+        except AttributeError:  # objects without a __dict__ are checked every time
+            pass
+    return masking
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +289,8 @@ class LearnedMaskingStrategy(MaskingStrategy):
         """Unweighted loss term of this strategy for ``masking`` (drawn by it) and the per-token
         reconstruction error (B, N_m) of its masked tokens (ascending) or (B, N)."""
         return sampling_loss(masking.probs, masking.mask, token_error, estimator=settings.estimator,
-                             baseline=settings.baseline, draw_order=masking.draw_order)
+                             baseline=settings.baseline, draw_order=masking.draw_order,
+                             entropy_weight=settings.entropy_weight)
 
     def no_weight_decay(self) -> set:
         return set()

@@ -157,3 +157,31 @@ def test_sinusoid_embedding():
 def test_features_shape():
     model = create_mae("nano", masking="random", mask_ratio=0.5)
     assert model.features(torch.randn(3, *model.input_shape)).shape == (3, 32)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(sampling_weight=-1.0), "sampling_weight"),
+                                      (dict(sampling_weight=float("nan")), "sampling_weight"),
+                                      (dict(sampling_estimator="plackett"), "sampling_estimator"),
+                                      (dict(sampling_baseline="ema"), "sampling_baseline")])
+def test_loss_options_are_checked_when_the_model_is_built(kw, match):
+    with pytest.raises(ValueError, match=match):
+        create_mae("nano", masking="adaptive", **kw)
+
+
+def test_video_dtypes():
+    model = create_mae("nano", masking="random", mask_ratio=0.5)
+    video = torch.randn(2, *model.input_shape)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    want = model(video, generator=g()).loss
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):  # other float dtypes are cast to the weights'
+        got = model(video.to(dtype), generator=g()).loss
+        assert torch.isfinite(got) and abs(got.item() - want.item()) < 0.05, dtype
+    with pytest.raises(TypeError, match=r"video must be a floating-point tensor.*uint8"):
+        model((video * 50).clamp(0, 255).to(torch.uint8))
+
+
+@pytest.mark.parametrize("masking", ["random", "tube", "frame", "adaptive"])
+def test_empty_batch_is_refused_by_every_strategy(masking):
+    model = create_mae("nano", masking=masking, mask_ratio=0.5)
+    with pytest.raises(ValueError, match=r"B >= 1|batch_size must be a positive int"):
+        model(torch.randn(0, *model.input_shape))

@@ -177,3 +177,64 @@ def test_learned_base_class_defaults_to_the_sampling_loss():
 def test_loss_settings_validated(kw, match):
     with pytest.raises(ValueError, match=match):
         adamask.LossSettings(**kw)
+
+
+def test_masking_from_mask_refuses_a_wrong_count():
+    # used to return uninitialised memory as indices (e.g. 140629391904096)
+    with pytest.raises(RuntimeError, match=r"mask exactly N - num_visible = 4 of its 6 tokens"):
+        masking_from_mask(torch.tensor([[1, 0, 1, 0, 1, 0]]).bool(), 2)
+    with pytest.raises(RuntimeError, match="every row of mask"):
+        masking_from_mask(torch.tensor([[1, 0, 1, 0], [1, 1, 1, 0]]).bool(), 2)
+    with pytest.raises(ValueError, match="num_visible"):
+        masking_from_mask(torch.zeros(1, 4, dtype=torch.bool), 5)
+    with pytest.raises(TypeError, match="bool"):
+        masking_from_mask(torch.zeros(1, 4), 4)
+
+
+def test_models_check_a_custom_strategys_first_output():
+    from adamask.masking import check_masking
+
+    def off_by_one(tokens, generator=None):  # a buggy custom strategy: one token both visible and masked
+        b, n, _ = tokens.shape
+        mask = torch.zeros(b, n, dtype=torch.bool)
+        mask[:, n // 2:] = True
+        vis = torch.arange(n // 2 + 1).expand(b, -1)
+        msk = torch.arange(n // 2 + 1, n + 1).clamp_max(n - 1).expand(b, -1)
+        return Masking(mask, vis, msk[:, : n - n // 2 - 1])
+
+    model = adamask.create_mae("nano", masking=off_by_one)
+    with pytest.raises(ValueError, match=r"masking strategy off_by_one breaks the Masking contract"):
+        model(torch.randn(2, *model.input_shape))
+    good = masking_from_mask(torch.tensor([[True, False, True, False]]), 2)
+    check_masking(good, 4)
+    with pytest.raises(ValueError, match="draw_order"):
+        check_masking(Masking(good.mask, good.visible_idx, good.masked_idx, draw_order=torch.tensor([[0, 1]])))
+    with pytest.raises(ValueError, match="probs sum to 1"):
+        check_masking(Masking(good.mask, good.visible_idx, good.masked_idx, probs=torch.ones(1, 4)))
+
+
+def test_validation_modes():
+    from adamask.masking import set_validation
+
+    calls = []
+
+    def flaky(tokens, generator=None):  # right on the first call, wrong afterwards
+        calls.append(1)
+        b, n, _ = tokens.shape
+        m = masking_from_mask((torch.arange(n) % 2 == 0).expand(b, n).contiguous(), n // 2)
+        if len(calls) > 1:
+            return Masking(m.mask, m.masked_idx, m.visible_idx)
+        return m
+
+    model = adamask.create_mae("nano", masking=flaky)
+    video = torch.randn(1, *model.input_shape)
+    model(video)
+    model(video)  # default "first": later calls are trusted
+    try:
+        set_validation("always")
+        with pytest.raises(ValueError, match="breaks the Masking contract"):
+            model(video)
+        with pytest.raises(ValueError, match="mode must be one of"):
+            set_validation("sometimes")
+    finally:
+        set_validation("first")
