@@ -12,11 +12,21 @@ from timm.layers import Attention, Mlp, trunc_normal_
 from torch import Tensor, nn
 
 from .masking import LearnedMaskingStrategy, Masking, masking_from_mask, register_masking
-from .validation import check_choice, check_counts, check_grid, check_positive_int, check_tokens, visible_count
+from .validation import (
+    check_bool,
+    check_choice,
+    check_counts,
+    check_grid,
+    check_positive_int,
+    check_real,
+    check_tokens,
+    visible_count,
+)
 
 __all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "default_num_heads", "SAMPLER_VARIANTS"]
 
 SAMPLER_VARIANTS = ("block", "attention", "mlp")
+TOKEN_CLIP = 1e4  # |token values| the sampler reads; patch embeddings are O(1) to O(100), this only stops overflow
 
 
 def safe_log_softmax(scores: Tensor) -> Tensor:
@@ -90,15 +100,30 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
     paper scale: 0.90x tube-0.90's activations instead of 1.19x, for 1.32x its FLOPs instead of 1.22x).
     ``detach_input=True`` (default) keeps the sampling loss off the tokenizer, as the paper states;
     False reproduces the authors' code, where it also reaches the patch embedding.
+    ``temperature`` divides the scores before the softmax (default 1: the paper's; > 1 flattens P).
     Its loss term is AdaMAE's `sampling_loss` (the `LearnedMaskingStrategy` default).
+
+    Inputs: floating tokens of another dtype than the sampler's weights are cast to it (float64
+    tokens into a float32 sampler just work); non-finite token values are replaced by 0 and values
+    beyond +-TOKEN_CLIP (1e4) are clipped before scoring, so one NaN or overflowing token can
+    neither poison the sampler's gradients nor its weights.
+    ``.eval()`` only switches dropout off: the visible tokens are still *drawn* from P. For
+    inference or saliency use, ``deterministic_eval=True`` (or ``forward(..., deterministic=True)``)
+    takes the N_v most probable tokens instead while the sampler is in eval mode.
     """
 
     def __init__(self, embed_dim: int, num_heads: Optional[int] = None, num_tokens: Optional[int] = None,
                  mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
                  width: Optional[int] = None, mlp_ratio: float = 4.0, variant: str = "block",
                  token_pool: Optional[Sequence[int]] = None, detach_input: bool = True,
-                 dropout: float = 0.0, qkv_bias: bool = True, checkpoint: bool = False) -> None:
+                 dropout: float = 0.0, qkv_bias: bool = True, checkpoint: bool = False,
+                 temperature: float = 1.0, deterministic_eval: bool = False) -> None:
         embed_dim = check_positive_int(embed_dim, "embed_dim")
+        detach_input, checkpoint = check_bool(detach_input, "detach_input"), check_bool(checkpoint, "checkpoint")
+        deterministic_eval = check_bool(deterministic_eval, "deterministic_eval")
+        temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
+        mlp_ratio = check_real(mlp_ratio, "mlp_ratio", low=0.0, low_open=True)
+        dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         depth = check_positive_int(depth, "depth")
         check_choice(variant, SAMPLER_VARIANTS, "variant")
         width = check_positive_int(embed_dim if width is None else width, "width")
@@ -117,7 +142,8 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         self.width = width
         self.num_visible = visible_count(self.num_tokens, self.mask_ratio)
         check_counts(self.num_tokens, self.num_visible, f"adaptive masking of {self.num_tokens} tokens")
-        self.variant, self.detach_input, self.checkpoint = variant, detach_input, bool(checkpoint)
+        self.variant, self.detach_input, self.checkpoint = variant, detach_input, checkpoint
+        self.temperature, self.deterministic_eval = temperature, deterministic_eval
 
         self.proj = nn.Linear(embed_dim, width) if width != embed_dim else nn.Identity()
         self.pos_embed = nn.Parameter(torch.zeros(1, scored, width))
@@ -140,8 +166,11 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         return {"pos_embed"}
 
     def scores(self, tokens: Tensor) -> Tensor:
-        """tokens: (B, N, D) -> unnormalised scores (B, N) float32."""
+        """tokens: (B, N, D) -> unnormalised scores (B, N) float32, divided by the temperature."""
         x = tokens.detach() if self.detach_input else tokens
+        if not x.is_floating_point():
+            raise TypeError(f"tokens must be a floating-point tensor (patch embeddings), got {x.dtype}")
+        x = torch.nan_to_num(x.to(self.pos_embed.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(-TOKEN_CLIP, TOKEN_CLIP)
         if self.token_pool is not None:
             (t, h, w), (pt, ph, pw) = self.grid, self.token_pool
             x = reduce(x, "b (t pt h ph w pw) d -> b (t h w) d", "mean", t=t // pt, pt=pt, h=h // ph, ph=ph,
@@ -153,6 +182,8 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             else:
                 x = blk(x)
         s = self.head(x).squeeze(-1).float()
+        if self.temperature != 1.0:
+            s = s / self.temperature
         if self.token_pool is not None:
             s = repeat(s, "b (t h w) -> b (t pt h ph w pw)", t=t // pt, h=h // ph, w=w // pw, pt=pt, ph=ph, pw=pw)
         return s
@@ -161,17 +192,27 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         """tokens: (B, N, D) -> log-probabilities (B, N) float32 (also under autocast)."""
         return safe_log_softmax(self.scores(tokens))
 
-    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
-        """tokens: (B, N, D) -> Masking (True = masked) with probs (B, N) float32 and draw_order."""
-        check_tokens(tokens, self.num_tokens)
+    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None, *,
+                deterministic: Optional[bool] = None) -> Masking:
+        """tokens: (B, N, D) -> Masking (True = masked) with probs (B, N) float32 and draw_order.
+
+        deterministic: take the N_v most probable tokens instead of drawing them; default
+        ``deterministic_eval and not self.training``."""
+        check_tokens(tokens, self.num_tokens, embed_dim=self.embed_dim)
         log_probs = self.log_probs(tokens)
-        draw = gumbel_topk(log_probs, self.num_visible, generator)
+        if deterministic is None:
+            deterministic = self.deterministic_eval and not self.training
+        if deterministic:
+            draw = log_probs.topk(self.num_visible, dim=-1, sorted=True).indices
+        else:
+            draw = gumbel_topk(log_probs, self.num_visible, generator)
         mask = torch.ones_like(log_probs, dtype=torch.bool).scatter_(1, draw, False)
         return masking_from_mask(mask, self.num_visible, probs=log_probs.exp(), draw_order=draw)
 
     def extra_repr(self) -> str:
         return (f"num_tokens={self.num_tokens}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}, "
-                f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}")
+                f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}, "
+                f"temperature={self.temperature:g}")
 
 
 @register_masking("adaptive", default_ratio=0.95, learned=True, needs="tokens")

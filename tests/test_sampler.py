@@ -174,3 +174,86 @@ def test_checkpointed_blocks_give_identical_loss_and_gradients():
         grads.append((loss, torch.autograd.grad(loss, list(s.parameters()))))
     assert torch.equal(grads[0][0], grads[1][0])
     assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1]))
+
+
+def test_one_nan_token_cannot_poison_the_sampler():
+    torch.manual_seed(0)
+    s = AdaptiveTokenSampler(16, num_tokens=32, mask_ratio=0.75)
+    opt = torch.optim.AdamW(s.parameters(), lr=1e-2)
+    tokens = torch.randn(2, 32, 16)
+    tokens[0, 5] = float("nan")
+    tokens[1, 7, 3] = float("inf")
+    m = s(tokens)
+    loss = adamask.sampling_loss(m.probs, m.mask, torch.rand(2, 24))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(m.probs).all()
+    assert all(torch.isfinite(p.grad).all() for p in s.parameters() if p.grad is not None)
+    opt.step()
+    assert all(torch.isfinite(p).all() for p in s.parameters())
+    m2 = s(torch.randn(2, 32, 16))  # the next batch is scored, not uniform
+    assert m2.probs.std(1).min() > 0
+
+
+def test_wrong_token_width_is_named():
+    s = adamask.create_masking("adaptive", grid=(2, 4, 4), mask_ratio=0.75, embed_dim=8)
+    with pytest.raises(ValueError, match=r"width D=7 but the strategy was built for embed_dim=8"):
+        s(torch.randn(2, 32, 7))
+
+
+def test_tokens_of_another_float_dtype_are_cast():
+    s = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.5)
+    tokens = torch.randn(2, 16, 8, dtype=torch.float64)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(s(tokens, generator=g()).mask, s(tokens.float(), generator=g()).mask)
+    with pytest.raises(TypeError, match="floating-point"):
+        s(torch.zeros(2, 16, 8, dtype=torch.long))
+
+
+@pytest.mark.parametrize("option", ["detach_input", "checkpoint", "deterministic_eval"])
+def test_flag_options_must_be_bool(option):
+    with pytest.raises(TypeError, match=f"{option} must be True or False"):
+        AdaptiveTokenSampler(8, num_tokens=16, **{option: "no"})
+
+
+def test_default_heads_divide_the_width():
+    # embed_dim=12 used to fail with "divisible by num_heads (8)", a value the user never chose
+    s = adamask.create_masking("adaptive", grid=(2, 2, 2), mask_ratio=0.5, embed_dim=12)
+    assert s.blocks[0].attn.num_heads == 6
+    assert AdaptiveTokenSampler(768, num_tokens=64).blocks[0].attn.num_heads == 8
+    assert AdaptiveTokenSampler(30, num_tokens=64).blocks[0].attn.num_heads == 6
+
+
+def test_temperature_scales_the_scores():
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 16, 8)
+    a = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.5)
+    with torch.no_grad():
+        a.pos_embed.normal_()
+    b = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.5, temperature=4.0)
+    b.load_state_dict(a.state_dict())
+    assert torch.allclose(b.scores(tokens), a.scores(tokens) / 4.0)
+    hot = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.5, temperature=1e6)
+    hot.load_state_dict(a.state_dict())
+    assert torch.allclose(hot(tokens).probs, torch.full((2, 16), 1 / 16), atol=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        AdaptiveTokenSampler(8, num_tokens=16, temperature=0.0)
+
+
+def test_deterministic_eval_takes_the_most_probable_tokens():
+    torch.manual_seed(0)
+    s = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.75, deterministic_eval=True)
+    with torch.no_grad():
+        s.pos_embed.normal_()
+    tokens = torch.randn(3, 16, 8)
+    s.eval()
+    m = s(tokens)
+    top = s.log_probs(tokens).topk(4, dim=1).indices
+    assert torch.equal(m.visible_idx, top.sort(1).values) and torch.equal(m.draw_order, top)
+    assert torch.equal(s(tokens).mask, m.mask)  # the same every time
+    s.train()  # training keeps sampling
+    draws = {tuple(s(tokens, generator=torch.Generator().manual_seed(i)).visible_idx[0].tolist()) for i in range(20)}
+    assert len(draws) > 1
+    plain = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.75).eval()  # .eval() alone still samples
+    assert len({tuple(plain(tokens).visible_idx[0].tolist()) for _ in range(20)}) > 1
+    assert torch.equal(plain(tokens, deterministic=True).visible_idx,
+                       plain.log_probs(tokens).topk(4, dim=1).indices.sort(1).values)
