@@ -1,0 +1,58 @@
+"""Hostile inputs to the core contract: every registered strategy, arbitrary grids, ratios, batch sizes and
+argument types. Each case either gives a Masking that passes the full contract check or raises a
+ValueError/TypeError naming the argument, never another error or a silent wrong mask."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import adamask
+from adamask.masking import check_masking, masking_from_mask
+
+NAMES = adamask.list_maskings()
+junk = st.one_of(st.none(), st.text(max_size=3), st.booleans(), st.floats(allow_nan=True), st.integers(-3, 3),
+                 st.lists(st.integers(-2, 5), max_size=4), st.just(torch.tensor(0.5)))
+
+
+def build(name, grid, ratio):
+    return adamask.create_masking(name, grid=grid, mask_ratio=ratio, embed_dim=8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(grid=st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5)), ratio=st.floats(0.01, 0.99),
+       batch=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_every_strategy_keeps_the_contract_or_names_the_problem(name, grid, ratio, batch, seed):
+    try:
+        s = build(name, grid, ratio)
+    except ValueError as e:
+        assert "visible" in str(e) or "mask_ratio" in str(e)
+        return
+    n = math.prod(grid)
+    m = s(torch.randn(batch, n, 8), generator=torch.Generator().manual_seed(seed))
+    check_masking(m, n)
+    assert m.num_visible == s.num_visible and 1 <= m.num_visible < n
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(grid=junk, ratio=junk)
+def test_bad_arguments_raise_value_or_type_errors(name, grid, ratio):
+    try:
+        build(name, grid, ratio)
+    except (ValueError, TypeError) as e:
+        assert any(w in str(e) for w in ("grid", "mask_ratio", "visible", "num_tokens")), str(e)
+
+
+@given(rows=st.lists(st.lists(st.booleans(), min_size=6, max_size=6), min_size=1, max_size=4),
+       num_visible=st.integers(0, 6))
+def test_masking_from_mask_never_returns_garbage(rows, num_visible):
+    mask = torch.tensor(rows)
+    consistent = all(6 - sum(r) == num_visible for r in rows)
+    if not consistent:
+        with pytest.raises(RuntimeError, match="masking_from_mask"):
+            masking_from_mask(mask, num_visible)
+        return
+    m = masking_from_mask(mask, num_visible)
+    check_masking(m, 6)
+    assert (m.visible_idx < 6).all() and (m.masked_idx < 6).all()
