@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
-from .validation import check_batch_size, check_counts, masked_count, visible_count
+from .validation import check_batch_size, check_counts, checked_visible_count, masked_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
 
@@ -58,8 +58,11 @@ class RandomMasking(MaskingStrategy):
 
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
-        self.num_visible = visible_count(self.num_tokens, self.mask_ratio)
-        check_counts(self.num_tokens, self.num_visible, f"random masking of {self.num_tokens} tokens")
+        self._set_counts()
+
+    def _set_counts(self) -> None:
+        self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
+                                                 f"random masking of {self.num_tokens} tokens")
 
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
         noise = _noise(batch_size, self.num_tokens, device, generator)
@@ -73,10 +76,13 @@ class TubeMasking(MaskingStrategy):
 
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
+        self._set_counts()
+
+    def _set_counts(self) -> None:
         t, h, w = self.grid
-        self.masked_per_slice = masked_count(h * w, self.mask_ratio)
-        self.num_visible = t * (h * w - self.masked_per_slice)
-        check_counts(h * w, h * w - self.masked_per_slice, f"tube masking of {h}x{w} tokens per slice")
+        masked = masked_count(h * w, self.mask_ratio)
+        check_counts(h * w, h * w - masked, f"tube masking of {h}x{w} tokens per slice")
+        self.masked_per_slice, self.num_visible = masked, t * (h * w - masked)
 
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
         t, h, w = self.grid
@@ -90,10 +96,13 @@ class FrameMasking(MaskingStrategy):
 
     def __init__(self, grid, mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
+        self._set_counts()
+
+    def _set_counts(self) -> None:
         t, h, w = self.grid
-        self.masked_slices = masked_count(t, self.mask_ratio)
-        self.num_visible = (t - self.masked_slices) * h * w
-        check_counts(t, t - self.masked_slices, f"frame masking of {t} time slices")
+        masked = masked_count(t, self.mask_ratio)
+        check_counts(t, t - masked, f"frame masking of {t} time slices")
+        self.masked_slices, self.num_visible = masked, (t - masked) * h * w
 
     def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
         t, h, w = self.grid

@@ -27,6 +27,7 @@ __all__ = [
     "check_tubelet",
     "check_mask_ratio",
     "check_counts",
+    "checked_visible_count",
     "check_tokens",
     "check_batch_size",
     "check_sampling_weight",
@@ -120,6 +121,13 @@ def check_counts(num_tokens: int, num_visible: int, what: str) -> None:
             f"{what} leaves {num_visible} of {num_tokens} tokens visible; mask_ratio must leave at least "
             f"one visible and one masked token"
         )
+
+
+def checked_visible_count(num_tokens: int, mask_ratio: float, what: str) -> int:
+    """`visible_count` that must leave at least one visible and one masked token (`check_counts`)."""
+    num_visible = visible_count(num_tokens, mask_ratio)
+    check_counts(num_tokens, num_visible, what)
+    return num_visible
 
 
 def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens", embed_dim: Optional[int] = None) -> None:
