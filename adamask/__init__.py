@@ -21,7 +21,11 @@ from .masking import (
     register_masking,
     strategy_info,
 )
+from .error_predictor import ErrorPredictor, error_prediction_loss
+from .motion import MotionMasking, PixelMotionMasking
+from .running_cell import RunningCellMasking
 from .sampler import AdaptiveTokenSampler, gumbel_topk
+from .schedules import RatioSchedule
 from .strategies import FrameMasking, RandomMasking, TubeMasking
 from .tokens import gather_tokens, normalized_targets, patchify, scatter_masked, token_mse, unpatchify
 from .validation import check_counts
@@ -30,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveTokenSampler",
+    "ErrorPredictor",
     "FrameMasking",
     "LearnedMaskingStrategy",
     "LossSettings",
@@ -38,13 +43,18 @@ __all__ = [
     "MaskedVideoAutoencoder",
     "Masking",
     "MaskingStrategy",
+    "MotionMasking",
+    "PixelMotionMasking",
     "RandomMasking",
+    "RatioSchedule",
+    "RunningCellMasking",
     "StrategyInfo",
     "TubeMasking",
     "check_counts",
     "create_mae",
     "create_masking",
     "default_ratio",
+    "error_prediction_loss",
     "gather_tokens",
     "gumbel_topk",
     "is_learned",

@@ -11,7 +11,7 @@ from torch import Tensor
 from .tokens import scatter_masked
 from .validation import assert_on_device, check_choice, check_sampling_weight
 
-__all__ = ["sampling_loss", "plackett_luce_log_prob", "entropy", "scatter_masked", "LossSettings", "ESTIMATORS",
+__all__ = ["sampling_loss", "plackett_luce_log_prob", "entropy", "masked_errors", "scatter_masked", "LossSettings", "ESTIMATORS",
            "BASELINES", "DEFAULT_SAMPLING_WEIGHT"]
 
 _TINY = torch.finfo(torch.float32).tiny
@@ -52,13 +52,28 @@ def plackett_luce_log_prob(probs: Tensor, draw_order: Tensor) -> Tensor:
     formed as ``1 - cumsum``. Computed in float64 for float64 input, else float32.
     """
     dtype = torch.promote_types(probs.dtype, torch.float32)
-    logp = torch.log(probs.to(dtype).clamp_min(_TINY))
+    logp = torch.log(probs.to(dtype).clamp_min(torch.finfo(dtype).tiny))
     drawn = logp.gather(1, draw_order)  # (B, k)
     never = torch.ones_like(logp, dtype=torch.bool).scatter_(1, draw_order, False)
     log_rest = torch.logsumexp(logp.masked_fill(~never, float("-inf")), dim=1, keepdim=True)  # (B, 1)
     suffix = torch.logcumsumexp(drawn.flip(1), dim=1).flip(1)  # log sum_{l >= j} p_{v_l}
     remaining = torch.logaddexp(suffix, log_rest)
     return (drawn - remaining).sum(1)
+
+
+def masked_errors(probs: Tensor, mask: Tensor, token_error: Tensor) -> Tensor:
+    """Check the inputs of a strategy's loss term and return the errors as (B, N) float32, detached,
+    zero wherever ``mask`` is False (selected, so inf/NaN there vanish).
+
+    probs (B, N); mask (B, N) bool, True = a masked token whose error counts; token_error (B, N_m)
+    for the masked tokens in ascending order (every row must mask N_m tokens, checked on the device)
+    or (B, N) (rows may then mask different counts, e.g. with decoder masking)."""
+    _check_inputs(probs, mask, token_error)
+    _check_counts_on_device(mask, token_error)
+    err = token_error.detach().float()
+    if err.shape[1] != probs.shape[1]:
+        err = scatter_masked(err, mask)
+    return torch.where(mask, err, err.new_zeros(()))
 
 
 def _check_inputs(probs: Tensor, mask: Tensor, token_error: Tensor) -> None:
@@ -77,16 +92,12 @@ def _check_inputs(probs: Tensor, mask: Tensor, token_error: Tensor) -> None:
 
 
 def _check_counts_on_device(mask: Tensor, token_error: Tensor) -> None:
-    """Every row masks the same number of tokens, and a (B, N_m) token_error has N_m of them (no sync)."""
-    counts = mask.sum(1)
+    """A (B, N_m) token_error needs exactly N_m masked tokens in every row (checked without a sync)."""
     n_m = token_error.shape[1]
-    if n_m == mask.shape[1]:
-        ok = (counts == counts[:1]).all()
-        what = "every row of mask must mask the same number of tokens"
-    else:
-        ok = (counts == n_m).all()
-        what = f"token_error has {n_m} columns but a row of mask does not mask exactly {n_m} tokens"
-    assert_on_device(ok, f"sampling_loss: {what} (pass the errors of the masked tokens, ascending, or (B, N))")
+    if n_m != mask.shape[1]:
+        assert_on_device((mask.sum(1) == n_m).all(),
+                         f"token_error has {n_m} columns but a row of mask does not mask exactly {n_m} tokens "
+                         f"(pass the errors of the masked tokens in ascending order, or (B, N))")
 
 
 def _baseline(values: Tensor, weights: Tensor, baseline: Optional[str]) -> Tensor:
@@ -114,9 +125,10 @@ def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator
     """Unweighted sampling loss L_S (scalar, float32); add ``lambda * L_S`` (lambda = 1e-4) to L_R.
 
     probs:       (B, N) sampling probabilities (Masking.probs); the only input that gets gradient.
-    mask:        (B, N) bool, True = masked, the same count in every row.
-    token_error: (B, N_m) reconstruction error of the masked tokens in ascending index order,
-                 or (B, N) per-token error (visible entries are ignored, whatever they hold). Detached.
+    mask:        (B, N) bool, True = masked (the tokens whose error counts).
+    token_error: (B, N_m) reconstruction error of the masked tokens in ascending index order (every
+                 row must mask N_m tokens), or (B, N) per-token error (visible entries are ignored,
+                 whatever they hold; rows may mask different counts). Detached.
 
     estimator="paper" (default): L_S = -mean_b mean_{i masked} log P_i * e_i, AdaMAE's surrogate.
     estimator="plackett_luce": the score function of what was actually sampled,
@@ -128,17 +140,11 @@ def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator
     entropy_weight: subtracts ``entropy_weight * mean_b H(P_b)`` (an entropy bonus that keeps the
         sampler from collapsing onto a few tokens; default 0).
     Log-probabilities are clamped at log(float32 tiny) so zero probabilities stay finite. Row counts
-    are checked on the device (`adamask.validation.assert_on_device`), without a host sync.
+    of a (B, N_m) token_error are checked on the device (`adamask.validation.assert_on_device`).
     """
     check_choice(estimator, ESTIMATORS, "estimator")
     check_choice(baseline, BASELINES, "baseline")
-    _check_inputs(probs, mask, token_error)
-    _check_counts_on_device(mask, token_error)
-    n = probs.shape[1]
-    err = token_error.detach().float()
-    if err.shape[1] != n:
-        err = scatter_masked(err, mask)
-    err = torch.where(mask, err, err.new_zeros(()))  # select, don't multiply: inf/NaN at visible entries vanish
+    err = masked_errors(probs, mask, token_error)  # selected, not multiplied: inf/NaN at visible entries vanish
     maskf = mask.float()
     n_masked = maskf.sum(1).clamp_min(1.0)
 

@@ -16,7 +16,15 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from .masking import Masking, create_masking, is_learned, learned_loss, validate_strategy_output
+from .masking import (
+    Masking,
+    MaskingStrategy,
+    create_masking,
+    is_learned,
+    learned_loss,
+    strategy_info,
+    validate_strategy_output,
+)
 from .tokens import gather_tokens, normalized_targets, patchify, token_grid, token_mse
 from .validation import check_mask_ratio
 
@@ -51,6 +59,9 @@ class MAEOutput:
     """loss = reconstruction_loss + sampling_weight * sampling_loss (sampling_loss None if not learned).
 
     pred, target: (B, N_m, t*h*w*C) for the masked tokens in ascending order; token_error (B, N_m).
+    With decoder masking: pred, target (B, N_d, t*h*w*C) for the N_d tokens the decoder reconstructs
+    (ascending); token_error (B, N), the error of tokens both masked and reconstructed, 0 elsewhere;
+    ``masking.error_mask`` marks them and ``decoder_masking`` is the decoder's Masking.
     """
 
     loss: Tensor
@@ -60,12 +71,17 @@ class MAEOutput:
     target: Tensor
     token_error: Tensor
     masking: Masking
+    decoder_masking: Optional[Masking] = None
 
 
 class MaskedVideoAutoencoder(nn.Module):
     """Reference video MAE. ``masking``: a registered name (built with the model's grid and token
     width) or a strategy ``(tokens) -> Masking``; a learned strategy is stored as the sub-module
-    ``mask_sampler`` and trained by its own loss term, weighted by ``sampling_weight``."""
+    ``mask_sampler`` and trained by its own loss term, weighted by ``sampling_weight``.
+
+    ``decoder_masking`` (e.g. "running_cell", ratio ``decoder_mask_ratio``): the decoder then
+    reconstructs only the tokens that strategy leaves visible (VideoMAE V2's dual masking), and the
+    loss is the mean error over the tokens both masked and reconstructed."""
 
     def __init__(self, img_size: int = 224, num_frames: int = 16, tubelet: Sequence[int] = (2, 16, 16),
                  in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
@@ -73,7 +89,9 @@ class MaskedVideoAutoencoder(nn.Module):
                  decoder_num_heads: int = 6, masking: Union[str, Callable[..., Masking]] = "adaptive",
                  mask_ratio: Optional[float] = None, masking_options: Optional[Dict[str, Any]] = None,
                  sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, norm_pix_loss: bool = True,
-                 sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None) -> None:
+                 sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
+                 decoder_masking: Union[None, str, MaskingStrategy] = None,
+                 decoder_mask_ratio: Optional[float] = None, sampling_entropy_weight: float = 0.0) -> None:
         super().__init__()
         self.tubelet = tuple(tubelet)
         self.in_chans = in_chans
@@ -81,7 +99,8 @@ class MaskedVideoAutoencoder(nn.Module):
         self.grid = token_grid((1, *self.input_shape), self.tubelet)
         self.num_tokens = math.prod(self.grid)
         self.embed_dim = embed_dim
-        self.loss_settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline)
+        self.loss_settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline,
+                                          sampling_entropy_weight)
         self.norm_pix_loss = norm_pix_loss
 
         if isinstance(masking, str):
@@ -99,6 +118,7 @@ class MaskedVideoAutoencoder(nn.Module):
         else:
             self.mask_sampler = None
             self._masking_fn = masking
+        self.decoder_masking = self._decoder_strategy(decoder_masking, decoder_mask_ratio)
 
         self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet, stride=self.tubelet)
         self.register_buffer("pos_embed", sinusoid_embedding(self.num_tokens, embed_dim), persistent=False)
@@ -115,6 +135,29 @@ class MaskedVideoAutoencoder(nn.Module):
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
         self.decoder_head = nn.Linear(decoder_embed_dim, patch_dim)
         self._init_backbone()
+
+    def _decoder_strategy(self, strategy: Union[None, str, MaskingStrategy],
+                          ratio: Optional[float]) -> Optional[MaskingStrategy]:
+        if strategy is None:
+            if ratio is not None:
+                raise ValueError("decoder_mask_ratio needs decoder_masking (e.g. 'running_cell')")
+            return None
+        if isinstance(strategy, str):
+            if strategy_info(strategy).needs != "nothing":
+                raise ValueError(f"decoder_masking must be a strategy that needs no tokens (e.g. 'running_cell'), "
+                                 f"got {strategy!r}")
+            strategy = create_masking(strategy, grid=self.grid, mask_ratio=ratio)
+        if not isinstance(strategy, MaskingStrategy) or getattr(strategy, "num_tokens", None) != self.num_tokens:
+            raise TypeError(f"decoder_masking must be a registered name or a MaskingStrategy over the model's "
+                            f"{self.num_tokens} tokens, got {strategy!r}")
+        return strategy
+
+    def set_mask_ratio(self, mask_ratio: float) -> None:
+        """Change the encoder strategy's mask ratio (e.g. from an `adamask.schedules.RatioSchedule`)."""
+        setter = getattr(self.strategy, "set_mask_ratio", None)
+        if setter is None:
+            raise TypeError(f"the masking strategy {self.strategy!r} cannot change its mask ratio")
+        setter(mask_ratio)
 
     def _init_backbone(self) -> None:
         trunc_normal_(self.mask_token, std=0.02)
@@ -194,16 +237,25 @@ class MaskedVideoAutoencoder(nn.Module):
             x = blk(x)
         return self.norm(x)
 
-    def decode(self, latent: Tensor, masking: Masking) -> Tensor:
-        """latent (B, N_v, D) -> predictions (B, N_m, t*h*w*C) for the masked tokens, ascending."""
+    def decode(self, latent: Tensor, masking: Masking, decoded_idx: Optional[Tensor] = None) -> Tensor:
+        """latent (B, N_v, D) -> predictions (B, N_m, t*h*w*C) for the masked tokens, ascending.
+
+        decoded_idx (B, N_d): reconstruct only these tokens (decoder masking): the decoder then sees
+        the N_v visible tokens and N_d mask tokens, not all N, and predicts (B, N_d, t*h*w*C)."""
         y = self.encoder_to_decoder(latent)
         b, d = y.shape[0], y.shape[-1]
-        full = self.mask_token.to(y.dtype).expand(b, self.num_tokens, d)
-        full = full.scatter(1, masking.visible_idx.unsqueeze(-1).expand(-1, -1, d), y)
-        x = full + self.decoder_pos_embed.to(y.dtype)
+        pos = self.decoder_pos_embed.to(y.dtype)
+        if decoded_idx is None:
+            full = self.mask_token.to(y.dtype).expand(b, self.num_tokens, d)
+            x = full.scatter(1, masking.visible_idx.unsqueeze(-1).expand(-1, -1, d), y) + pos
+        else:
+            pos = pos.expand(b, -1, -1)
+            queries = self.mask_token.to(y.dtype) + gather_tokens(pos, decoded_idx)
+            x = torch.cat([y + gather_tokens(pos, masking.visible_idx), queries], dim=1)
         for blk in self.decoder_blocks:
             x = blk(x)
-        return self.decoder_head(self.decoder_norm(gather_tokens(x, masking.masked_idx)))
+        out = gather_tokens(x, masking.masked_idx) if decoded_idx is None else x[:, y.shape[1]:]
+        return self.decoder_head(self.decoder_norm(out))
 
     @torch.no_grad()
     def features(self, video: Tensor) -> Tensor:
@@ -221,18 +273,33 @@ class MaskedVideoAutoencoder(nn.Module):
             masking = self.sample_masking(tokens, generator)
         elif masking.mask.shape != tokens.shape[:2]:
             raise ValueError(f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}")
-        return self.reconstruct(video, tokens, masking)
+        return self.reconstruct(video, tokens, masking, generator=generator)
 
-    def reconstruct(self, video: Tensor, tokens: Tensor, masking: Masking) -> MAEOutput:
+    def reconstruct(self, video: Tensor, tokens: Tensor, masking: Masking, decoder_masking: Optional[Masking] = None,
+                    generator: Optional[torch.Generator] = None) -> MAEOutput:
         """The MAE step after masking: video (B, C, T, H, W), its patch embeddings (B, N, D) and the
-        masking -> MAEOutput with both losses."""
-        pred = self.decode(self.encode(tokens, masking.visible_idx), masking)
-        target = gather_tokens(self.targets(video), masking.masked_idx)
-        err = token_mse(pred, target)
-        rec = err.mean()
+        masking -> MAEOutput with both losses. With decoder masking configured, its mask is drawn
+        here unless ``decoder_masking`` (True = not reconstructed) is given."""
+        latent = self.encode(tokens, masking.visible_idx)
+        if decoder_masking is None and self.decoder_masking is not None:
+            decoder_masking = self.decoder_masking.sample(tokens.shape[0], tokens.device, generator)
+        if decoder_masking is None:
+            pred = self.decode(latent, masking)
+            target = gather_tokens(self.targets(video), masking.masked_idx)
+            err = token_mse(pred, target)
+            rec = err.mean()
+        else:
+            decoded = decoder_masking.visible_idx
+            pred = self.decode(latent, masking, decoded)
+            target = gather_tokens(self.targets(video), decoded)
+            scored = masking.mask.gather(1, decoded)  # masked by the encoder and reconstructed
+            err_d = torch.where(scored, token_mse(pred, target), pred.new_zeros((), dtype=torch.float32))
+            rec = err_d.sum() / scored.sum().clamp_min(1)
+            err = err_d.new_zeros(masking.mask.shape).scatter(1, decoded, err_d)
+            masking = replace(masking, error_mask=masking.mask & ~decoder_masking.mask)
         ls = learned_loss(self.strategy, masking, err, self.loss_settings)
         loss = rec if ls is None else rec + self.loss_settings.weight * ls
-        return MAEOutput(loss, rec, ls, pred, target, err, masking)
+        return MAEOutput(loss, rec, ls, pred, target, err, masking, decoder_masking)
 
 
 def create_mae(size: str = "tiny", *, masking: Union[str, Callable[..., Masking]] = "adaptive",

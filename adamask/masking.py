@@ -72,6 +72,9 @@ class Masking:
     probs:       (B, N) float32 sampling probabilities for learned strategies, else None.
     draw_order:  (B, N_v) int64, visible indices in the order they were drawn (learned
                  strategies only; used by the exact Plackett-Luce loss), else None.
+    error_mask:  (B, N) bool, the masked tokens whose reconstruction error is known, when that is
+                 a subset (decoder masking reconstructs only some); None = every masked token.
+                 Set by models, read by the strategies' loss terms.
     """
 
     mask: Tensor
@@ -79,6 +82,7 @@ class Masking:
     masked_idx: Tensor
     probs: Optional[Tensor] = None
     draw_order: Optional[Tensor] = None
+    error_mask: Optional[Tensor] = None
 
     def __post_init__(self) -> None:  # shape checks only: no data access, no host sync
         if self.mask.dtype != torch.bool or self.mask.dim() != 2:
@@ -92,6 +96,9 @@ class Masking:
             )
         if self.probs is not None and self.probs.shape != (b, n):
             raise ValueError(f"Masking.probs must be (B, N) = {(b, n)}, got {tuple(self.probs.shape)}")
+        if self.error_mask is not None and (self.error_mask.shape != (b, n) or self.error_mask.dtype != torch.bool):
+            raise ValueError(f"Masking.error_mask must be a (B, N) = {(b, n)} bool tensor, got "
+                             f"{self.error_mask.dtype} {tuple(self.error_mask.shape)}")
 
     @property
     def num_visible(self) -> int:
@@ -106,7 +113,12 @@ class Masking:
             return None if t is None else t.to(device)
 
         return Masking(self.mask.to(device), self.visible_idx.to(device), self.masked_idx.to(device),
-                       move(self.probs), move(self.draw_order))
+                       move(self.probs), move(self.draw_order), move(self.error_mask))
+
+    @property
+    def scored_mask(self) -> Tensor:
+        """(B, N) bool: the masked tokens whose error a loss term may use (``error_mask`` or ``mask``)."""
+        return self.mask if self.error_mask is None else self.error_mask
 
 
 def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = None,
@@ -241,6 +253,26 @@ class MaskingStrategy(nn.Module):
     def num_masked(self) -> int:
         return self.num_tokens - self.num_visible
 
+    def _set_counts(self) -> None:
+        """Derive ``num_visible`` (and any other count) from ``mask_ratio``; ValueError if degenerate.
+        Strategies that implement it support `set_mask_ratio` (ratio schedules)."""
+        raise NotImplementedError
+
+    def set_mask_ratio(self, mask_ratio: float) -> None:
+        """Change the mask ratio in place (e.g. each step of a `adamask.schedules.RatioSchedule`);
+        the counts follow and stay the same for every sample of a batch. On a degenerate ratio the
+        old one is kept and a ValueError raised."""
+        if type(self)._set_counts is MaskingStrategy._set_counts:
+            raise NotImplementedError(f"{type(self).__name__} cannot change its mask ratio (it defines no _set_counts)")
+        old = self.mask_ratio
+        self.mask_ratio = check_mask_ratio(mask_ratio)
+        try:
+            self._set_counts()
+        except ValueError:
+            self.mask_ratio = old
+            self._set_counts()
+            raise
+
     def sample(self, batch_size: int, device: torch.device | str | None = None,
                generator: Optional[torch.Generator] = None) -> Masking:
         raise NotImplementedError(f"{type(self).__name__} draws its masks from the tokens: call it with tokens (B, N, D)")
@@ -288,7 +320,7 @@ class LearnedMaskingStrategy(MaskingStrategy):
     def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
         """Unweighted loss term of this strategy for ``masking`` (drawn by it) and the per-token
         reconstruction error (B, N_m) of its masked tokens (ascending) or (B, N)."""
-        return sampling_loss(masking.probs, masking.mask, token_error, estimator=settings.estimator,
+        return sampling_loss(masking.probs, masking.scored_mask, token_error, estimator=settings.estimator,
                              baseline=settings.baseline, draw_order=masking.draw_order,
                              entropy_weight=settings.entropy_weight)
 
@@ -302,10 +334,10 @@ def is_learned(strategy: Any) -> bool:
 
 
 def learned_loss(strategy: Any, masking: Masking, token_error: Tensor, settings: LossSettings) -> Optional[Tensor]:
-    """The unweighted loss term of a learned ``strategy`` for a `Masking` it drew; None when the masking
-    has no ``probs`` (a non-learned strategy or a caller-given mask). Strategies without a
-    ``masking_loss`` method get AdaMAE's `sampling_loss`."""
-    if masking.probs is None:
+    """The unweighted loss term of a learned ``strategy`` for a `Masking` it drew; None for a strategy
+    that is not learned or a masking without ``probs`` (e.g. a caller-given mask). Learned strategies
+    without a ``masking_loss`` method get AdaMAE's `sampling_loss`."""
+    if masking.probs is None or not is_learned(strategy):
         return None
     own = getattr(strategy, "masking_loss", None)
     if callable(own):

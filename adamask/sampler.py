@@ -15,12 +15,11 @@ from .masking import LearnedMaskingStrategy, Masking, masking_from_mask, registe
 from .validation import (
     check_bool,
     check_choice,
-    check_counts,
     check_grid,
     check_positive_int,
     check_real,
     check_tokens,
-    visible_count,
+    checked_visible_count,
 )
 
 __all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "default_num_heads", "SAMPLER_VARIANTS"]
@@ -140,8 +139,7 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             self.token_pool = pool
             scored = self.num_tokens // math.prod(pool)
         self.width = width
-        self.num_visible = visible_count(self.num_tokens, self.mask_ratio)
-        check_counts(self.num_tokens, self.num_visible, f"adaptive masking of {self.num_tokens} tokens")
+        self._set_counts()
         self.variant, self.detach_input, self.checkpoint = variant, detach_input, checkpoint
         self.temperature, self.deterministic_eval = temperature, deterministic_eval
 
@@ -154,6 +152,10 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         )
         self.head = nn.Linear(width, 1)
         self.apply(self._init_weights)
+
+    def _set_counts(self) -> None:
+        self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
+                                                 f"adaptive masking of {self.num_tokens} tokens")
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:

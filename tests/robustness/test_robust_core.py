@@ -1,8 +1,6 @@
-"""Hostile inputs to the core contract: every registered strategy, arbitrary grids, ratios, batch sizes and
-argument types. Each case either gives a Masking that passes the full contract check or raises a
-ValueError/TypeError naming the argument, never another error or a silent wrong mask."""
-import math
-
+"""Hostile inputs to the core contract: arbitrary argument types for every registered strategy, and masks with
+wrong counts. Each case raises a ValueError/TypeError naming the argument (or, for a mask, a device-side
+assertion), never another error or a silent wrong mask. Valid arbitrary grids and ratios: test_contract.py."""
 import pytest
 import torch
 from hypothesis import given
@@ -18,21 +16,6 @@ junk = st.one_of(st.none(), st.text(max_size=3), st.booleans(), st.floats(allow_
 
 def build(name, grid, ratio):
     return adamask.create_masking(name, grid=grid, mask_ratio=ratio, embed_dim=8)
-
-
-@pytest.mark.parametrize("name", NAMES)
-@given(grid=st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5)), ratio=st.floats(0.01, 0.99),
-       batch=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
-def test_every_strategy_keeps_the_contract_or_names_the_problem(name, grid, ratio, batch, seed):
-    try:
-        s = build(name, grid, ratio)
-    except ValueError as e:
-        assert "visible" in str(e) or "mask_ratio" in str(e)
-        return
-    n = math.prod(grid)
-    m = s(torch.randn(batch, n, 8), generator=torch.Generator().manual_seed(seed))
-    check_masking(m, n)
-    assert m.num_visible == s.num_visible and 1 <= m.num_visible < n
 
 
 @pytest.mark.parametrize("name", NAMES)
