@@ -4,6 +4,7 @@ launcher accepts before ``--``, and the line that reports an adapted model."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -50,9 +51,10 @@ def pop_option(argv: List[str], name: str) -> Tuple[List[str], Optional[str]]:
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    """The launchers' shared options: the loss settings and the learned strategy's size.
-
-    A size option left out is not passed, so the strategy uses its own default."""
+    """The launchers' shared options: modules to import, the loss settings and the learned strategy's
+    size. A size option left out is not passed, so the strategy uses its own default."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (e.g. one that registers a strategy with adamask.register_masking)")
     parser.add_argument("--sampling-weight", type=float, default=DEFAULT_SAMPLING_WEIGHT,
                         help="lambda, the weight of the learned strategy's loss term (default 1e-4)")
     parser.add_argument("--sampling-estimator", choices=ESTIMATORS, default="paper",
@@ -76,11 +78,14 @@ def launcher_parser(prog: str, description: str, repo_help: str, script: str) ->
 
 def parse_launcher_argv(parser: argparse.ArgumentParser,
                         argv: Optional[Sequence[str]]) -> Tuple[argparse.Namespace, List[str]]:
-    """``[ours..., "--", theirs...]`` (default ``sys.argv[1:]``) -> (our parsed options, their arguments)."""
+    """``[ours..., "--", theirs...]`` (default ``sys.argv[1:]``) -> (our parsed options, their arguments);
+    imports the ``--import`` modules."""
     ours, theirs = split_launcher_argv(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(ours)
     if not theirs:
         parser.error("give the pretraining script's arguments after '--'")
+    for module in args.imports:
+        importlib.import_module(module)
     return args, theirs
 
 
