@@ -1,5 +1,5 @@
 """Adaptive masking in an mae_st checkout: their model and their own train_one_epoch, unchanged,
-after adamask's patch(); a few steps on random clips.
+after adamask's wrap(); a few steps on random clips.
 
     python examples/train_mae_st_adaptive.py /path/to/mae_st --steps 5
 
@@ -39,7 +39,7 @@ def main() -> None:
     model = models_mae.MaskedAutoencoderViT(img_size=64, patch_size=16, embed_dim=96, depth=2, num_heads=3,
                                             decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=2,
                                             num_frames=8, t_patch_size=2, pred_t_dim=8, norm_pix_loss=True)
-    model = mae_st.patch(model, mask_ratio=args.mask_ratio, sampling_weight=args.sampling_weight)
+    model = mae_st.wrap(model, mask_ratio=args.mask_ratio, sampling_weight=args.sampling_weight)
     groups = misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay())
     optimizer = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
     model.register_forward_hook(

@@ -1,5 +1,11 @@
-"""Integrations of adaptive masking into existing video-MAE training code, one module per target
-(``adamask.integrations.hf`` for Hugging Face ``transformers``, ``.videomae`` for VideoMAE v1/v2,
-``.mae_st`` for SpatiotemporalMAE). Import the target's module directly; nothing is imported here
-so that each target's own dependencies stay optional. Every integration registers the sampler as
-the sub-module ``mask_sampler``."""
+"""Integrations of adamask's masking strategies into existing video-MAE training code, one target each:
+``adamask.integrations.hf`` (Hugging Face ``transformers``), ``.videomae`` (VideoMAE v1/v2) and
+``.mae_st`` (SpatiotemporalMAE). Import the target directly; nothing is imported here so that each
+target's own dependencies stay optional.
+
+Every target has the same shape: ``wrap(model, strategy="adaptive", ...)`` builds any registered
+strategy that draws from the tokens, attaches it as the sub-module ``mask_sampler`` and adds a learned
+strategy's loss term with the same `adamask.LossSettings` (sampling_weight, sampling_estimator,
+sampling_baseline). What they share lives in ``adapter`` (the model side), ``launch`` (the launchers'
+options) and ``compat`` (shims for running upstream code on current libraries).
+"""

@@ -72,10 +72,13 @@ def changed(before: Dict[str, torch.Tensor], model: nn.Module, prefix: str, excl
                and not torch.equal(before[n], p.detach()))
 
 
+def optimizer_args() -> types.SimpleNamespace:
+    """The arguments their ``optim_factory.create_optimizer`` reads."""
+    return types.SimpleNamespace(opt="adamw", weight_decay=0.05, lr=1e-3, opt_eps=1e-8, opt_betas=None, momentum=0.9)
+
+
 def optimizer_for(optim_factory: types.ModuleType, model: nn.Module) -> torch.optim.Optimizer:
-    args = types.SimpleNamespace(opt="adamw", weight_decay=0.05, lr=1e-3, opt_eps=1e-8, opt_betas=None,
-                                 momentum=0.9)
-    opt = optim_factory.create_optimizer(args, model)
+    opt = optim_factory.create_optimizer(optimizer_args(), model)
     pos = model.mask_sampler.pos_embed
     groups = [g for g in opt.param_groups if any(p is pos for p in g["params"])]
     assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0, "sampler pos_embed must not be decayed"

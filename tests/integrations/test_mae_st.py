@@ -18,6 +18,7 @@ from adamask.integrations import mae_st as ms
 sys.path.insert(0, str(Path(__file__).parent))
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
+from _toy_strategies import ToyLearned  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,20 +27,6 @@ import _videomae_checks as C  # noqa: E402
 def test_patch_rejects_other_models():
     with pytest.raises(TypeError, match="MaskedAutoencoderViT"):
         ms.patch(nn.Linear(2, 2))
-
-
-def test_launcher_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit):
-        ms.main(["--repo", str(tmp_path)])  # no '--'
-    with pytest.raises(ValueError, match="named 'mae_st'"):
-        ms.run(str(tmp_path), ["--epochs", "1"])
-    repo = tmp_path / "mae_st"
-    repo.mkdir()
-    with pytest.raises(ValueError, match="no run_pretrain.py"):
-        ms.run(str(repo), ["--epochs", "1"])
-    (repo / "run_pretrain.py").write_text("")
-    with pytest.raises(ValueError, match="--mask_type must be one of"):
-        ms.run(str(repo), ["--mask_type", "tube"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,6 +98,38 @@ def test_checkout_training_with_their_loop(st):
     C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(
         test="mae_st-tiny-their-loop", steps=3, per_step_rec_sampling=seen, epoch=stats,
         sampler_tensors_changed=n_sampler, backbone_tensors_changed=n_backbone))
+
+
+def test_checkout_learned_strategy_from_user_code(st):
+    """The learned strategy registered only in the tests, in their model, trained by their own loop;
+    the estimator and baseline reach the loss."""
+    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, strategy="toy_learned")
+    assert isinstance(model.mask_sampler, ToyLearned)
+    opt = torch.optim.AdamW(st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay()), lr=1e-3)
+    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
+                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(2)]
+    st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
+                                       st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+    assert C.changed(before, model, "mask_sampler.") > 0
+
+
+def test_checkout_estimator_and_baseline_reach_the_loss(st):
+    from adamask import sampling_loss
+
+    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, sampling_weight=0.5,
+                    sampling_estimator="plackett_luce", sampling_baseline="mean")
+    seen = {}
+    model.mask_sampler.register_forward_hook(lambda m, a, out: seen.__setitem__("m", out))
+    imgs = torch.randn(2, 3, 8, 32, 32)
+    loss, pred, _ = model(imgs, mask_ratio=0.9)
+    m = seen["m"]
+    want = sampling_loss(m.probs, m.mask, ms.token_error(model, imgs, pred), estimator="plackett_luce",
+                         baseline="mean", draw_order=m.draw_order)
+    rec, ls = model.adamask_losses
+    torch.testing.assert_close(ls, want.detach())
+    torch.testing.assert_close(loss, rec + 0.5 * want)
 
 
 def test_checkout_grid_mismatch(st):

@@ -17,6 +17,7 @@ from adamask.integrations import videomae as vm
 sys.path.insert(0, str(Path(__file__).parent))
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
+from _toy_strategies import ToyLearned  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,19 @@ def test_v2_checkout_decoder_mask(v2):
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
     C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(test="videomaev2-tiny-decoder-mask", steps=3,
                                                              epoch=stats))
+
+
+def test_v2_checkout_learned_strategy_from_user_code(v2):
+    """The learned strategy registered only in the tests trains inside their model with their optimizer."""
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.9, strategy="toy_learned")
+    assert isinstance(model.mask_sampler, ToyLearned)
+    C.check_targets_from_sampled_mask(model)
+    opt = v2.optim_factory.create_optimizer(C.optimizer_args(), model)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 4, 32, 32), torch.zeros(2, 2, 16), torch.ones(2, 2, 16)) for _ in range(2)]
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, None, patch_size=C.PATCH, start_steps=0)
+    assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 
 def test_v2_checkout_grid_mismatch(v2):

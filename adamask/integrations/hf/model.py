@@ -1,25 +1,8 @@
-"""Adaptive token masking for Hugging Face ``transformers`` VideoMAE pre-training.
-
-One-line swap::
-
-    from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining as VideoMAEForPreTraining
-
-``AdaptiveVideoMAEForPreTraining`` subclasses ``transformers.VideoMAEForPreTraining``. Its forward
-samples ``bool_masked_pos`` from the patch embeddings with AdaMAE's sampler (the sub-module
-``mask_sampler``), runs the stock forward with that mask and returns
-``loss = reconstruction_loss + sampling_weight * sampling_loss``.
+"""`AdaptiveVideoMAEForPreTraining`: ``transformers.VideoMAEForPreTraining`` whose forward samples
+``bool_masked_pos`` itself with a masking strategy (the sub-module ``mask_sampler``), and `wrap`.
 
 Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos`` (B, N)
 bool with True = masked and the same number of masked tokens in every row; ``probs`` (B, N) float32.
-
-Settings live on the config as ``config.adamask_<name>`` (so ``save_pretrained`` /
-``from_pretrained`` round-trip them) and can be given as keyword arguments ``<name>`` to the
-constructor, ``from_pretrained`` and `wrap`; see `ADAMASK_DEFAULTS`.
-
-Random streams: in a single process masks are drawn from torch's global RNG. When
-``torch.distributed`` runs more than one process (or after ``set_mask_seed``), each rank draws from
-its own generator seeded from (seed, rank), so ranks sample different masks even when every rank
-was seeded identically (as ``Trainer`` does).
 """
 from __future__ import annotations
 
@@ -33,14 +16,23 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from transformers import Trainer, VideoMAEConfig, VideoMAEForPreTraining
+from transformers import VideoMAEConfig, VideoMAEForPreTraining
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput
 
-from ..loss import BASELINES, ESTIMATORS, sampling_loss
-from ..masking import check_mask_ratio
-from ..patches import normalized_targets, patchify
-from ..sampler import SAMPLER_VARIANTS, AdaptiveTokenSampler
+from ...loss import LossSettings
+from ...masking import Masking
+from ...tokens import gather_tokens, normalized_targets, patchify
+from ...validation import check_mask_ratio
+from ..adapter import (
+    SAMPLER_NAME,
+    build_strategy,
+    check_token_strategy,
+    no_weight_decay_names,
+    strategy_tokens,
+    total_loss,
+)
+from .masks import check_bool_masked_pos, distributed, rank_seed
 
 try:  # transformers >= 5: init functions that skip weights already loaded from a checkpoint
     from transformers.initialization import zeros_ as _zeros_
@@ -51,9 +43,7 @@ __all__ = [
     "ADAMASK_DEFAULTS",
     "AdaptiveVideoMAEForPreTraining",
     "AdaptiveVideoMAEForPreTrainingOutput",
-    "AdaMaskTrainer",
     "adamask_settings",
-    "check_bool_masked_pos",
     "wrap",
 ]
 
@@ -64,16 +54,24 @@ ADAMASK_DEFAULTS: Dict[str, Any] = {
     "sampling_weight": 1e-4,       # lambda in loss = L_R + lambda * L_S
     "sampler_depth": 1,            # sampler blocks
     "sampler_width": None,         # None: config.hidden_size
-    "sampler_heads": None,         # None: config.num_attention_heads
+    "sampler_heads": None,         # None: the largest count <= 8 dividing the width
     "sampler_variant": "block",    # "block" | "attention" | "mlp"
     "detach_input": True,          # keep L_S off the patch embedding
     "sampling_estimator": "paper",  # see adamask.sampling_loss
     "sampling_baseline": None,
+    "strategy": "adaptive",        # any registered strategy that draws from the tokens
 }
+
+# options of the strategy (config name -> the strategy's keyword); each is passed only when it differs
+# from its default here, which is the adaptive sampler's own, so other strategies keep theirs
+STRATEGY_OPTIONS = {"sampler_depth": "depth", "sampler_width": "width", "sampler_heads": "num_heads",
+                    "sampler_variant": "variant", "detach_input": "detach_input"}
 
 
 def adamask_settings(config: VideoMAEConfig, **overrides: Any) -> Dict[str, Any]:
-    """Write ``overrides`` and any missing defaults to ``config.adamask_*``; return the validated settings."""
+    """Write ``overrides`` and any missing defaults to ``config.adamask_*``; return the validated settings.
+
+    A config saved before ``adamask_strategy`` existed gets the default, ``"adaptive"``."""
     unknown = sorted(set(overrides) - set(ADAMASK_DEFAULTS))
     if unknown:
         raise TypeError(f"unknown adamask option(s) {unknown}; known: {sorted(ADAMASK_DEFAULTS)}")
@@ -84,18 +82,16 @@ def adamask_settings(config: VideoMAEConfig, **overrides: Any) -> Dict[str, Any]
             setattr(config, CONFIG_PREFIX + name, default)
     s = {name: getattr(config, CONFIG_PREFIX + name) for name in ADAMASK_DEFAULTS}
     s["mask_ratio"] = check_mask_ratio(s["mask_ratio"], "mask_ratio")
-    w = s["sampling_weight"]
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-        raise ValueError(f"sampling_weight must be a finite float >= 0, got {w!r}")
-    if s["sampler_variant"] not in SAMPLER_VARIANTS:
-        raise ValueError(f"sampler_variant must be one of {SAMPLER_VARIANTS}, got {s['sampler_variant']!r}")
-    if s["sampling_estimator"] not in ESTIMATORS:
-        raise ValueError(f"sampling_estimator must be one of {ESTIMATORS}, got {s['sampling_estimator']!r}")
-    if s["sampling_baseline"] not in BASELINES:
-        raise ValueError(f"sampling_baseline must be one of {BASELINES}, got {s['sampling_baseline']!r}")
+    LossSettings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"])  # validates them
+    check_token_strategy(s["strategy"])
     if not isinstance(s["detach_input"], bool):
         raise TypeError(f"detach_input must be a bool, got {s['detach_input']!r}")
     return s
+
+
+def _strategy_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default."""
+    return {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
 
 
 @dataclass
@@ -123,59 +119,13 @@ class AdaptiveVideoMAEForPreTrainingOutput(VideoMAEForPreTrainingOutput):
         return self.bool_masked_pos
 
 
-def check_bool_masked_pos(bool_masked_pos: Any, batch_size: int, num_tokens: int,
-                          device: Optional[torch.device] = None) -> Tuple[Tensor, int]:
-    """Validate a caller-given mask; returns it as (B, N) bool (True = masked) and its masked count.
-
-    A bool mask is used as is; an integer or float mask holding only 0 and 1 is cast to bool (any
-    other value raises, since HF would treat a non-bool mask as integer indices). Every row must
-    mask the same number of tokens, at least one and fewer than N. Reads the mask's values (one
-    host sync): only for caller-given masks.
-    """
-    if not isinstance(bool_masked_pos, Tensor):
-        raise TypeError(f"bool_masked_pos must be a torch.Tensor (B, N) of bool, got {type(bool_masked_pos).__name__}")
-    m = bool_masked_pos if device is None else bool_masked_pos.to(device)
-    if m.dim() != 2 or tuple(m.shape) != (batch_size, num_tokens):
-        raise ValueError(f"bool_masked_pos must have shape (B, N) = {(batch_size, num_tokens)}, got {tuple(m.shape)}")
-    if m.dtype == torch.bool:
-        binary = torch.ones((), dtype=torch.long, device=m.device)
-    elif m.is_complex():
-        raise TypeError(f"bool_masked_pos must be bool (True = masked), got {m.dtype}")
-    else:
-        binary = ((m == 0) | (m == 1)).all().long()
-        m = m != 0
-    counts = m.sum(1)
-    ok, lo, hi = torch.stack([binary, counts.min(), counts.max()]).tolist()
-    if not ok:
-        raise ValueError(f"bool_masked_pos of dtype {bool_masked_pos.dtype} holds values other than 0 and 1; "
-                         f"pass a bool mask (True = masked)")
-    if lo != hi:
-        raise ValueError(f"bool_masked_pos must mask the same number of tokens in every row, got between {lo} and {hi}")
-    if not 0 < lo < num_tokens:
-        raise ValueError(f"bool_masked_pos must mask at least one and fewer than {num_tokens} tokens per row, got {lo}")
-    return m, int(lo)
-
-
-def _rank_seed(seed: int, rank: int) -> int:
-    """Mix a base seed and a rank into a 63-bit seed (splitmix64 finaliser)."""
-    x = (seed * 0x9E3779B97F4A7C15 + (rank + 1) * 0xBF58476D1CE4E5B9) % 2**64
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) % 2**64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) % 2**64
-    x ^= x >> 31
-    return x % 2**63
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
-    """``VideoMAEForPreTraining`` with AdaMAE's adaptive masking (sub-module ``mask_sampler``).
+    """``VideoMAEForPreTraining`` with adaptive masking (sub-module ``mask_sampler``).
 
     ``AdaptiveVideoMAEForPreTraining(config, **options)``: ``options`` are the `ADAMASK_DEFAULTS`
-    names (mask_ratio, sampling_weight, sampler_depth, ...); they override ``config.adamask_*``.
+    names (mask_ratio, sampling_weight, sampler_depth, ..., strategy); they override
+    ``config.adamask_*``. ``strategy`` (default ``"adaptive"``, AdaMAE's sampler) may name any
+    registered strategy that draws from the tokens; a non-learned one adds no sampling loss.
     The config is copied, never modified in place. Pre-training configs should set
     ``use_mean_pooling=False`` (else the encoder has no final LayerNorm).
     """
@@ -196,16 +146,9 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                           "pre-training configs use use_mean_pooling=False", stacklevel=3)
         self.adamask_grid = self.token_grid()
         weight = self.videomae.embeddings.patch_embeddings.projection.weight
-        self.mask_sampler = AdaptiveTokenSampler(
-            self.config.hidden_size,
-            num_heads=s["sampler_heads"] or self.config.num_attention_heads,
-            grid=self.adamask_grid,
-            mask_ratio=s["mask_ratio"],
-            depth=s["sampler_depth"],
-            width=s["sampler_width"],
-            variant=s["sampler_variant"],
-            detach_input=s["detach_input"],
-        ).to(device=weight.device, dtype=weight.dtype)
+        strategy = build_strategy(s["strategy"], self.adamask_grid, s["mask_ratio"], self.config.hidden_size,
+                                  **_strategy_options(s))
+        self.add_module(SAMPLER_NAME, strategy.to(device=weight.device, dtype=weight.dtype))
         self._mask_seed: Optional[int] = None
         self._mask_generators: Dict[str, torch.Generator] = {}
 
@@ -219,11 +162,24 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         return grid
 
     def _init_weights(self, module: torch.nn.Module) -> None:
-        # Only runs for weights a checkpoint did not provide (e.g. a stock checkpoint's missing sampler).
-        if isinstance(module, AdaptiveTokenSampler):
-            _zeros_(module.pos_embed)
+        # Only runs for weights a checkpoint did not provide (e.g. a stock checkpoint's missing sampler):
+        # the strategy's own parameters (the sampler's position embedding) start at zero, its layers as the
+        # model's.
+        if module is self._modules.get(SAMPLER_NAME):
+            for p in module.parameters(recurse=False):
+                _zeros_(p)
             return
         super()._init_weights(module)
+
+    @property
+    def loss_settings(self) -> LossSettings:
+        """lambda, estimator and baseline of the sampling loss, from ``config.adamask_*``."""
+        cfg = self.config
+        return LossSettings(cfg.adamask_sampling_weight, cfg.adamask_sampling_estimator, cfg.adamask_sampling_baseline)
+
+    def no_weight_decay(self) -> set:
+        """Parameter names to keep out of weight decay: the strategy's (``mask_sampler.pos_embed``)."""
+        return no_weight_decay_names(self.mask_sampler)
 
     # -- random streams ---------------------------------------------------------------------
 
@@ -237,15 +193,15 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     def mask_generator(self, device: torch.device) -> Optional[torch.Generator]:
         """The generator masks are drawn from on ``device``; None means torch's global RNG."""
-        distributed = _distributed()
-        if self._mask_seed is None and not distributed:
+        several = distributed()
+        if self._mask_seed is None and not several:
             return None
         key = str(device)
         gen = self._mask_generators.get(key)
         if gen is None:
             base = torch.initial_seed() if self._mask_seed is None else self._mask_seed
             gen = torch.Generator(device=device)
-            gen.manual_seed(_rank_seed(base, dist.get_rank() if distributed else 0))
+            gen.manual_seed(rank_seed(base, dist.get_rank() if several else 0))
             self._mask_generators[key] = gen
         return gen
 
@@ -277,27 +233,36 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         if pixel_values.dim() != 5 or tuple(pixel_values.shape[1:]) != want:
             raise ValueError(f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
                              f"per the config, got {tuple(pixel_values.shape)}")
-        sampler = self.mask_sampler
         n = self.videomae.embeddings.num_patches
-        if sampler.num_tokens != n or sampler.embed_dim != cfg.hidden_size:
-            raise ValueError(f"mask_sampler expects {sampler.num_tokens} tokens of size {sampler.embed_dim} but the "
+        s_tokens = getattr(self.mask_sampler, "num_tokens", n)
+        s_dim = getattr(self.mask_sampler, "embed_dim", cfg.hidden_size)
+        if s_tokens != n or s_dim != cfg.hidden_size:
+            raise ValueError(f"mask_sampler expects {s_tokens} tokens of size {s_dim} but the "
                              f"model's token grid {self.token_grid()} has {n} tokens of size {cfg.hidden_size}")
 
     def patch_tokens(self, pixel_values: Tensor) -> Tensor:
         """pixel_values (B, T, C, H, W) -> patch embeddings (B, N, hidden) the sampler scores
         (computed without autograd when the sampler detaches its input)."""
-        pe = self.videomae.embeddings.patch_embeddings
-        if self.mask_sampler.detach_input:
-            with torch.no_grad():
-                return pe(pixel_values)
-        return pe(pixel_values)
+        return strategy_tokens(self.mask_sampler, lambda: self.videomae.embeddings.patch_embeddings(pixel_values))
+
+    def _mask(self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor], generator: Optional[torch.Generator]
+              ) -> Tuple[Tensor, Tensor, Optional[Masking]]:
+        """(mask (B, N) bool, masked_idx (B, N_m) ascending, the sampled Masking or None if caller-given)."""
+        if bool_masked_pos is None:
+            tokens = self.patch_tokens(pixel_values)
+            gen = generator if generator is not None else self.mask_generator(tokens.device)
+            masking = self.mask_sampler(tokens, generator=gen)
+            return masking.mask, masking.masked_idx, masking
+        mask, n_masked = check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0],
+                                               self.videomae.embeddings.num_patches, pixel_values.device)
+        return mask, torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_masked], None
 
     def forward(self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor] = None, *,
                 generator: Optional[torch.Generator] = None, return_loss: bool = True,
                 **kwargs: Any) -> Union[AdaptiveVideoMAEForPreTrainingOutput, Tuple[Tensor, ...]]:
         """pixel_values (B, T, C, H, W) -> AdaptiveVideoMAEForPreTrainingOutput.
 
-        bool_masked_pos: None to sample the mask adaptively (no host sync), or a caller-given (B, N)
+        bool_masked_pos: None to sample the mask with the strategy (no host sync), or a caller-given (B, N)
         mask, True = masked (validated, see `check_bool_masked_pos`; no sampling loss then).
         generator: optional torch.Generator for the draw (default: `mask_generator`).
         return_loss: always computed; the argument only tells ``Trainer.evaluate`` that this model
@@ -307,35 +272,14 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         if return_dict is None:
             return_dict = getattr(self.config, "return_dict", True)
         self._check_pixel_values(pixel_values)
-        b, n = pixel_values.shape[0], self.mask_sampler.num_tokens
-        masking = None
-        if bool_masked_pos is None:
-            tokens = self.patch_tokens(pixel_values)
-            if tokens.shape[1:] != (n, self.mask_sampler.embed_dim):
-                raise ValueError(f"the patch embedding gives {tuple(tokens.shape[1:])} tokens x size but mask_sampler "
-                                 f"expects ({n}, {self.mask_sampler.embed_dim}); token grid {self.token_grid()}")
-            gen = generator if generator is not None else self.mask_generator(tokens.device)
-            masking = self.mask_sampler(tokens, generator=gen)
-            mask, masked_idx = masking.mask, masking.masked_idx
-        else:
-            mask, n_masked = check_bool_masked_pos(bool_masked_pos, b, n, pixel_values.device)
-            masked_idx = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_masked]
-
+        mask, masked_idx, masking = self._mask(pixel_values, bool_masked_pos, generator)
         out = super().forward(pixel_values, bool_masked_pos=mask, return_dict=True, **kwargs)
-
         with torch.no_grad():
-            target = self.reconstruction_targets(pixel_values)
-            labels = target.gather(1, masked_idx.unsqueeze(-1).expand(-1, -1, target.shape[-1]))
+            labels = gather_tokens(self.reconstruction_targets(pixel_values), masked_idx)
             token_error = (out.logits.detach().float() - labels).pow(2).mean(-1)
-
         rec = out.loss
-        ls = None
-        loss = rec
-        if masking is not None:
-            cfg = self.config
-            ls = sampling_loss(masking.probs, mask, token_error, estimator=cfg.adamask_sampling_estimator,
-                               baseline=cfg.adamask_sampling_baseline, draw_order=masking.draw_order)
-            loss = rec + float(cfg.adamask_sampling_weight) * ls
+        loss, ls = (rec, None) if masking is None else \
+            total_loss(rec, self.mask_sampler, masking, token_error, self.loss_settings)
         output = AdaptiveVideoMAEForPreTrainingOutput(
             loss=loss, logits=out.logits, hidden_states=out.hidden_states, attentions=out.attentions,
             bool_masked_pos=mask, probs=None if masking is None else masking.probs,
@@ -347,7 +291,8 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideoMAEForPreTraining:
     """Make an already-built ``VideoMAEForPreTraining`` adaptive, **in place**, and return it.
 
-    The model's class becomes `AdaptiveVideoMAEForPreTraining` and a fresh ``mask_sampler`` is
+    The model's class becomes `AdaptiveVideoMAEForPreTraining` and a fresh ``mask_sampler`` (the
+    strategy named by ``strategy``, default ``"adaptive"``) is
     added on the model's device and dtype; every existing parameter stays the same object, so call
     ``wrap`` before building the optimizer and before DDP. ``model.config`` gains ``adamask_*``
     entries (``adamask_options`` override them).
@@ -367,36 +312,3 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
         raise
     model.mask_sampler.train(model.training)
     return model
-
-
-class AdaMaskTrainer(Trainer):
-    """``transformers.Trainer`` that also logs ``reconstruction_loss`` and (unweighted)
-    ``sampling_loss``, averaged over the training steps since the last log and across ranks.
-    Values are accumulated on the device and read only when the Trainer logs."""
-
-    def compute_loss(self, model: torch.nn.Module, inputs: Dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Optional[Any] = None) -> Any:
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
-                                             num_items_in_batch=num_items_in_batch)
-        if model.training and isinstance(outputs, Mapping):
-            sums = self.__dict__.setdefault("_adamask_sums", {})
-            for key in ("reconstruction_loss", "sampling_loss"):
-                value = outputs.get(key)
-                if value is not None:
-                    value = value.detach().float()
-                    sums[key] = value if key not in sums else sums[key] + value
-            self._adamask_count = getattr(self, "_adamask_count", 0) + 1
-        return (loss, outputs) if return_outputs else loss
-
-    def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
-        count = getattr(self, "_adamask_count", 0)
-        if "loss" in logs and count:
-            for key, total in self._adamask_sums.items():
-                mean = total / count
-                if _distributed():
-                    mean = mean.clone()
-                    dist.all_reduce(mean)
-                    mean = mean / dist.get_world_size()
-                logs[key] = float(mean)
-            self._adamask_sums, self._adamask_count = {}, 0
-        super().log(logs, *args, **kwargs)

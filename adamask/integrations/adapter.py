@@ -1,0 +1,213 @@
+"""What every integration does to a model, in one place.
+
+- build the masking strategy by name through the registry (`build_strategy`): any registered
+  strategy that draws from the tokens (``needs == "tokens"``), learned or not; options left None are
+  not passed, so each strategy keeps its own defaults (the adaptive sampler's heads: the largest
+  count <= 8 dividing the width);
+- attach it as the sub-module ``mask_sampler`` (`attach_strategy`) and swap the model's class for an
+  ``Adaptive<Class>`` subclass (`adaptive_subclass`), so parameter names stay the same;
+- its loss term: ``loss = L_R + settings.weight * term`` with the strategy's own ``masking_loss``
+  (AdaMAE's `sampling_loss` by default, with ``settings.estimator`` / ``settings.baseline``); a
+  non-learned strategy adds no term (`total_loss`);
+- the parameters kept out of weight decay (`no_weight_decay_names`), and `unwrap_model`.
+
+Conventions: tokens (B, N, D) in (t, h, w) order; masks (B, N) bool, True = masked.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..loss import LossSettings
+from ..masking import Masking, create_masking, learned_loss, list_maskings, strategy_info
+from ..validation import Grid, check_grid
+
+__all__ = [
+    "SAMPLER_NAME",
+    "LossSettings",
+    "AdaptedModel",
+    "token_strategies",
+    "check_token_strategy",
+    "build_strategy",
+    "check_strategy_fits",
+    "attach_strategy",
+    "adaptive_subclass",
+    "adapt_model",
+    "check_bare_model",
+    "detaches_input",
+    "strategy_tokens",
+    "total_loss",
+    "no_weight_decay_names",
+    "unwrap_model",
+]
+
+SAMPLER_NAME = "mask_sampler"
+COMPILED_PREFIX = "_orig_mod."  # torch.compile's prefix of parameter names
+
+
+def token_strategies() -> List[str]:
+    """Registered strategies that draw their masks from the tokens (``needs == "tokens"``), sorted."""
+    return [n for n in list_maskings() if strategy_info(n).needs == "tokens"]
+
+
+def check_token_strategy(name: Any, argument: str = "strategy") -> str:
+    """``name`` must be a registered strategy with ``needs == "tokens"``; returns it."""
+    allowed = token_strategies()
+    if not isinstance(name, str) or name not in allowed:
+        raise ValueError(f"{argument} must be a registered masking strategy that draws from the tokens "
+                         f"(needs='tokens'), one of {allowed}, got {name!r}")
+    return name
+
+
+def build_strategy(name: str, grid: Sequence[int], mask_ratio: Optional[float], embed_dim: int,
+                   **options: Any) -> nn.Module:
+    """The strategy registered as ``name`` for a token grid (T', H', W') of ``embed_dim``-wide tokens.
+
+    Built by the registry's contract (`adamask.create_masking`), never by name; ``mask_ratio`` None
+    means the strategy's default; options that are None are left out.
+    """
+    check_token_strategy(name)
+    options = {k: v for k, v in options.items() if v is not None}
+    strategy = create_masking(name, grid=check_grid(grid), mask_ratio=mask_ratio, embed_dim=embed_dim, **options)
+    if not isinstance(strategy, nn.Module):
+        raise TypeError(f"strategy {name!r} built a {type(strategy).__name__}; the integrations need an "
+                        f"nn.Module (it becomes the sub-module '{SAMPLER_NAME}')")
+    return strategy
+
+
+def check_strategy_fits(strategy: nn.Module, grid: Sequence[int], embed_dim: Optional[int] = None,
+                        what: str = "model") -> None:
+    """ValueError unless ``strategy`` (if it says) scores exactly the tokens of ``grid`` (T', H', W')
+    and tokens ``embed_dim`` wide."""
+    grid = check_grid(grid)
+    n = math.prod(grid)
+    s_tokens = getattr(strategy, "num_tokens", n)
+    s_grid = getattr(strategy, "grid", None)
+    if s_tokens != n or (s_grid is not None and tuple(s_grid) != grid):
+        raise ValueError(
+            f"the sampler's token grid {s_grid} ({s_tokens} tokens) does not match the {what}'s token grid "
+            f"{grid} ({n} tokens); build the sampler with grid={grid}"
+        )
+    s_dim = getattr(strategy, "embed_dim", embed_dim)
+    if embed_dim is not None and s_dim != embed_dim:
+        raise ValueError(f"the sampler takes embed_dim={s_dim} but the {what}'s patch embeddings have {embed_dim}")
+
+
+def attach_strategy(model: nn.Module, strategy: nn.Module) -> None:
+    """Register ``strategy`` as the sub-module ``model.mask_sampler``."""
+    if not isinstance(strategy, nn.Module) or not callable(strategy):
+        raise TypeError(f"sampler must be an nn.Module (tokens) -> Masking, got {type(strategy).__name__}")
+    if getattr(model, SAMPLER_NAME, None) is not None:
+        raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
+    model.add_module(SAMPLER_NAME, strategy)
+
+
+def check_bare_model(model: Any) -> None:
+    """``wrap`` takes the bare model: not DDP / DataParallel / torch.compile, not adapted before."""
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) or hasattr(model, "_orig_mod"):
+        raise TypeError("wrap the bare model, before DistributedDataParallel / torch.compile")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if getattr(model, SAMPLER_NAME, None) is not None:
+        raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
+
+
+def detaches_input(strategy: Any) -> bool:
+    """Whether the strategy keeps its loss off the tokenizer: its ``detach_input`` (default True)."""
+    return bool(getattr(strategy, "detach_input", True))
+
+
+def strategy_tokens(strategy: Any, embed: Callable[[], Tensor]) -> Tensor:
+    """``embed()`` -> the tokens (B, N, D) the strategy scores; without autograd when it detaches them."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not detaches_input(strategy)):
+        return embed()
+
+
+def total_loss(reconstruction_loss: Tensor, strategy: Any, masking: Masking, token_error: Tensor,
+               settings: LossSettings) -> Tuple[Tensor, Optional[Tensor]]:
+    """(``L_R + settings.weight * term``, unweighted term) for a masking the strategy drew.
+
+    token_error: (B, N_m) errors of the masked tokens (ascending) or (B, N) per-token errors. The term
+    is the strategy's ``masking_loss`` (see `adamask.learned_loss`); None, and the loss ``L_R``, when
+    the masking has no ``probs`` (a non-learned strategy).
+    """
+    term = learned_loss(strategy, masking, token_error, settings)
+    return (reconstruction_loss if term is None else reconstruction_loss + settings.weight * term), term
+
+
+def no_weight_decay_names(strategy: Any, own: Iterable[str] = (), compiled: bool = True) -> Set[str]:
+    """``own`` names plus the strategy's ``no_weight_decay()`` under ``mask_sampler.`` (and, with
+    ``compiled``, also under torch.compile's ``_orig_mod.`` prefix, as optimizer factories read names
+    off the compiled module)."""
+    names = {f"{SAMPLER_NAME}.{n}" for n in getattr(strategy, "no_weight_decay", lambda: set())()}
+    return set(own) | names | ({COMPILED_PREFIX + n for n in names} if compiled else set())
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Strip DistributedDataParallel / DataParallel (``.module``) and torch.compile (``._orig_mod``)."""
+    for _ in range(8):
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+    return model
+
+
+class AdaptedModel:
+    """Mixed into a wrapped model's class (before its own class): the loss settings and weight decay.
+
+    ``model.loss_settings`` (`adamask.LossSettings`) holds lambda, the estimator and the baseline;
+    ``model.sampling_weight`` reads and sets lambda.
+    """
+
+    loss_settings: LossSettings  # set per model by `adapt_model`
+
+    @property
+    def sampling_weight(self) -> float:
+        return self.loss_settings.weight
+
+    @sampling_weight.setter
+    def sampling_weight(self, value: float) -> None:
+        self.loss_settings = LossSettings(value, self.loss_settings.estimator, self.loss_settings.baseline)
+
+    def no_weight_decay(self) -> set:
+        parent = super()
+        own = parent.no_weight_decay() if hasattr(parent, "no_weight_decay") else ()
+        return no_weight_decay_names(getattr(self, SAMPLER_NAME), own)
+
+
+_SUBCLASSES: Dict[Tuple[type, type], type] = {}
+
+
+def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> type:
+    """``class Adaptive<Base>(mixin, base)``, created once per base class and published in
+    ``namespace`` (the mixin's module globals) so that pickling finds it by name."""
+    key = (mixin, base)
+    if key not in _SUBCLASSES:
+        name = f"Adaptive{base.__name__}"
+        if name in namespace and namespace[name] is not None and not issubclass(namespace[name], base):
+            name = f"{name}_{len(_SUBCLASSES)}"
+        cls = type(name, (mixin, base), {"__module__": mixin.__module__, "__qualname__": name})
+        _SUBCLASSES[key] = cls
+        namespace[name] = cls
+    return _SUBCLASSES[key]
+
+
+def adapt_model(model: nn.Module, mixin: type, namespace: Dict[str, Any], *, grid: Grid, embed_dim: int,
+                device: torch.device, strategy: str, mask_ratio: Optional[float], settings: LossSettings,
+                sampler: Optional[nn.Module] = None, **options: Any) -> nn.Module:
+    """The shared body of ``wrap``: build (or check a ready ``sampler``), attach on ``device``, swap
+    the class for ``Adaptive<Class>(mixin, Class)`` and store ``settings``. Returns the model."""
+    if sampler is None:
+        sampler = build_strategy(strategy, grid, mask_ratio, embed_dim, **options)
+    else:
+        check_strategy_fits(sampler, grid, embed_dim)
+    attach_strategy(model, sampler.to(device))
+    model.__class__ = adaptive_subclass(mixin, type(model), namespace)
+    model.loss_settings = settings
+    return model

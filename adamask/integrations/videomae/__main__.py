@@ -1,0 +1,4 @@
+"""``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``."""
+from adamask.integrations.videomae import main
+
+main()

@@ -1,0 +1,109 @@
+"""Drop-ins for VideoMAE's data-loader mask generators, for every registered strategy.
+
+A strategy that needs nothing (random, tube, frame, or one registered by the user) is drawn here, in
+the data loader; a strategy that draws from the tokens (adaptive, ...) gets a placeholder, because
+the wrapped model samples the mask itself.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ...masking import create_masking, list_maskings, strategy_info
+from ...strategies import lowest_k_mask
+from ...validation import check_grid, check_mask_ratio
+
+__all__ = ["MaskingGenerator", "TubeMaskingGenerator", "TubeMaskingGeneratorV2", "RandomMaskingGenerator",
+           "MASK_TYPES", "GENERATOR_SHAPES", "mask_types"]
+
+MASK_TYPES = ("adaptive", "random", "tube", "frame")  # the built-in ones; see `mask_types` for all
+GENERATOR_SHAPES = ("flat", "frames")
+
+
+def mask_types() -> List[str]:
+    """Every strategy a generator takes: registered ones that need nothing (drawn by the generator)
+    or the tokens (drawn by the wrapped model), sorted."""
+    return [n for n in list_maskings() if strategy_info(n).needs in ("nothing", "tokens")]
+
+
+class MaskingGenerator:
+    """Drop-in for VideoMAE's data-loader mask generators: ``MaskingGenerator(input_size,
+    mask_ratio)()`` returns one clip's mask as a float64 numpy array, 1 = masked.
+
+    input_size: (T', H', W') token grid (an int n means (n, n, n), as VideoMAEv2's generators).
+    strategy:   "tube" (default; int(mask_ratio * H'W') per slice, repeated over time), "random"
+                (int(mask_ratio * N) anywhere, VideoMAE's count), "frame" (int(mask_ratio * T') whole
+                slices), any other registered strategy that needs nothing, or one that draws from the
+                tokens ("adaptive", ...): a placeholder of zeros, because the model samples the mask
+                itself (`wrap`) and `train_one_epoch` ignores the loader's mask.
+    shape:      "flat" -> (T'H'W',) as v1's TubeMaskingGenerator and v2's RandomMaskingGenerator;
+                "frames" -> (T', H'W') as v2's TubeMaskingGenerator.
+
+    Masks are drawn with torch's global generator, which the DataLoader seeds per worker.
+    """
+
+    def __init__(self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "tube",
+                 shape: str = "flat") -> None:
+        if isinstance(input_size, int) and not isinstance(input_size, bool):
+            input_size = (input_size,) * 3
+        self.grid = check_grid(tuple(input_size) if isinstance(input_size, (list, tuple)) else input_size,
+                               "input_size")
+        self.mask_ratio = check_mask_ratio(mask_ratio)
+        if strategy not in mask_types():
+            raise ValueError(f"strategy must be one of {mask_types()}, got {strategy!r}")
+        if shape not in GENERATOR_SHAPES:
+            raise ValueError(f"shape must be one of {GENERATOR_SHAPES}, got {shape!r}")
+        self.strategy, self.shape = strategy, shape
+        t, h, w = self.grid
+        self.num_tokens = t * h * w
+        self.placeholder = strategy_info(strategy).needs == "tokens"
+        self._draw = None
+        self.num_masked: Optional[int] = 0
+        if strategy == "random":
+            self.num_masked = int(self.mask_ratio * self.num_tokens)  # VideoMAE's count
+            if not 0 < self.num_masked < self.num_tokens:
+                raise ValueError(f"mask_ratio={mask_ratio} masks {self.num_masked} of {self.num_tokens} tokens; "
+                                 f"it must leave at least one visible and one masked token")
+        elif not self.placeholder:
+            self._draw = create_masking(strategy, grid=self.grid, mask_ratio=self.mask_ratio)
+            self.num_masked = getattr(self._draw, "num_masked", None)
+
+    def sample(self) -> Tensor:
+        """One mask (N,) bool, True = masked (all False for a placeholder)."""
+        if self.strategy == "random":
+            return lowest_k_mask(torch.rand(1, self.num_tokens), self.num_masked)[0]
+        if self._draw is None:
+            return torch.zeros(self.num_tokens, dtype=torch.bool)
+        return self._draw.sample(1).mask[0]
+
+    def __call__(self):
+        out = self.sample().to(torch.float64).numpy()
+        return out.reshape(self.grid[0], -1) if self.shape == "frames" else out
+
+    def __repr__(self) -> str:
+        what = "placeholder, the model samples the mask" if self.placeholder else \
+            f"{self.num_masked} of {self.num_tokens} masked"
+        return f"adamask {self.strategy} masking generator ({what}, grid={self.grid}, shape={self.shape!r})"
+
+
+class TubeMaskingGenerator(MaskingGenerator):
+    """v1's ``TubeMaskingGenerator(input_size, mask_ratio)``: flat (N,) output."""
+
+    def __init__(self, input_size: Sequence[int], mask_ratio: float, strategy: str = "tube") -> None:
+        super().__init__(input_size, mask_ratio, strategy, shape="flat")
+
+
+class TubeMaskingGeneratorV2(MaskingGenerator):
+    """v2's ``TubeMaskingGenerator(input_size, mask_ratio)``: (T', H'W') output."""
+
+    def __init__(self, input_size: Sequence[int], mask_ratio: float, strategy: str = "tube") -> None:
+        super().__init__(input_size, mask_ratio, strategy, shape="frames")
+
+
+class RandomMaskingGenerator(MaskingGenerator):
+    """v2's ``RandomMaskingGenerator(input_size, mask_ratio)``: flat (N,) output."""
+
+    def __init__(self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "random") -> None:
+        super().__init__(input_size, mask_ratio, strategy, shape="flat")

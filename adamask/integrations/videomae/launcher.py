@@ -1,0 +1,130 @@
+"""``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``: their own
+``run_mae_pretraining.py``, unmodified on disk, with adamask's generator, `wrap` and
+`train_one_epoch` swapped in."""
+from __future__ import annotations
+
+import importlib
+import os
+import runpy
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ...loss import DEFAULT_SAMPLING_WEIGHT
+from ...masking import strategy_info
+from ...validation import check_mask_ratio
+from ..compat import install_compat_shims, timm_create_model_shim
+from ..launch import announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
+from .engine import train_one_epoch
+from .generators import MaskingGenerator, mask_types
+from .model import model_grid, wrap
+
+__all__ = ["run", "main"]
+
+
+def _detect_version(repo: str) -> str:
+    if os.path.isfile(os.path.join(repo, "models", "modeling_pretrain.py")):
+        return "v2"
+    if os.path.isfile(os.path.join(repo, "modeling_pretrain.py")):
+        return "v1"
+    raise ValueError(f"--repo {repo!r} is neither a VideoMAE (modeling_pretrain.py) nor a VideoMAEv2 "
+                     f"(models/modeling_pretrain.py) checkout")
+
+
+def _generator_factory(strategy: str, shape: str):
+    def make(input_size: Sequence[int], mask_ratio: float) -> MaskingGenerator:
+        return MaskingGenerator(input_size, mask_ratio, strategy=strategy, shape=shape)
+
+    return make
+
+
+def _masking_arguments(argv: List[str], version: str) -> Tuple[List[str], str, float]:
+    """Take ``--mask_type`` out of their arguments; read ``--mask_ratio`` (their defaults)."""
+    argv, mask_type = pop_option(list(argv), "--mask_type")
+    mask_type = mask_type or "tube"
+    if mask_type not in mask_types():
+        raise ValueError(f"--mask_type must be one of {mask_types()}, got {mask_type!r}")
+    _, ratio = pop_option(list(argv), "--mask_ratio")
+    mask_ratio = check_mask_ratio(float(ratio) if ratio is not None else (0.75 if version == "v1" else 0.9))
+    return argv, mask_type, mask_ratio
+
+
+def _install_create_model(strategy: Optional[str], mask_ratio: float, options: Dict[str, Any]) -> Any:
+    """Replace ``timm.models.create_model`` by the shim that wraps models with an encoder (when
+    ``strategy`` is given); returns the original, to restore."""
+    import timm.models
+
+    def post(model: nn.Module, name: str, kwargs: Dict[str, Any]) -> nn.Module:
+        if strategy is not None and hasattr(model, "encoder"):
+            wrap(model, mask_ratio=mask_ratio, strategy=strategy, **options)
+            announce(model, strategy, name, model_grid(model), mask_ratio)
+        return model
+
+    original = timm.models.create_model
+    original = getattr(original, "_adamask_original", original)
+    shim = timm_create_model_shim(original, post)
+    shim._adamask_original = original  # type: ignore[attr-defined]
+    timm.models.create_model = shim
+    return original
+
+
+def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+        sampler_depth: Optional[int] = None, sampler_heads: Optional[int] = None,
+        sampler_width: Optional[int] = None, compile_model: bool = True, script: str = "run_mae_pretraining.py",
+        sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None) -> None:
+    """Run ``repo``'s pretraining script with ``argv`` (their arguments), unmodified on disk.
+
+    ``--mask_type`` in ``argv`` may name any registered strategy that needs nothing (random, tube,
+    frame, ...: drawn by `MaskingGenerator` in their loader) or draws from the tokens (adaptive,
+    ...); their parser is given ``tube`` and their generator is replaced. For a token strategy,
+    models built through ``timm.create_model`` are `wrap`-ped (mask_ratio from their
+    ``--mask_ratio``) before the optimizer / DDP exist and their ``train_one_epoch`` is replaced by
+    adamask's. ``compile_model=False`` turns torch.compile into a no-op (v2).
+    """
+    repo = os.path.abspath(repo)
+    path = os.path.join(repo, script)
+    if not os.path.isfile(path):
+        raise ValueError(f"no {script} in --repo {repo!r}")
+    version = _detect_version(repo)
+    argv, mask_type, mask_ratio = _masking_arguments(list(argv), version)
+    in_model = strategy_info(mask_type).needs == "tokens"
+    options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth, sampler_heads,
+                           sampler_width)
+
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    install_compat_shims()
+    import timm.models
+
+    original = _install_create_model(mask_type if in_model else None, mask_ratio, options)
+    data_mod = importlib.import_module("dataset.pretrain_datasets" if version == "v2" else "datasets")
+    data_mod.TubeMaskingGenerator = _generator_factory(mask_type, "frames" if version == "v2" else "flat")
+    if in_model:
+        importlib.import_module("engine_for_pretraining").train_one_epoch = train_one_epoch
+    saved_compile, saved_argv = torch.compile, sys.argv
+    if not compile_model:
+        torch.compile = lambda model=None, *a, **k: model if model is not None else (lambda m: m)  # type: ignore
+    sys.argv = [path, *argv, "--mask_type", "tube"]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv, torch.compile = saved_argv, saved_compile
+        timm.models.create_model = original
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``."""
+    p = launcher_parser(
+        "python -m adamask.integrations.videomae",
+        "Run VideoMAE / VideoMAEv2 pretraining (their run_mae_pretraining.py, unmodified) with adamask masking. "
+        "Their arguments follow '--'; add '--mask_type adaptive' (or random, tube, frame, or any registered "
+        "strategy).", "path of a VideoMAE or VideoMAEv2 checkout", "run_mae_pretraining.py")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (VideoMAEv2 compiles by default)")
+    p.add_argument("--local-rank", "--local_rank", dest="local_rank", default=None,
+                   help="set by torch.distributed.launch; passed on to their script")
+    args, theirs = parse_launcher_argv(p, argv)
+    if args.local_rank is not None:
+        theirs = [*theirs, "--local_rank", str(args.local_rank)]
+    run(args.repo, theirs, compile_model=not args.no_compile, **run_options(args))

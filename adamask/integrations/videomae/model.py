@@ -1,0 +1,82 @@
+"""`wrap`: a masking strategy inside a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, so that
+``model(videos)`` samples its own mask. Videos (B, C, T, H, W); masks (B, N) bool, True = masked."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+from torch import Tensor, nn
+
+from ...loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from ...masking import Masking
+from ...validation import check_grid
+from ..adapter import SAMPLER_NAME, AdaptedModel, adapt_model, check_bare_model, strategy_tokens
+
+__all__ = ["wrap", "model_grid"]
+
+
+def model_grid(model: nn.Module) -> Tuple[int, int, int]:
+    """(T', H', W') of a ``PretrainVisionTransformer`` from its ``encoder.patch_embed``."""
+    pe = getattr(getattr(model, "encoder", None), "patch_embed", None)
+    if pe is None or not all(hasattr(pe, a) for a in ("num_patches", "img_size", "patch_size")):
+        raise TypeError(f"model must be a VideoMAE PretrainVisionTransformer (with .encoder.patch_embed having "
+                        f"num_patches, img_size, patch_size), got {type(model).__name__}")
+    img = pe.img_size if isinstance(pe.img_size, (tuple, list)) else (pe.img_size,) * 2
+    ps = pe.patch_size if isinstance(pe.patch_size, (tuple, list)) else (pe.patch_size,) * 2
+    h, w = int(img[0]) // int(ps[0]), int(img[1]) // int(ps[1])
+    if int(pe.num_patches) % (h * w):
+        raise ValueError(f"patch_embed.num_patches={pe.num_patches} is not a multiple of H'*W'={h * w}")
+    return (int(pe.num_patches) // (h * w), h, w)
+
+
+class _AdaptiveVideoMAE(AdaptedModel):
+    """Mixed into the model's class by `wrap`; see `wrap`."""
+
+    def sample_mask(self, x: Tensor) -> Masking:
+        """videos (B, C, T, H, W) -> Masking from the strategy on the raw patch embeddings."""
+        strategy = getattr(self, SAMPLER_NAME)
+        return strategy(strategy_tokens(strategy, lambda: self.encoder.patch_embed(x)))
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, decode_mask: Optional[Tensor] = None):
+        """``model(videos)`` -> (pred (B, N_m or N_d, P), Masking). ``decode_mask`` (v2, (B, N) bool, True =
+        not reconstructed) is passed on. An explicit ``mask`` runs the original model (eval only)."""
+        if mask is not None:
+            if self.training:
+                raise ValueError("this model samples its own mask: call model(videos) and build the targets from "
+                                 "the returned masking (adamask.integrations.videomae.train_one_epoch does); an "
+                                 "explicit mask is only accepted in eval mode")
+            return super().forward(x, mask) if decode_mask is None else super().forward(x, mask, decode_mask)
+        masking = self.sample_mask(x)
+        if decode_mask is None:
+            return super().forward(x, masking.mask), masking
+        return super().forward(x, masking.mask, decode_mask), masking
+
+
+def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+         depth: Optional[int] = None, num_heads: Optional[int] = None, width: Optional[int] = None,
+         grid: Optional[Sequence[int]] = None, sampler: Optional[nn.Module] = None, strategy: str = "adaptive",
+         sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
+         **sampler_options: Any) -> nn.Module:
+    """Add a masking strategy to a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, in place.
+
+    Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
+    that draws from the tokens (default ``"adaptive"``, AdaMAE's sampler: ``depth`` blocks (default 1)
+    of ``width`` (default the encoder's), ``num_heads`` heads (default the largest count <= 8
+    dividing the width); other ``sampler_options`` go to the strategy; options left None are not
+    passed). It becomes ``model.mask_sampler``, drawing int(N * (1 - mask_ratio)) visible tokens
+    from the encoder's patch embeddings; ``model.loss_settings`` holds lambda (``sampling_weight``),
+    ``sampling_estimator`` and ``sampling_baseline`` for a learned strategy's loss term (a non-learned
+    one adds none). ``no_weight_decay()`` gains the strategy's own names and ``model(videos)`` returns
+    ``(pred, masking)``. Existing parameter names are unchanged. ``grid`` (T', H', W'), if given, must
+    equal the model's; a ready ``sampler`` must match the model's grid and embedding width.
+    Returns the model.
+    """
+    check_bare_model(model)
+    settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline)
+    mgrid = model_grid(model)
+    if grid is not None and check_grid(grid) != mgrid:
+        raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} "
+                         f"(from encoder.patch_embed)")
+    return adapt_model(model, _AdaptiveVideoMAE, globals(), grid=mgrid, embed_dim=int(model.encoder.embed_dim),
+                       device=model.encoder.patch_embed.proj.weight.device, strategy=strategy,
+                       mask_ratio=mask_ratio, settings=settings, sampler=sampler, depth=depth, num_heads=num_heads,
+                       width=width, **sampler_options)
