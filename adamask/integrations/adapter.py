@@ -16,6 +16,7 @@ Conventions: tokens (B, N, D) in (t, h, w) order; masks (B, N) bool, True = mask
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
@@ -173,7 +174,7 @@ class AdaptedModel:
 
     @sampling_weight.setter
     def sampling_weight(self, value: float) -> None:
-        self.loss_settings = LossSettings(value, self.loss_settings.estimator, self.loss_settings.baseline)
+        self.loss_settings = replace(self.loss_settings, weight=value)
 
     def no_weight_decay(self) -> set:
         parent = super()
