@@ -176,9 +176,9 @@ def _visualize(args: argparse.Namespace) -> int:
     import torch
 
     from .compare import load_checkpoint
-    from .data import motion_energy, normalize_video, read_video
-    from .figures import masks_figure, write_animation
-    from .metrics import foreground_allocation
+    from .compare.data import motion_energy, normalize_video, read_video
+    from .compare.figures import masks_figure, write_animation
+    from .compare.metrics import foreground_allocation
 
     device = args.device or "cpu"
     model, ck = load_checkpoint(args.checkpoint, device)

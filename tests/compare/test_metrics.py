@@ -6,8 +6,8 @@ import torch
 
 from adamask import create_masking, gumbel_topk
 from adamask.masking import masking_from_mask
-from adamask.metrics import (foreground_allocation, knn_probe, linear_probe, mask_statistics,
-                             probability_allocation)
+from adamask.compare.metrics import (foreground_allocation, knn_probe, linear_probe, mask_statistics,
+                                     probability_allocation)
 
 GRID = (4, 8, 8)
 N = 256

@@ -26,13 +26,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .atomic import _json_default, atomic_torch_save, atomic_write_text, write_json
+from .io import atomic_torch_save, atomic_write_text, json_default, write_json
 from .data import ClipSet, SyntheticDigitClips, load_video_clips, normalize_video
-from .loss import sampling_loss
-from .mae import DEFAULT_SAMPLING_WEIGHT, MAE_CONFIGS, MaskedVideoAutoencoder, gather_tokens
-from .masking import Masking, default_ratio, check_mask_ratio, create_masking, list_maskings
+from ..loss import sampling_loss
+from ..mae import DEFAULT_SAMPLING_WEIGHT, MAE_CONFIGS, MaskedVideoAutoencoder, gather_tokens
+from ..masking import Masking, default_ratio, check_mask_ratio, create_masking, list_maskings
 from .metrics import foreground_allocation, knn_probe, linear_probe, mask_statistics, probability_allocation, summarize
-from .patches import token_grid, token_mse
+from ..tokens import token_grid, token_mse
 
 __all__ = [
     "DEFAULT_STRATEGIES",
@@ -184,7 +184,7 @@ class CompareConfig:
         for k in ("out", "device", "strategies", "checkpoint_every", "figure_clips"):
             d.pop(k)
         d["tubelet"] = list(d["tubelet"])
-        return json.loads(json.dumps(d, default=_json_default))
+        return json.loads(json.dumps(d, default=json_default))
 
 
 def build_model(model_config: Dict[str, Any], spec: StrategySpec, *, seed: int,

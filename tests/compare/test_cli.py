@@ -14,7 +14,7 @@ import adamask.compare as compare_mod  # noqa: E402
 from adamask import RandomMasking, register_masking  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, load_checkpoint, parse_strategy, run_compare  # noqa: E402
-from adamask.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
+from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
 
 from test_data import moving_square, write_video  # noqa: E402
 from test_figures import png_size  # noqa: E402
@@ -229,7 +229,7 @@ def test_python_dash_m_entry_point(tmp_path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**__import__("os").environ, "PYTHONPATH": str(root)}
     out = subprocess.run([sys.executable, "-m", "adamask", "compare", "--list"], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=120)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from adamask.atomic import atomic_path, atomic_write_text, write_json
+from adamask.compare.io import atomic_path, atomic_write_text, write_json
 
 
 def test_write_json_is_strict_and_replaces(tmp_path):

@@ -1,0 +1,189 @@
+"""Cost accounting without running anything: FLOPs and saved-activation memory of one training step
+of the reference MAE, per component (tokenizer, sampler, encoder, decoder), on meta tensors."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
+
+__all__ = ["COMPONENTS", "CHECKPOINT", "build_model", "step_costs", "paper_scale_configs",
+           "paper_scale_table", "format_cost_table", "main"]
+
+COMPONENTS = ("tokenizer", "sampler", "encoder", "decoder", "other")
+CHECKPOINT = "checkpoint"  # sampler option: recompute its blocks in backward
+
+_OWNER = {
+    "patch_embed": "tokenizer",
+    "mask_sampler": "sampler",
+    "blocks": "encoder",
+    "norm": "encoder",
+    "encoder_to_decoder": "decoder",
+    "decoder_blocks": "decoder",
+    "decoder_norm": "decoder",
+    "decoder_head": "decoder",
+}
+
+
+class _ComponentCounter(TorchFunctionMode):
+    """Attributes FLOPs and saved activations to the component (module owner) that ran them.
+
+    Forward: module hooks keep a stack of active components. Backward: every autograd node made in
+    the forward is tagged with its component, and a node pre-hook switches the active component.
+    FLOPs use the formulas of ``torch.utils.flop_counter``; saved tensors are counted once per
+    storage, excluding parameters and buffers.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.stack: List[str] = ["other"]
+        self.flops = dict.fromkeys(COMPONENTS, 0)
+        self.saved = dict.fromkeys(COMPONENTS, 0)
+        self.skip = {t.untyped_storage()._cdata for t in list(model.parameters()) + list(model.buffers())}
+        self.seen: Dict[int, Tensor] = {}
+        self.nodes: Dict[int, Any] = {}
+        self.model = model
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            node = getattr(t, "grad_fn", None) if isinstance(t, Tensor) else None
+            if node is not None and id(node) not in self.nodes:
+                self.nodes[id(node)] = node  # kept alive so ids stay unique
+                node.register_prehook(lambda g, c=self.stack[-1]: self.stack.append(c) and None)
+        return out
+
+    def _pack(self, t: Tensor) -> Tensor:
+        s = t.untyped_storage()
+        key = s._cdata
+        if key not in self.skip and key not in self.seen:
+            self.seen[key] = t
+            self.saved[self.stack[-1]] += s.nbytes()
+        return t
+
+    @contextmanager
+    def counting(self) -> Iterator["_ComponentCounter"]:
+        handles = []
+        for name, mod in self.model.named_modules():
+            top = name.split(".")[0]
+            if name and top in _OWNER:
+                handles.append(mod.register_forward_pre_hook(lambda m, a, c=_OWNER[top]: self.stack.append(c) and None))
+                handles.append(mod.register_forward_hook(lambda m, a, o: self.stack.pop() and None))
+        try:
+            with self, _FlopDispatch(self), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+                yield self
+        finally:
+            for h in handles:
+                h.remove()
+
+
+class _FlopDispatch(TorchDispatchMode):
+    def __init__(self, counter: _ComponentCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.counter.flops[self.counter.stack[-1]] += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def step_costs(model: MaskedVideoAutoencoder, batch_size: int = 1) -> Dict[str, Dict[str, float]]:
+    """FLOPs (forward + backward, GFLOP) and saved activations (MB, float32) of one training step,
+    per component, plus parameter counts (M). ``model`` should live on the meta device.
+
+    The total is checked against ``torch.utils.flop_counter.FlopCounterMode``.
+    """
+    device = next(model.parameters()).device
+    video = torch.empty(batch_size, *model.input_shape, device=device)
+    reference = FlopCounterMode(display=False)
+    counter = _ComponentCounter(model)
+    with reference, counter.counting():
+        out = model(video)
+        flops_fwd = dict(counter.flops)
+        out.loss.backward()
+    total = reference.get_total_flops()
+    if sum(counter.flops.values()) != total:
+        raise RuntimeError(f"FLOP attribution lost FLOPs: {sum(counter.flops.values())} != {total}")
+    params = dict.fromkeys(COMPONENTS, 0)
+    for name, p in model.named_parameters():
+        params[_OWNER.get(name.split(".")[0], "other")] += p.numel()
+    rows = {c: {"gflops": counter.flops[c] / 1e9, "gflops_fwd": flops_fwd[c] / 1e9,
+                "activation_mb": counter.saved[c] / 2**20, "params_m": params[c] / 1e6} for c in COMPONENTS}
+    rows["total"] = {k: sum(r[k] for r in rows.values()) for k in ("gflops", "gflops_fwd", "activation_mb", "params_m")}
+    return rows
+
+
+def build_model(config: Dict[str, Any], masking: str, mask_ratio: float,
+                options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
+    """The reference MAE for ``config`` with sampler ``options`` (e.g. ``{CHECKPOINT: True}``)."""
+    return MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=options or None)
+
+
+def paper_scale_configs(embed_dim: int = 768) -> List[Tuple[str, str, float, Optional[Dict[str, Any]]]]:
+    """(label, masking, mask_ratio, sampler options) for the paper-scale table (options as `build_model`)."""
+    half, quarter = embed_dim // 2, embed_dim // 4
+    return [
+        ("random 0.90", "random", 0.9, None),
+        ("tube 0.90", "tube", 0.9, None),
+        ("adaptive 0.95, paper block", "adaptive", 0.95, {}),
+        ("adaptive 0.95, paper block, checkpointed", "adaptive", 0.95, {CHECKPOINT: True}),
+        ("adaptive 0.95, attention only", "adaptive", 0.95, {"variant": "attention"}),
+        (f"adaptive 0.95, width {half}", "adaptive", 0.95, {"width": half}),
+        ("adaptive 0.95, depth 2", "adaptive", 0.95, {"depth": 2}),
+        ("adaptive 0.95, pool 1x2x2", "adaptive", 0.95, {"token_pool": (1, 2, 2)}),
+        (f"adaptive 0.95, attention, width {quarter}, pool 1x2x2", "adaptive", 0.95,
+         {"variant": "attention", "width": quarter, "token_pool": (1, 2, 2)}),
+    ]
+
+
+def paper_scale_table(size: str = "base", batch_size: int = 1, **overrides: Any) -> List[Dict[str, Any]]:
+    """Per-clip costs of one training step for each configuration of `paper_scale_configs`:
+    ViT-B (size="base"), 16 x 224 x 224, tubelet 2 x 16 x 16, decoder 4 x 384 unless overridden."""
+    config = {**MAE_CONFIGS[size], **overrides}
+    rows = []
+    for label, masking, ratio, opts in paper_scale_configs(config["embed_dim"]):
+        with torch.device("meta"):
+            model = build_model(config, masking, ratio, opts)
+        rows.append({"config": label, "masking": masking, "mask_ratio": ratio, "sampler_options": opts,
+                     "num_tokens": model.num_tokens, "num_visible": model.mask_sampler.num_visible,
+                     "batch_size": batch_size, "costs": step_costs(model, batch_size)})
+    return rows
+
+
+def format_cost_table(rows: List[Dict[str, Any]], reference: str = "tube 0.90") -> str:
+    """Markdown table per clip: GFLOP (forward + backward) and saved-activation MB per component,
+    totals and their ratio to ``reference``."""
+    ref = next((r for r in rows if r["config"] == reference), rows[0])["costs"]["total"]
+    parts = ("tokenizer", "sampler", "encoder", "decoder")
+    head = ("| config | N_v | " + " | ".join(f"{p} GFLOP" for p in parts) + " | total GFLOP | vs tube | "
+            + " | ".join(f"{p} MB" for p in parts) + " | total MB | vs tube |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        c = r["costs"]
+        t = c["total"]
+        lines.append(
+            f"| {r['config']} | {r['num_visible']} | " + " | ".join(f"{c[p]['gflops']:.1f}" for p in parts)
+            + f" | {t['gflops']:.1f} | {t['gflops'] / ref['gflops']:.2f}x | "
+            + " | ".join(f"{c[p]['activation_mb']:.0f}" for p in parts)
+            + f" | {t['activation_mb']:.0f} | {t['activation_mb'] / ref['activation_mb']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the paper-scale cost table (ViT-B, 16 x 224 x 224)."""
+    print(format_cost_table(paper_scale_table()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
