@@ -1,6 +1,5 @@
 """Compatibility name: the comparison's metrics live in `adamask.compare.metrics`."""
 from .compare.metrics import (  # noqa: F401
-    __all__,
     foreground_allocation,
     knn_probe,
     linear_probe,
@@ -8,3 +7,5 @@ from .compare.metrics import (  # noqa: F401
     probability_allocation,
     summarize,
 )
+
+__all__ = ["foreground_allocation", "probability_allocation", "mask_statistics", "knn_probe", "linear_probe"]

@@ -1,9 +1,16 @@
-"""Cost accounting without running anything: FLOPs and saved-activation memory of one training step
-of the reference MAE, per component (tokenizer, sampler, encoder, decoder), on meta tensors."""
+"""What a training step of the reference MAE costs.
+
+Without running anything: FLOPs and saved-activation memory per component (tokenizer, sampler, encoder,
+decoder), on meta tensors, for one shared list of configurations (`paper_scale_configs`, also timed by
+``benchmarks/run.py``). On real tensors: the bytes autograd saves in one step and the bytes of weights,
+gradients and optimiser state (the CPU memory estimate of ``adamask compare``).
+
+    adamask costs [--size base]        (also: python -m adamask.flops)
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -14,8 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
 
-__all__ = ["COMPONENTS", "CHECKPOINT", "build_model", "step_costs", "paper_scale_configs",
-           "paper_scale_table", "format_cost_table", "main"]
+__all__ = ["COMPONENTS", "CHECKPOINT", "build_cost_model", "step_costs", "paper_scale_configs",
+           "paper_scale_table", "format_cost_table", "saved_activation_bytes", "state_bytes", "main"]
 
 COMPONENTS = ("tokenizer", "sampler", "encoder", "decoder", "other")
 CHECKPOINT = "checkpoint"  # sampler option: recompute its blocks in backward
@@ -124,14 +131,15 @@ def step_costs(model: MaskedVideoAutoencoder, batch_size: int = 1) -> Dict[str, 
     return rows
 
 
-def build_model(config: Dict[str, Any], masking: str, mask_ratio: float,
-                options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
+def build_cost_model(config: Dict[str, Any], masking: str, mask_ratio: float,
+                     options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
     """The reference MAE for ``config`` with sampler ``options`` (e.g. ``{CHECKPOINT: True}``)."""
     return MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=options or None)
 
 
 def paper_scale_configs(embed_dim: int = 768) -> List[Tuple[str, str, float, Optional[Dict[str, Any]]]]:
-    """(label, masking, mask_ratio, sampler options) for the paper-scale table (options as `build_model`)."""
+    """(label, masking, mask_ratio, sampler options as `build_cost_model`): the configurations whose costs
+    are compared, here and in ``benchmarks/run.py``."""
     half, quarter = embed_dim // 2, embed_dim // 4
     return [
         ("random 0.90", "random", 0.9, None),
@@ -154,7 +162,7 @@ def paper_scale_table(size: str = "base", batch_size: int = 1, **overrides: Any)
     rows = []
     for label, masking, ratio, opts in paper_scale_configs(config["embed_dim"]):
         with torch.device("meta"):
-            model = build_model(config, masking, ratio, opts)
+            model = build_cost_model(config, masking, ratio, opts)
         rows.append({"config": label, "masking": masking, "mask_ratio": ratio, "sampler_options": opts,
                      "num_tokens": model.num_tokens, "num_visible": model.mask_sampler.num_visible,
                      "batch_size": batch_size, "costs": step_costs(model, batch_size)})
@@ -180,9 +188,50 @@ def format_cost_table(rows: List[Dict[str, Any]], reference: str = "tube 0.90") 
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Print the paper-scale cost table (ViT-B, 16 x 224 x 224)."""
-    print(format_cost_table(paper_scale_table()))
+def saved_activation_bytes(model: MaskedVideoAutoencoder, video: Tensor,
+                           generator: Optional[torch.Generator] = None) -> int:
+    """Bytes of the distinct tensors autograd saves for backward in one training forward pass of ``model`` on
+    ``video`` (B, C, T, H, W): the model's own tokenize / sample_masking / reconstruct, both loss terms."""
+    seen: Dict[Tuple[int, int], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        try:
+            st = t.untyped_storage()
+            seen[(st.data_ptr(), st.nbytes())] = st.nbytes()
+        except Exception:
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        tokens = model.tokenize(video)
+        out = model.reconstruct(video, tokens, model.sample_masking(tokens, generator))
+    del out
+    return int(sum(seen.values()))
+
+
+def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the weights, their gradients and the optimiser's state tensors."""
+    n = sum(p.numel() * p.element_size() * 2 for p in model.parameters())  # weights + grads
+    for st in optimizer.state.values():
+        n += sum(v.numel() * v.element_size() for v in st.values() if isinstance(v, Tensor))
+    return n
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print the cost table of `paper_scale_configs` (``--size base``: ViT-B, 16 x 224 x 224)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="adamask costs", description=__doc__.splitlines()[0])
+    add_cost_arguments(p)
+    args = p.parse_args(argv)
+    print(format_cost_table(paper_scale_table(args.size)))
+    return 0
+
+
+def add_cost_arguments(p: Any) -> None:
+    """The options of ``adamask costs`` / ``python -m adamask.flops`` on an argparse parser."""
+    p.add_argument("--size", choices=sorted(MAE_CONFIGS), default="base",
+                   help="model size from MAE_CONFIGS at its own input (default base: ViT-B, 16 x 224 x 224)")
 
 
 if __name__ == "__main__":  # pragma: no cover

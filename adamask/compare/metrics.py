@@ -1,15 +1,27 @@
-"""Metrics for comparing masking strategies: foreground allocation, mask statistics and frozen-feature probes.
+"""Metrics for comparing masking strategies: foreground allocation, mask statistics and frozen-feature
+probes, and `METRICS`, the table of what the comparison reports.
 
 Mask convention: (B, N) bool, True = masked; tokens in (t, h, w) order over the grid (T', H', W').
 These run at reporting time (host syncs are fine here), never inside the masking path.
+
+`METRICS` drives the results: each `Metric` row says how a strategy's value is read from its result dict
+(or computed after training), whether lower or higher is better, the column's header, format and legend.
+results.json's summary (the best strategy per metric), the markdown table and its legend all come from it,
+so a new metric is one function (``compute``) and one row.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..mae import MaskedVideoAutoencoder
+from ..validation import check_choice, check_positive_int
+from .config import CompareConfig, StrategySpec
+from .data import ClipSet
 
 __all__ = [
     "foreground_allocation",
@@ -17,7 +29,15 @@ __all__ = [
     "mask_statistics",
     "knn_probe",
     "linear_probe",
+    "summarize",
+    "Metric",
+    "MetricContext",
+    "METRICS",
+    "at",
+    "fmt_number",
 ]
+
+Result = Dict[str, Any]  # one strategy's entry in results.json["strategies"]
 
 
 def _check_mask(mask: Tensor, name: str = "mask") -> None:
@@ -108,8 +128,7 @@ def knn_probe(train_features: Tensor, train_labels: Tensor, test_features: Tenso
               k: int = 10) -> float:
     """k-NN accuracy (cosine similarity, majority vote with similarity weights) of frozen features (M, D)."""
     _check_probe_inputs(train_features, train_labels, test_features, test_labels)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_positive_int(k, "k")
     a = F.normalize(train_features.float(), dim=1)
     b = F.normalize(test_features.float(), dim=1)
     sim = b @ a.T
@@ -169,3 +188,116 @@ def summarize(values: List[float]) -> Dict[str, float]:
     if t.numel() == 0:
         return dict(mean=float("nan"), std=float("nan"), n=0)
     return dict(mean=float(t.mean()), std=float(t.std(unbiased=False)), n=int(t.numel()))
+
+
+# ---------------------------------------------------------------------------------------------
+# the metric table
+
+@dataclass
+class MetricContext:
+    """What a computed metric sees after a strategy's training: the trained model, the strategy, the run's
+    configuration, the training and held-out clips, the device, and ``own``, the held-out evaluation under
+    the strategy's own masks (`evaluate_reconstruction`: loss, allocation (M,), masks (M, N) bool with
+    True = masked, probs (M, N) or None)."""
+
+    model: MaskedVideoAutoencoder
+    spec: StrategySpec
+    config: CompareConfig
+    train: ClipSet
+    test: ClipSet
+    device: torch.device
+    own: Dict[str, Any]
+
+
+def at(*path: str) -> Callable[[Result], Any]:
+    """A reader of a result dict: ``at("probe", "knn_accuracy")(r)`` is r["probe"]["knn_accuracy"], None
+    where a key is missing."""
+    def read(result: Result) -> Any:
+        for key in path:
+            if not isinstance(result, dict):
+                return None
+            result = result.get(key)
+        return result
+
+    return read
+
+
+def fmt_number(value: Optional[float], digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals; "n/a" for None and NaN."""
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column of the comparison table.
+
+    name: its key in the summary (and in the result dict, for a computed metric).
+    header: the column header; ``legend``: its sentence under the table (both may use {common_ratio} and
+        {target}, the reconstruction target's name).
+    read: result dict -> value (default: result[name]); ``better``: "lower", "higher" or None (not ranked:
+        never bold, not in the summary).
+    digits: decimals of the cell; ``text``: result dict -> cell text, instead of the value with ``digits``.
+    untrained: also shown for the untrained encoder, whose result holds only "probe".
+    compute: MetricContext -> value, stored as result[name] after training (None: the value is already in
+        the result dict).
+    """
+
+    name: str
+    header: str
+    read: Optional[Callable[[Result], Any]] = None
+    better: Optional[str] = None
+    digits: int = 3
+    text: Optional[Callable[[Result], str]] = None
+    legend: str = ""
+    untrained: bool = False
+    compute: Optional[Callable[[MetricContext], Any]] = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.better, (None, "lower", "higher"), f"better of metric {self.name!r}")
+        if self.read is None:
+            object.__setattr__(self, "read", at(self.name))
+
+    def value(self, result: Result) -> Any:
+        return self.read(result)
+
+    def cell(self, result: Result) -> str:
+        return self.text(result) if self.text is not None else fmt_number(self.value(result), self.digits)
+
+
+def _visible(r: Result) -> str:
+    return f"{r['num_visible']} / {r['num_tokens']}"
+
+
+def _allocation(r: Result) -> str:
+    fa = r["foreground_allocation"]
+    return f"{fmt_number(fa['mean'], 2)} ± {fmt_number(fa['std'], 2)}"
+
+
+def _sampler_share(r: Result) -> str:
+    return "n/a" if not r["learned"] else f"{100 * r['timing']['sampler_share']:.0f}%"
+
+
+METRICS: Sequence[Metric] = (
+    Metric("num_visible", "visible / tokens", text=_visible),
+    Metric("recon_loss_own_ratio", "recon. loss, own ratio", digits=4,
+           legend="Reconstruction losses: MSE of {target} on the masked tokens of held-out clips, lower is "
+                  "better. Own-ratio losses are not comparable across ratios;"),
+    Metric("recon_loss_common_ratio", "recon. loss @ {common_ratio:g}", better="lower", digits=4,
+           legend="'@ {common_ratio:g}' uses each strategy's own masks at that ratio (a learned sampler lowers "
+                  "it by choosing what to show);"),
+    Metric("recon_loss_random_masks", "recon. loss, same random masks @ {common_ratio:g}", better="lower",
+           digits=4, legend="'same random masks' evaluates every encoder-decoder on identical random masks, the "
+                            "fairest comparison of what was learned."),
+    Metric("foreground_allocation", "foreground allocation", at("foreground_allocation", "mean"), "higher",
+           text=_allocation,
+           legend="Foreground allocation = share of visible tokens on the foreground / the foreground's share "
+                  "of tokens (1.0 = uniform), mean ± std over held-out clips."),
+    Metric("knn_accuracy", "k-NN acc.", at("probe", "knn_accuracy"), "higher", untrained=True),
+    Metric("linear_accuracy", "linear acc.", at("probe", "linear_accuracy"), "higher", untrained=True),
+    Metric("step_ms", "step ms", at("timing", "step_ms"), "lower", digits=1),
+    Metric("sampler_share", "sampler share", at("timing", "sampler_share"), text=_sampler_share,
+           legend="Sampler share = the sampler's forward and backward passes / the whole training step."),
+    Metric("peak_mb", "peak MB", at("memory", "peak_mb"), "lower", digits=1,
+           legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward)."),
+    Metric("spatial_coverage", "spatial coverage", at("mask_statistics", "spatial_coverage"), digits=2),
+)

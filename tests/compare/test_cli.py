@@ -1,5 +1,5 @@
-"""`adamask compare` / `adamask visualize` end to end in --quick mode, resume, repeatability, user videos, and a
-trained adaptive sampler's foreground allocation."""
+"""`adamask compare` / `adamask visualize` / `adamask costs` end to end: the files and table of a --quick run,
+rerunning, user videos, bad input and the entry points."""
 import json
 import math
 from pathlib import Path
@@ -10,40 +10,15 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-import adamask.compare as compare_mod  # noqa: E402
-from adamask import RandomMasking, register_masking  # noqa: E402
 from adamask.cli import main  # noqa: E402
-from adamask.compare import CompareConfig, load_checkpoint, parse_strategy, run_compare  # noqa: E402
+from adamask.compare import parse_strategy  # noqa: E402
 from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
 
+from _compare_helpers import LABELS  # noqa: E402
 from test_data import moving_square, write_video  # noqa: E402
 from test_figures import png_size  # noqa: E402
 
-
-@register_masking("every_other_test", default_ratio=0.5, override=True)
-class EveryOther(RandomMasking):
-    """A custom strategy for the tests: random masking registered under another name."""
-
-
-STRATEGIES = ["random:0.9", "tube:0.9", "frame", "adaptive:0.95", "every_other_test"]
-LABELS = ["random_0.9", "tube_0.9", "frame_0.9", "adaptive_0.95", "every_other_test_0.5"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and lose a lot to it on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quick") / "run"
-    argv = ["compare", "--quick", "--out", str(out), "--quiet", "--strategies", *STRATEGIES]
-    assert main(argv) == 0
-    return out, argv
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quick_run_files_and_schema(quick_run):
@@ -101,17 +76,6 @@ def test_quick_run_table_and_figures(quick_run):
     assert not list(out.rglob(".*tmp*"))
 
 
-def test_checkpoint_holds_the_sampler(quick_run):
-    out, _ = quick_run
-    model, ck = load_checkpoint(out / "checkpoints" / "adaptive_0.95.pt")
-    assert ck["completed"] and ck["step"] == 6
-    assert any(k.startswith("mask_sampler.") for k in ck["state_dict"])
-    assert model.is_adaptive and model.mask_sampler.mask_ratio == 0.95
-    raw = torch.load(out / "checkpoints" / "adaptive_0.95.pt", weights_only=False)
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, raw["state_dict"][k])
-
-
 def test_rerun_loads_finished_strategies(quick_run, capsys):
     out, argv = quick_run
     before = json.loads((out / "results.json").read_text())
@@ -120,35 +84,6 @@ def test_rerun_loads_finished_strategies(quick_run, capsys):
     assert err.count("already done") == len(LABELS)
     after = json.loads((out / "results.json").read_text())
     assert after["strategies"] == before["strategies"]
-
-
-def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkeypatch):
-    """Same seed -> the same numbers; a run killed mid-training leaves complete files and resumes to the
-    numbers of the uninterrupted run."""
-    ref = json.loads((quick_run[0] / "results.json").read_text())["strategies"]["adaptive_0.95"]
-    out = tmp_path / "run"
-    real_step, calls = compare_mod.train_step, {"n": 0}
-
-    def dying_step(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real_step(*a, **k)
-
-    monkeypatch.setattr(compare_mod, "train_step", dying_step)
-    argv = ["compare", "--quick", "--out", str(out), "--quiet", "--strategies", "adaptive:0.95", "--no-figures"]
-    assert main(argv) == 130
-    assert not (out / "results.json").exists() and not list(out.rglob(".*tmp*"))
-    ck = torch.load(out / "checkpoints" / "adaptive_0.95.pt", weights_only=False)
-    assert ck["step"] == 3 and not ck["completed"]  # quick mode checkpoints every 3 steps
-    monkeypatch.setattr(compare_mod, "train_step", real_step)
-    assert main(argv) == 0
-    got = json.loads((out / "results.json").read_text())["strategies"]["adaptive_0.95"]
-    for key in ("recon_loss_own_ratio", "recon_loss_common_ratio"):
-        assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6)
-    assert got["history"]["reconstruction_loss"] == pytest.approx(ref["history"]["reconstruction_loss"], rel=1e-5)
-    assert got["foreground_allocation"] == ref["foreground_allocation"]
-    assert got["figure"]["masks"] == ref["figure"]["masks"]
 
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
@@ -205,26 +140,6 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
     assert "foreground allocation" in capsys.readouterr().out
 
 
-def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
-    """The documented 'foreground' setting (raw-pixel loss, background contrast 0.3, mean baseline in the
-    sampling loss) on the embedded data: after 150 steps the sampled masks put clearly more visible tokens on
-    the moving digits than uniform masking would (measured 2.5 with one thread, 2.7 with two, 2.6 with seed 1;
-    asserted > 1.5)."""
-    cfg = CompareConfig.quick(out=str(tmp_path / "fg"), strategies=["adaptive:0.95"], steps=150, batch_size=16,
-                              train_clips=128, test_clips=64, eval_draws=2, sprite_size=10, pixel_loss="raw",
-                              background_contrast=0.3, sampling_baseline="mean", sampler_lr_scale=10.0,
-                              checkpoint_every=1000, eval_points=1)
-    res = run_compare(cfg, progress="none", figures=False, log=lambda s: None)
-    r = res["strategies"]["adaptive_0.95"]
-    alloc, palloc = r["foreground_allocation"], r["probability_allocation"]
-    with capsys.disabled():
-        print(f"\ntrained adaptive sampler: foreground allocation {alloc['mean']:.2f} ± {alloc['std']:.2f} "
-              f"(n={alloc['n']}), probability allocation {palloc['mean']:.2f}")
-    assert alloc["n"] == 128
-    assert alloc["mean"] > 1.5 and alloc["mean"] - 1.0 > 4 * alloc["std"] / math.sqrt(alloc["n"])
-    assert palloc["mean"] > 1.5
-
-
 def test_python_dash_m_entry_point(tmp_path):
     import subprocess
     import sys
@@ -243,42 +158,3 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_cuda_requested_without_cuda(tmp_path, capsys):
     assert main(["compare", "--quick", "--out", str(tmp_path / "c"), "--device", "cuda", "--quiet"]) == 2
     assert "cuda" in capsys.readouterr().err
-
-
-def test_table_reports_where_the_learned_strategy_loses():
-    from adamask.compare import markdown_table
-
-    def fake(loss, alloc, knn, learned):
-        return dict(num_visible=3, num_tokens=64, recon_loss_own_ratio=loss, recon_loss_common_ratio=loss,
-                    recon_loss_random_masks=loss, foreground_allocation=dict(mean=alloc, std=0.1, n=8),
-                    probe=dict(knn_accuracy=knn, linear_accuracy=knn), timing=dict(step_ms=10.0, sampler_share=0.2),
-                    memory=dict(peak_mb=5.0 if learned else 4.0), mask_statistics=dict(spatial_coverage=0.5),
-                    learned=learned)
-
-    md = markdown_table({"random_0.9": fake(0.5, 1.0, 0.8, False), "adaptive_0.95": fake(0.6, 2.0, 0.3, True)})
-    assert "**adaptive_0.95** is best on: foreground_allocation." in md
-    for lost in ("recon_loss_common_ratio (best: random_0.9)", "knn_accuracy (best: random_0.9)",
-                 "peak_mb (best: random_0.9)"):
-        assert lost in md
-    assert "| **0.5000** |" in md and "**2.00 ± 0.10**" in md
-    assert "**10.0**" not in md  # equal step times: nothing bold
-
-
-def test_sampler_options_parsed_and_checked():
-    from adamask.cli import parse_sampler_options
-
-    opts = parse_sampler_options(["variant=attention", "width=24", "token_pool=1x2x2", "checkpoint=true"])
-    assert opts == {"variant": "attention", "width": 24, "token_pool": (1, 2, 2), "checkpoint": True}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_sampler_options(["colour=red"])
-    with pytest.raises(ValueError, match="width must be int"):
-        parse_sampler_options(["width=wide"])
-
-
-def test_sampler_options_reach_only_the_adaptive_sampler():
-    from adamask.compare import StrategySpec, build_strategy
-
-    s = build_strategy(StrategySpec("adaptive", 0.75), (2, 4, 4), 32, {"variant": "attention", "token_pool": (1, 2, 2)})
-    assert s.variant == "attention" and s.token_pool == (1, 2, 2) and s.embed_dim == 32
-    r = build_strategy(StrategySpec("tube", 0.75), (2, 4, 4), 32, {"variant": "attention"})
-    assert r.num_visible == 2 * 4
