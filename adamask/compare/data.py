@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..validation import check_positive_int, check_tubelet
+
 __all__ = [
     "VIDEO_EXTENSIONS",
     "ClipSet",
@@ -42,18 +44,6 @@ MEAN, STD = 0.45, 0.225
 DIRECTIONS = 8  # motion directions, 45 degrees apart
 
 
-def _check_tubelet(tubelet: Sequence[int]) -> Tuple[int, int, int]:
-    if len(tubelet) != 3 or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in tubelet):
-        raise ValueError(f"tubelet must be 3 positive ints (t, h, w), got {tubelet!r}")
-    return int(tubelet[0]), int(tubelet[1]), int(tubelet[2])
-
-
-def _check_positive(name: str, v: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return v
-
-
 def normalize_video(video: Tensor) -> Tensor:
     """Clips in [0, 1] (any shape) -> model input, (x - 0.45) / 0.225, float32."""
     return (video.float() - MEAN) / STD
@@ -65,7 +55,7 @@ def normalize_video(video: Tensor) -> Tensor:
 def token_ground_truth(alpha: Tensor, tubelet: Sequence[int], threshold: float = 0.25) -> Tensor:
     """Foreground alpha (T, H, W) float in [0, 1] -> (N,) bool, True where any pixel of the token's
     tubelet (pt frames x ph x pw pixels) has alpha > threshold. N = (T/pt)(H/ph)(W/pw), (t, h, w) order."""
-    pt, ph, pw = _check_tubelet(tubelet)
+    pt, ph, pw = check_tubelet(tubelet)
     a = torch.as_tensor(alpha, dtype=torch.float32)
     if a.dim() != 3 or a.shape[0] % pt or a.shape[1] % ph or a.shape[2] % pw:
         raise ValueError(f"alpha must be (T, H, W) divisible by tubelet {(pt, ph, pw)}, got {tuple(a.shape)}")
@@ -76,7 +66,7 @@ def token_ground_truth(alpha: Tensor, tubelet: Sequence[int], threshold: float =
 def motion_energy(video: Tensor, tubelet: Sequence[int]) -> Tensor:
     """Motion-energy proxy per token: video (C, T, H, W) float -> (N,) float32 >= 0, the mean absolute
     frame difference |x_t - x_{t-1}| (channel mean) over each tubelet; frame 0 reuses frame 1's difference."""
-    pt, ph, pw = _check_tubelet(tubelet)
+    pt, ph, pw = check_tubelet(tubelet)
     if not isinstance(video, Tensor) or video.dim() != 4:
         raise ValueError(f"video must be a (C, T, H, W) tensor, got {getattr(video, 'shape', type(video))}")
     v = video.float()
@@ -196,11 +186,11 @@ class SyntheticDigitClips:
     def __init__(self, num_clips: int, *, num_frames: int = 16, img_size: int = 64,
                  tubelet: Sequence[int] = (2, 8, 8), sprite_size: int = 16, speed: Tuple[float, float] = (1.5, 3.0),
                  seed: int = 0, offset: int = 0, background_contrast: float = 0.8) -> None:
-        self.num_clips = _check_positive("num_clips", num_clips)
-        self.num_frames = _check_positive("num_frames", num_frames)
-        self.img_size = _check_positive("img_size", img_size)
-        self.sprite_size = _check_positive("sprite_size", sprite_size)
-        self.tubelet = _check_tubelet(tubelet)
+        self.num_clips = check_positive_int(num_clips, "num_clips")
+        self.num_frames = check_positive_int(num_frames, "num_frames")
+        self.img_size = check_positive_int(img_size, "img_size")
+        self.sprite_size = check_positive_int(sprite_size, "sprite_size")
+        self.tubelet = check_tubelet(tubelet)
         if sprite_size >= img_size:
             raise ValueError(f"sprite_size ({sprite_size}) must be smaller than img_size ({img_size})")
         if num_frames % self.tubelet[0] or img_size % self.tubelet[1] or img_size % self.tubelet[2]:
@@ -301,7 +291,7 @@ def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: i
     except ImportError as e:  # pragma: no cover
         raise ImportError("reading videos needs PyAV: pip install 'adamask[demo]'") from e
     for name, v in (("num_frames", num_frames), ("stride", stride), ("img_size", img_size), ("num_clips", num_clips)):
-        _check_positive(name, v)
+        check_positive_int(v, name)
     path = Path(path)
     need = (num_frames - 1) * stride + 1
     budget = need * num_clips * 4  # cap on decoded frames for very long videos
@@ -345,7 +335,7 @@ def load_video_clips(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathL
     raises ValueError if no file is usable.
     """
     files = find_videos(paths)
-    tub = _check_tubelet(tubelet)
+    tub = check_tubelet(tubelet)
     videos, names, folders, errors = [], [], [], []
     for f in files:
         try:

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .config import CompareConfig
+from .data import ClipSet
 from .io import atomic_path
 
 __all__ = [
@@ -195,7 +197,8 @@ def summary_figure(results: Dict[str, Dict[str, Any]], path: os.PathLike) -> Pat
     return _save_png(fig, path)
 
 
-def write_run_figures(run_dir: os.PathLike, results: Dict[str, Dict[str, Any]], clips, cfg) -> List[Path]:
+def write_run_figures(run_dir: os.PathLike, results: Dict[str, Dict[str, Any]], clips: ClipSet,
+                      cfg: CompareConfig) -> List[Path]:
     """All figures of a comparison run into run_dir/figures: masks_clip<k>.png, learning_curves.png,
     summary.png. ``clips``: the ClipSet whose masks the strategies stored under result["figure"]."""
     run_dir = Path(run_dir)
