@@ -158,3 +158,11 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_cuda_requested_without_cuda(tmp_path, capsys):
     assert main(["compare", "--quick", "--out", str(tmp_path / "c"), "--device", "cuda", "--quiet"]) == 2
     assert "cuda" in capsys.readouterr().err
+
+
+def test_costs_subcommand_prints_the_cost_table(capsys):
+    assert main(["costs", "--size", "tiny"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| config | N_v | tokenizer GFLOP | sampler GFLOP |")
+    assert [r.split(" | ")[0] for r in lines[2:5]] == ["| random 0.90", "| tube 0.90", "| adaptive 0.95, paper block"]
+    assert "| tube 0.90 | 8 |" in lines[3] and lines[3].endswith("| 1.00x |")

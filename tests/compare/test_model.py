@@ -1,5 +1,4 @@
 """The comparison's model: strategies built by the learned-strategy contract, checkpoints read back."""
-import pytest
 import torch
 
 from adamask.compare import load_checkpoint
