@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from adamask import sampling_loss  # noqa: E402
-from run import FULL, build_step, interleaved, train_configs  # noqa: E402
+from timing import FULL, interleaved  # noqa: E402
+from train_step import build_step, train_configs  # noqa: E402
 
 
 def component_steps(batch: int, device: torch.device) -> Dict[str, Callable[[], None]]:

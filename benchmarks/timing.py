@@ -1,0 +1,77 @@
+"""The suite's sizes (full and smoke) and how it times: interleaved repeats, medians with min-max."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from adamask.mae import MAE_CONFIGS
+
+
+@dataclass
+class Sizes:
+    """Problem sizes of one run (full or smoke)."""
+
+    batch: int = 32
+    grid: Tuple[int, int, int] = (8, 14, 14)  # 16 x 224 x 224, tubelet 2 x 16 x 16 -> 1568 tokens
+    repeats: int = 15
+    number: int = 1  # calls per timed sample (raised for sub-millisecond functions)
+    train_batch: int = 4
+    train_repeats: int = 9
+    train_model: Dict[str, Any] = field(default_factory=lambda: dict(
+        MAE_CONFIGS["small"], img_size=128))  # ViT-S: encoder 12 x 384, decoder 4 x 192; 16 x 128^2 -> 512 tokens
+    paper_size: str = "base"
+    paper_overrides: Dict[str, Any] = field(default_factory=dict)
+    smoke: bool = False
+
+    def judge(self, ok: bool) -> Optional[bool]:
+        """Targets are judged on full runs only (None in smoke mode)."""
+        return None if self.smoke else bool(ok)
+
+
+FULL = Sizes()
+SMOKE = Sizes(batch=2, grid=(2, 4, 4), repeats=2, train_batch=1, train_repeats=1,
+              train_model=dict(MAE_CONFIGS["nano"], embed_dim=32, num_heads=2),
+              paper_size="tiny", smoke=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.device, number: int = 1,
+                warmup: int = 1) -> Dict[str, List[float]]:
+    """Seconds per call of each function: ``repeats`` samples each, taken in rotating order."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    sync(device)
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fns[name]()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / number)
+    return times
+
+
+def stats(samples: Sequence[float], scale: float = 1e3) -> Dict[str, Any]:
+    """Median, min, max (ms by default) of timing samples."""
+    return {"median": statistics.median(samples) * scale, "min": min(samples) * scale,
+            "max": max(samples) * scale, "n": len(samples)}
+
+
+def comparison(name: str, ours: Sequence[float], base: Sequence[float], target: str,
+               met: Optional[bool], **extra: Any) -> Dict[str, Any]:
+    """One side-by-side row; speedup = baseline median / ours median."""
+    o, b = stats(ours), stats(base)
+    return {"name": name, "ours_ms": o, "baseline_ms": b, "speedup": b["median"] / o["median"],
+            "target": target, "met": met, **extra}
