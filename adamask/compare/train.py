@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ..mae import MaskedVideoAutoencoder
 from .config import CompareConfig, StrategySpec
 from .costs import saved_activation_bytes, state_bytes
-from .data import ClipSet, normalize_video
+from .data import MEAN, STD, ClipSet, normalize_video
 from .evaluate import evaluate_reconstruction
 from .io import atomic_torch_save
 from .model import CHECKPOINT_FORMAT, build_model
@@ -140,13 +140,14 @@ class Training:
                     sampler_share=sampler_ms / step_ms if step_ms > 0 else None, timed_steps=len(self.step_times))
 
     def save(self, path: Path, cfg: CompareConfig, spec: StrategySpec, completed: bool) -> None:
+        """Write the checkpoint (atomically): everything `resume` and `load_checkpoint` read."""
         atomic_torch_save(dict(
             format=CHECKPOINT_FORMAT, strategy=asdict(spec), model_config=cfg.model_config(),
             masking_options=cfg.masking_options, sampling_weight=cfg.sampling_weight, identity=cfg.identity(),
             state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             mask_generator_state=self.generator.get_state(), step=self.step, completed=completed,
             history=self.history, step_times=self.step_times, sampler_times=self.sampler_times,
-            train_seconds=self.train_seconds, normalization=dict(mean=0.45, std=0.225)), path)
+            train_seconds=self.train_seconds, normalization=dict(mean=MEAN, std=STD)), path)
 
     def resume(self, path: Path, cfg: CompareConfig) -> bool:
         """Continue from the checkpoint at ``path`` if it belongs to this configuration."""
