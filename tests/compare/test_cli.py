@@ -14,7 +14,7 @@ from adamask.cli import main  # noqa: E402
 from adamask.compare import parse_strategy  # noqa: E402
 from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
 
-from _compare_helpers import LABELS  # noqa: E402
+from _compare_helpers import LABELS, one_thread, quick_run  # noqa: E402,F401
 from test_data import moving_square, write_video  # noqa: E402
 from test_figures import png_size  # noqa: E402
 

@@ -3,6 +3,8 @@ import torch
 
 from adamask.compare import load_checkpoint
 
+from _compare_helpers import quick_run  # noqa: F401 (fixture)
+
 
 def test_checkpoint_holds_the_sampler(quick_run):
     out, _ = quick_run

@@ -15,6 +15,7 @@ from adamask.compare import CompareConfig, StrategySpec, build_model, load_check
 from adamask.compare.figures import masks_figure_size  # noqa: E402
 from adamask.compare.metrics import METRICS, Metric  # noqa: E402
 
+from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
 from test_figures import png_size  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")

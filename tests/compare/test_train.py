@@ -12,6 +12,7 @@ pytest.importorskip("av")
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, run_compare  # noqa: E402
+from _compare_helpers import one_thread, quick_run  # noqa: E402,F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
