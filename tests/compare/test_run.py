@@ -21,7 +21,6 @@ from test_figures import png_size  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@register_masking("toy_learned_test", default_ratio=0.5, override=True)
 class ToyLearned(nn.Module):
     """A learned strategy that is no adamask class: a linear score per token (through ``width`` hidden units),
     softmax, N_v tokens drawn without replacement; trained by the default sampling loss."""
@@ -49,6 +48,7 @@ def mean_visible(ctx):
 
 
 def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
+    register_masking("toy_learned_test", default_ratio=0.5, override=True)(ToyLearned)  # when the test runs
     out = tmp_path / "run"
     cfg = CompareConfig.quick(out=str(out), strategies=["random:0.5", "toy_learned_test:0.5"],
                               masking_options={"width": 4})
