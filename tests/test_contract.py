@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import adamask
 from adamask.masking import check_masking
 
-NAMES = adamask.list_maskings()
+# the strategies adamask ships (tests register toys of their own, written against the minimal contract)
+NAMES = [n for n in adamask.list_maskings() if adamask.strategy_info(n).factory.__module__.startswith("adamask.")]
 EMBED = 8
 
 
