@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import torch
-from timm.layers import trunc_normal_
-from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
@@ -120,6 +118,8 @@ class MaskedVideoAutoencoder(nn.Module):
             self._masking_fn = masking
         self.decoder_masking = self._decoder_strategy(decoder_masking, decoder_mask_ratio)
 
+        from timm.models.vision_transformer import Block  # imported when a model is built: `import adamask` stays light
+
         self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet, stride=self.tubelet)
         self.register_buffer("pos_embed", sinusoid_embedding(self.num_tokens, embed_dim), persistent=False)
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
@@ -160,6 +160,8 @@ class MaskedVideoAutoencoder(nn.Module):
         setter(mask_ratio)
 
     def _init_backbone(self) -> None:
+        from timm.layers import trunc_normal_
+
         trunc_normal_(self.mask_token, std=0.02)
         for name, m in self.named_modules():
             if name.startswith("mask_sampler"):

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from einops import reduce, repeat
-from timm.layers import Attention, Mlp, trunc_normal_
 from torch import Tensor, nn
 
 from .masking import LearnedMaskingStrategy, Masking, masking_from_mask, register_masking
@@ -65,6 +64,8 @@ class SamplerBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attention: bool, mlp: bool,
                  dropout: float = 0.0, qkv_bias: bool = True) -> None:
         super().__init__()
+        from timm.layers import Attention, Mlp  # imported when a sampler is built: `import adamask` stays light
+
         self.norm1 = nn.LayerNorm(dim) if attention else None
         self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=dropout,
                               proj_drop=dropout) if attention else None
@@ -159,6 +160,8 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
+        from timm.layers import trunc_normal_
+
         if isinstance(m, nn.Linear):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
