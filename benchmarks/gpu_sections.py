@@ -172,7 +172,7 @@ def section_sync(plan: Plan) -> Dict[str, Any]:
                      f"{sum(f['count'] for f in r['others'])} |")
         lines += [f"  - {describe(f)}" for f in r["ours"] + r["others"]]
         lines += [f"  - error: {r['error']}"] if "error" in r else []
-    return {"method": how, "regions": regions, "adamask_syncs": ours, "library_syncs": others,
+    return {"method": how, "strategies": names, "regions": regions, "adamask_syncs": ours, "library_syncs": others,
             "status": "ok" if complete and not ours else ("failed" if ours else "error"), "lines": lines,
             "targets": [target("no host sync issued by adamask (every strategy, sampler + loss, MAE step, HF "
                                "forward)", ours if complete else None, "0", lambda v: v == 0, plan)]}
