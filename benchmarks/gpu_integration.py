@@ -46,10 +46,9 @@ def section_compile(plan: Plan) -> Dict[str, Any]:
     model, opt, video = build_training(cfg, "adaptive", 0.95, {}, plan.compile_batch, dev)
     eager = step_fn(model, opt, video, plan.autocast)
     eager()  # the first call checks the strategy's output once (one host sync): not part of the compiled step
-    autocast = torch.autocast(dev.type, dtype=plan.autocast) if plan.autocast else nullcontext()
 
     def loss(v: torch.Tensor) -> torch.Tensor:
-        with autocast:
+        with torch.autocast(dev.type, dtype=plan.autocast) if plan.autocast else nullcontext():
             return model(v).loss
 
     torch._dynamo.reset()
@@ -151,14 +150,16 @@ def section_hf(plan: Plan) -> Dict[str, Any]:
     n = model.videomae.embeddings.num_patches
     keep = torch.rand(plan.hf_batch, n, device=dev).argsort(1)[:, int(0.9 * n):]
     mask = torch.ones(plan.hf_batch, n, dtype=torch.bool, device=dev).scatter_(1, keep, False)
-    model.eval(), stock.eval()
+    model.eval()
+    stock.eval()
     with torch.no_grad(), torch.autocast(dev.type, dtype=plan.autocast) if plan.autocast else nullcontext():
         ours, theirs = model(x, bool_masked_pos=mask).loss.float(), stock(x, bool_masked_pos=mask).loss.float()
     rel = (abs(ours - theirs) / abs(theirs)).item()
     tol = 1e-2 if plan.autocast else 1e-5
     region = hf_region(model, x, f"HF forward ({plan.hf_size})")
     adamask_syncs = sum(f["count"] for f in region["ours"])
-    model.train(), stock.train()
+    model.train()
+    stock.train()
     times = interleaved({"adaptive": _hf_step(model, x, plan.autocast),
                          "stock, 0.9 random mask": _hf_step(stock, x, plan.autocast, mask)},
                         plan.train_repeats, dev, warmup=1)

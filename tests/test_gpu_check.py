@@ -36,7 +36,7 @@ def test_smoke_runs_every_section_and_judges_nothing(smoke):
     res, stdout = smoke
     assert res["mode"] == "smoke" and res["schema_version"] == 1
     assert {"device_name", "torch", "torch_cuda", "cudnn"} <= set(res["environment"])
-    assert list(res["sections"]) == ["sync", "masks", "loss", "train", "compile", "hf", "compare", "ddp"]
+    assert list(res["sections"]) == ["sync", "masks", "loss", "train", "hf", "compare", "compile", "ddp"]
     for key, sec in res["sections"].items():
         assert sec["status"] in ("ok", "not run"), (key, sec.get("error"))
         assert sec["seconds"] >= 0 and sec["estimate_s"] >= 0
@@ -155,6 +155,7 @@ def test_sections_option_and_peak_table():
     from gpu_sections import peak_bf16_flops
 
     assert [s.key for s in pick_sections("train,1")] == ["sync", "train"]
+    assert [s.key for s in pick_sections("5,compare")] == ["compare", "compile"]  # run order: compile late
     assert len(pick_sections(None)) == 8
     with pytest.raises(ValueError, match="allowed"):
         pick_sections("sync,gpu")
