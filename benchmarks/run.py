@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                   # full run, CPU (a few minutes on 2 cores)
     python benchmarks/run.py --smoke           # tiny sizes, seconds (what CI runs)
-    python benchmarks/run.py --device cuda     # synchronised timing, torch.cuda.max_memory_allocated
+    python benchmarks/run.py --device cuda     # CUDA-event timing, torch.cuda.max_memory_allocated
 
 Prints a table and writes JSON (atomically) to --json (default benchmarks/results.json).
 Timings: repeats are interleaved (the order rotates every repeat), medians with min-max.

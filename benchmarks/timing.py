@@ -43,9 +43,30 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _sample_seconds(fn: Callable[[], Any], number: int, device: torch.device) -> float:
+    """Seconds per call of ``fn`` over ``number`` calls: CUDA events on a CUDA device (the GPU timeline from
+    the first launch to the last kernel's end; host work in between counts, as the GPU waits for it),
+    else ``time.perf_counter`` around synchronised calls."""
+    sync(device)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(number):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / number
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    sync(device)
+    return (time.perf_counter() - t0) / number
+
+
 def interleaved(fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.device, number: int = 1,
                 warmup: int = 1) -> Dict[str, List[float]]:
-    """Seconds per call of each function: ``repeats`` samples each, taken in rotating order."""
+    """Seconds per call of each function: ``repeats`` samples each, taken in rotating order
+    (CUDA-event timing on a CUDA device, see `_sample_seconds`)."""
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -54,12 +75,7 @@ def interleaved(fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.d
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            sync(device)
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fns[name]()
-            sync(device)
-            times[name].append((time.perf_counter() - t0) / number)
+            times[name].append(_sample_seconds(fns[name], number, device))
     return times
 
 

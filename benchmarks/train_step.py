@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -27,20 +28,48 @@ def train_configs(embed_dim: int) -> List[Tuple[str, str, float, Optional[Dict[s
     return sorted(configs, key=lambda c: c[0] != "tube 0.90")
 
 
-def build_step(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Optional[Dict[str, Any]],
-               batch: int, device: torch.device, seed: int = 0) -> Tuple[MaskedVideoAutoencoder, Callable[[], None]]:
-    """A model, its AdamW optimiser and one clip batch -> (model, step()) for one training step."""
+def step_fn(module: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor,
+            autocast: Optional[torch.dtype] = None) -> Callable[[], None]:
+    """One training step of ``module`` (the model or its ``torch.compile``d form): zero_grad, forward
+    (under ``torch.autocast(video.device.type, autocast)`` when ``autocast`` is a dtype), backward, ``opt.step()``."""
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(video.device.type, dtype=autocast) if autocast is not None else nullcontext():
+            loss = module(video).loss
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def build_training(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Optional[Dict[str, Any]],
+                   batch: int, device: torch.device, seed: int = 0
+                   ) -> Tuple[MaskedVideoAutoencoder, torch.optim.Optimizer, torch.Tensor]:
+    """A model, its fused AdamW optimiser and one clip batch (B, C, T, H, W) on ``device``."""
     torch.manual_seed(seed)
     model = build_cost_model(model_cfg, masking, ratio, opts).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True)
-    video = torch.randn(batch, *model.input_shape, device=device)
+    return model, opt, torch.randn(batch, *model.input_shape, device=device)
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        model(video).loss.backward()
-        opt.step()
 
-    return model, step
+def build_step(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Optional[Dict[str, Any]],
+               batch: int, device: torch.device, seed: int = 0, autocast: Optional[torch.dtype] = None
+               ) -> Tuple[MaskedVideoAutoencoder, Callable[[], None]]:
+    """`build_training` -> (model, step()) for one training step (see `step_fn`)."""
+    model, opt, video = build_training(model_cfg, masking, ratio, opts, batch, device, seed)
+    return model, step_fn(model, opt, video, autocast)
+
+
+def cuda_step_peak(step: Callable[[], None], device: torch.device) -> float:
+    """Bytes the CUDA allocator's peak rises above what is allocated before one call of ``step``
+    (activations, gradients, temporaries); call ``step`` once before, so that gradients and optimiser
+    state already exist."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return float(torch.cuda.max_memory_allocated(device) - before)
 
 
 def _status_kb(field_name: str) -> int:
@@ -78,13 +107,9 @@ def measure_memory(spec: Dict[str, Any], device: torch.device) -> Dict[str, floa
         base = torch.cuda.memory_allocated(device)
         _, step = build_step(spec["model"], spec["masking"], spec["ratio"], spec["opts"], spec["batch"], device)
         step()
-        torch.cuda.synchronize(device)
+        step_peak = cuda_step_peak(step, device)
         before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device)
-        return {"step_peak_mb": (peak - before) / 2**20, "total_peak_mb": (peak - base) / 2**20}
+        return {"step_peak_mb": step_peak / 2**20, "total_peak_mb": (before - base + step_peak) / 2**20}
     # fixed malloc thresholds: large blocks are mmapped and returned to the OS when freed, so RSS
     # follows live memory instead of the allocator's high-water mark
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0",
