@@ -4,13 +4,13 @@ free of torch."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 __all__ = ["lazy_attributes"]
 
 
 def lazy_attributes(package: str, namespace: Dict[str, Any],
-                    exports: Dict[str, Sequence[str]]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+                    exports: Mapping[str, Sequence[str]]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
     """``(__getattr__, __dir__)`` for the module ``package`` whose globals are ``namespace``: ``exports`` maps a
     submodule's name to the public names it defines. Unknown attributes are tried as submodules."""
     owner = {name: module for module, names in exports.items() for name in names}

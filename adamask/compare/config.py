@@ -36,7 +36,8 @@ DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "adaptive:0.95")
 
 # fields added after the first release: left out of a run's identity while at their default, so that run
 # folders and checkpoints of earlier versions still resume
-_OPTIONAL_IDENTITY = dict(ratio_schedule=None, decoder_masking=None, sampling_entropy_weight=0.0, held_out=[])
+_OPTIONAL_IDENTITY: Dict[str, Any] = dict(ratio_schedule=None, decoder_masking=None, sampling_entropy_weight=0.0,
+                                          held_out=[])
 MAX_SEED = 2**32 - 1
 
 

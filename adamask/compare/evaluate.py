@@ -57,8 +57,9 @@ def evaluate_reconstruction(model: MaskedVideoAutoencoder, strategy: Optional[Ca
         for i in range(0, len(clips), batch_size):
             video = normalize_video(clips.videos[i:i + batch_size]).to(device)
             tokens = model.tokenize(video)
+            masking = draw_masking(model, video, tokens, gen, None if own else strategy)
             with full_decoder(model):
-                out = model.reconstruct(video, tokens, draw_masking(model, video, tokens, gen, None if own else strategy))
+                out = model.reconstruct(video, tokens, masking)
             losses.append(out.token_error.mean(1).cpu())
             mask = out.masking.mask.cpu()
             fg = clips.foreground[i:i + batch_size]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -76,7 +76,8 @@ def model_for(cfg: CompareConfig, spec: StrategySpec) -> MaskedVideoAutoencoder:
                        sampling_baseline=cfg.sampling_baseline, sampling_entropy_weight=cfg.sampling_entropy_weight)
 
 
-def load_checkpoint(path: os.PathLike, device: str = "cpu") -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
+def load_checkpoint(path: os.PathLike,
+                    device: Union[str, torch.device] = "cpu") -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
     """A checkpoint written by `run_compare` -> (model with its trained sampler, in eval mode, on ``device``,
     checkpoint dict). Read onto the CPU first, so a checkpoint saved on a GPU opens anywhere. A missing,
     unreadable or foreign file raises a `UserError` (a ValueError) naming it."""

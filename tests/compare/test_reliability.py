@@ -58,7 +58,7 @@ class NanWhenPoisoned(AdaptiveTokenSampler):
         return loss * float("nan") if self.poisoned else loss
 
 
-def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, monkeypatch):
+def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, monkeypatch, capsys):
     register_masking("nan_after_two_test", default_ratio=0.5, override=True)(NanWhenPoisoned)  # when the test runs
     real_step, calls = train_mod.train_step, {"n": 0}
 
@@ -86,6 +86,8 @@ def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, mon
                                       "figures/masks_clip1.png", "figures/summary.png"]
     ck = torch.load(out / "checkpoints" / "nan_after_two_test_0.5.pt", weights_only=False)
     assert ck["diverged_at_step"] == 3 and ck["completed"]
+    assert main(["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "nan_after_two_test_0.5.pt")]) == 2
+    assert "its strategy diverged at training step 3" in capsys.readouterr().err
     assert main(argv) == 0  # rerun loads both
     (out / "strategies" / "nan_after_two_test_0.5.json").unlink()
     assert main(argv) == 0  # resumes from the diverged checkpoint: nothing trains, nothing crashes
