@@ -260,19 +260,22 @@ def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]
         paths = [paths]
     paths = [Path(p) for p in paths]
     out: List[Path] = []
+    others: List[Path] = []
     for p in paths:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
             out.extend(f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS)
-            if skipped is not None:
-                skipped.extend(f"{f}: not a video file (not one of {', '.join(VIDEO_EXTENSIONS)})" for f in files
-                               if f.suffix.lower() not in VIDEO_EXTENSIONS)
+            others.extend(f for f in files if f.suffix.lower() not in VIDEO_EXTENSIONS)
         elif p.is_file():
             out.append(p)
         else:
             raise MissingFileError(f"video path {str(p)!r} does not exist")
     if not out:
-        raise UserError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}")
+        found = f" (only other files: {', '.join(f.name for f in others[:5])}{', ...' if len(others) > 5 else ''})"
+        raise UserError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}"
+                        f"{found if others else ''}")
+    if skipped is not None:
+        skipped.extend(f"{f}: not a video file (not one of {', '.join(VIDEO_EXTENSIONS)})" for f in others)
     return out
 
 

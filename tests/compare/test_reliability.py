@@ -141,3 +141,16 @@ def test_api_runs_raise_value_errors_for_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="common_ratio 0.99"):
         run_compare(CompareConfig.quick(out=str(tmp_path / "r"), common_ratio=0.99), progress="none", log=print)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_probe_of_an_overflowed_encoder_is_none_with_a_note():
+    from adamask.compare import StrategySpec, build_model, probe
+    from adamask.compare.data import SyntheticDigitClips
+
+    cfg = CompareConfig.quick()
+    clips = SyntheticDigitClips(6, num_frames=8, img_size=32, tubelet=(2, 8, 8), sprite_size=8).clipset()
+    model = build_model(cfg.model_config(), StrategySpec("random", 0.9), seed=0)
+    with torch.no_grad():
+        model.norm.weight.fill_(float("inf"))
+    res = probe(model, clips.subset(range(4)), clips.subset(range(4, 6)), torch.device("cpu"), k=3, seed=0)
+    assert res["knn_accuracy"] is None and res["linear_accuracy"] is None and "not finite" in res["note"]

@@ -51,6 +51,9 @@ def test_non_video_files_in_a_folder_are_named(tmp_path):
     _, skipped = load_video_clips(tmp_path / "v", num_frames=8, stride=2, img_size=32, log=messages.append)
     assert len(skipped) == 1 and "frame.jpg: not a video file" in skipped[0]
     assert messages == [f"skipping {skipped[0]}"]
+    (tmp_path / "v" / "one.mp4").unlink()
+    with pytest.raises(ValueError, match=r"no video files .* found in .* \(only other files: frame.jpg\)"):
+        load_video_clips(tmp_path / "v", log=messages.append)
 
 
 @pytest.fixture(scope="module")
