@@ -1,6 +1,5 @@
 """Compatibility name: atomic file writes live in `adamask.compare.io`."""
 from .compare.io import (  # noqa: F401
-    __all__,
     atomic_path,
     atomic_torch_save,
     atomic_write_bytes,
@@ -9,3 +8,6 @@ from .compare.io import (  # noqa: F401
     strict_json,
     write_json,
 )
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "json_default", "strict_json",
+           "write_json"]

@@ -3,6 +3,7 @@ is accepted (`create_masking`, the reference MAE, ``adamask compare``, the integ
 Re-exported by `adamask.masking`, whose contract it is part of."""
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
@@ -31,6 +32,22 @@ class StrategyInfo:
 
 
 _REGISTRY: Dict[str, StrategyInfo] = {}
+# the core modules that register the built-in strategies: imported on the registry's first use, so that
+# ``import adamask`` stays cheap while every lookup still sees every built-in strategy
+BUILTIN_MODULES = ("strategies", "sampler", "motion", "error_predictor", "running_cell")
+_builtins = {"loaded": False}
+
+
+def _load_builtins() -> None:
+    if _builtins["loaded"]:
+        return
+    _builtins["loaded"] = True  # set first: the modules imported here call register_masking themselves
+    try:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+    except BaseException:
+        _builtins["loaded"] = False
+        raise
 
 
 def _takes(factory: Callable, param: str) -> bool:
@@ -55,6 +72,7 @@ def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = 
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
     check_mask_ratio(default_ratio, "default_ratio")
+    _load_builtins()  # a custom strategy registered first must still clash with a built-in name
     if needs is not None and needs not in NEEDS:
         raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
 
@@ -77,11 +95,13 @@ def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = 
 
 def list_maskings() -> List[str]:
     """Names of all registered strategies, sorted."""
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def strategy_info(name: str) -> StrategyInfo:
     """The registry's record of ``name``: factory, default ratio, learned, needs, takes_embed_dim."""
+    _load_builtins()
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, one of {list_maskings()}, got {type(name).__name__}")
     if name not in _REGISTRY:

@@ -14,15 +14,34 @@ Modules (each imports only the core library and the modules above it):
 ``config`` (CompareConfig, StrategySpec), ``io`` (atomic writes), ``data`` (clips), ``metrics`` (measurements
 and the metric table), ``model`` (the reference MAE per strategy, checkpoints), ``evaluate``, ``train``,
 ``report`` (summary, markdown table), ``figures``, ``costs`` (FLOPs and memory of a step), ``run``
-(run_compare) and ``commands`` (the ``adamask`` subcommands).
+(run_compare), ``options`` and ``commands`` (the ``adamask`` subcommands: their options and what they run)
+and ``errors`` (what the command reports as bad input). Public names are imported on first use.
 """
-from .config import DEFAULT_STRATEGIES, PRESETS, CompareConfig, StrategySpec, parse_sampler_options, parse_strategy
-from .evaluate import clip_features, evaluate_reconstruction, evaluate_strategy, probe
-from .metrics import METRICS, Metric, MetricContext
-from .model import CHECKPOINT_FORMAT, build_model, build_strategy, load_checkpoint
-from .report import markdown_table, results_summary
-from .run import SCHEMA, load_data, run_compare, train_strategy
-from .train import train_step
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .config import DEFAULT_STRATEGIES, PRESETS, CompareConfig, StrategySpec, parse_sampler_options, parse_strategy
+    from .evaluate import clip_features, evaluate_reconstruction, evaluate_strategy, probe
+    from .metrics import METRICS, Metric, MetricContext
+    from .model import CHECKPOINT_FORMAT, build_model, build_strategy, load_checkpoint
+    from .report import markdown_table, results_summary
+    from .run import SCHEMA, load_data, run_compare, train_strategy
+    from .train import train_step
+
+_EXPORTS = {
+    "config": ("DEFAULT_STRATEGIES", "PRESETS", "CompareConfig", "StrategySpec", "parse_sampler_options",
+               "parse_strategy"),
+    "evaluate": ("clip_features", "evaluate_reconstruction", "evaluate_strategy", "probe"),
+    "metrics": ("METRICS", "Metric", "MetricContext"),
+    "model": ("CHECKPOINT_FORMAT", "build_model", "build_strategy", "load_checkpoint"),
+    "report": ("markdown_table", "results_summary"),
+    "run": ("SCHEMA", "load_data", "run_compare", "train_strategy"),
+    "train": ("train_step",),
+}
 
 __all__ = [
     "DEFAULT_STRATEGIES",
@@ -51,3 +70,5 @@ __all__ = [
     "probe",
     "results_summary",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS)

@@ -1,16 +1,26 @@
-"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``), every
-setting (`CompareConfig`, saved as config.json), the presets and the ``--sampler KEY=VALUE`` options."""
+"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``) and every
+setting (`CompareConfig`, saved as config.json); the presets and the ``--sampler KEY=VALUE`` options live in
+`adamask.compare.options` (re-exported here)."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..loss import DEFAULT_SAMPLING_WEIGHT
+from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
 from ..mae import MAE_CONFIGS
-from ..masking import default_ratio, list_maskings
-from ..validation import check_choice, check_mask_ratio, check_positive_int
-from .io import json_default
+from ..masking import default_ratio, list_maskings, strategy_info
+from ..schedules import RatioSchedule, parse_ratio_schedule
+from ..validation import (
+    check_choice,
+    check_mask_ratio,
+    check_positive_int,
+    check_real,
+    check_sampling_weight,
+    check_tubelet,
+)
+from .io import json_default, strict_json
+from .options import PRESETS, SAMPLER_OPTIONS, parse_sampler_options
 
 __all__ = [
     "DEFAULT_STRATEGIES",
@@ -24,14 +34,11 @@ __all__ = [
 
 DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "adaptive:0.95")
 
-PRESETS: Dict[str, Dict[str, Any]] = {
-    "demo": dict(),  # the CompareConfig defaults: raw pixels, background contrast 0.3, mean baseline
-    "paper": dict(pixel_loss="normalized", background_contrast=0.8, sampling_baseline=None),
-}
-
-# the keyword arguments of AdaptiveTokenSampler that ``--sampler KEY=VALUE`` accepts, with their types
-SAMPLER_OPTIONS = {"variant": str, "width": int, "depth": int, "num_heads": int, "mlp_ratio": float,
-                   "token_pool": tuple, "checkpoint": bool, "detach_input": bool}
+# fields added after the first release: left out of a run's identity while at their default, so that run
+# folders and checkpoints of earlier versions still resume
+_OPTIONAL_IDENTITY: Dict[str, Any] = dict(ratio_schedule=None, decoder_masking=None, sampling_entropy_weight=0.0,
+                                          held_out=[])
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,10 @@ class CompareConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 100
+    ratio_schedule: Optional[str] = None  # "START:END[:KIND[:STEPS]]" applied to every strategy during training
+    decoder_masking: Optional[str] = None  # "NAME[:RATIO]", e.g. "running_cell:0.5"
+    sampling_entropy_weight: float = 0.0
+    held_out: List[str] = field(default_factory=list)  # videos held out for evaluation (names, stems or paths)
 
     @classmethod
     def quick(cls, **kw: Any) -> "CompareConfig":
@@ -117,32 +128,73 @@ class CompareConfig:
         return [parse_strategy(s) for s in self.strategies]
 
     def validate(self) -> None:
-        if not self.strategies:
-            raise ValueError("strategies must name at least one masking strategy")
+        """Check every setting on its own (ValueError / TypeError naming the field); what depends on the
+        token grid is checked by `adamask.compare.preflight.check_run`."""
+        if not isinstance(self.strategies, (list, tuple)) or not self.strategies:
+            raise ValueError(f"strategies must name at least one masking strategy, got {self.strategies!r}")
         labels = [s.label for s in self.specs()]
         if len(set(labels)) != len(labels):
             raise ValueError(f"strategies list repeats a strategy: {self.strategies}")
-        if self.size not in MAE_CONFIGS:
-            raise ValueError(f"size must be one of {sorted(MAE_CONFIGS)}, got {self.size!r}")
-        for name in ("steps", "batch_size", "train_clips", "test_clips", "eval_draws", "knn_k", "stride",
-                     "clips_per_video", "img_size", "num_frames", "checkpoint_every"):
+        check_choice(self.size, tuple(sorted(MAE_CONFIGS)), "size")
+        for name in ("steps", "batch_size", "train_clips", "test_clips", "eval_draws", "eval_points", "knn_k",
+                     "stride", "clips_per_video", "img_size", "num_frames", "checkpoint_every", "figure_clips"):
             check_positive_int(getattr(self, name), name)
+        for name, high in (("warmup_steps", None), ("seed", MAX_SEED)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (high and value > high):
+                raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
+        if self.sprite_size is not None:
+            check_positive_int(self.sprite_size, "sprite_size")
+        check_tubelet(self.tubelet)
         check_mask_ratio(self.common_ratio, "common_ratio")
         check_choice(self.pixel_loss, ("normalized", "raw"), "pixel_loss")
-        if not (isinstance(self.sampler_lr_scale, (int, float)) and self.sampler_lr_scale > 0):
-            raise ValueError(f"sampler_lr_scale must be a positive number, got {self.sampler_lr_scale!r}")
-        if not (isinstance(self.background_contrast, (int, float)) and 0 <= self.background_contrast <= 1):
-            raise ValueError(f"background_contrast must be in [0, 1], got {self.background_contrast!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.sampling_weight, (int, float)) and self.sampling_weight >= 0):
-            raise ValueError(f"sampling_weight must be a number >= 0, got {self.sampling_weight!r}")
+        check_choice(self.sampling_estimator, ESTIMATORS, "sampling_estimator")
+        check_choice(self.sampling_baseline, BASELINES, "sampling_baseline")
+        check_real(self.lr, "lr", low=0.0, low_open=True)
+        check_real(self.weight_decay, "weight_decay", low=0.0)
+        check_real(self.sampler_lr_scale, "sampler_lr_scale", low=0.0, low_open=True)
+        check_real(self.background_contrast, "background_contrast", low=0.0, high=1.0)
+        check_sampling_weight(self.sampling_weight)
+        check_sampling_weight(self.sampling_entropy_weight, "sampling_entropy_weight")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {self.device!r}")
+        self.schedule()
+        self.decoder_spec()
+        if self.held_out and not self.videos:
+            raise ValueError(f"held_out names videos to hold out; it needs videos, got held_out={self.held_out}")
+
+    def schedule(self) -> Optional[RatioSchedule]:
+        """The mask-ratio schedule of the training (None: each strategy's own ratio throughout)."""
+        if self.ratio_schedule is None:
+            return None
+        if not isinstance(self.ratio_schedule, str):
+            raise TypeError(f"ratio_schedule must be a str START:END[:KIND[:STEPS]], got {self.ratio_schedule!r}")
+        steps = check_positive_int(self.steps, "steps")
+        try:
+            return parse_ratio_schedule(self.ratio_schedule, steps)
+        except ValueError as e:
+            raise ValueError(f"ratio_schedule {self.ratio_schedule!r}: {e}") from None
+
+    def decoder_spec(self) -> Optional[StrategySpec]:
+        """The decoder masking (a strategy that needs nothing, e.g. running_cell) and its ratio, or None."""
+        if self.decoder_masking is None:
+            return None
+        if not isinstance(self.decoder_masking, str):
+            raise TypeError(f"decoder_masking must be a str NAME[:RATIO], got {self.decoder_masking!r}")
+        spec = parse_strategy(self.decoder_masking)
+        if strategy_info(spec.name).needs != "nothing":
+            raise ValueError(f"decoder_masking must name a strategy that needs no tokens (e.g. running_cell:0.5), "
+                             f"got {self.decoder_masking!r} (it needs {strategy_info(spec.name).needs})")
+        return spec
 
     def model_config(self) -> Dict[str, Any]:
         """Keyword arguments of the reference MAE: the named size with this run's input and pixel loss."""
         cfg = dict(MAE_CONFIGS[self.size])
         cfg.update(img_size=self.img_size, num_frames=self.num_frames, tubelet=tuple(self.tubelet))
         cfg["norm_pix_loss"] = self.pixel_loss == "normalized"
+        decoder = self.decoder_spec()
+        if decoder is not None:
+            cfg.update(decoder_masking=decoder.name, decoder_mask_ratio=decoder.mask_ratio)
         cfg.update(self.model_overrides)
         return cfg
 
@@ -151,28 +203,8 @@ class CompareConfig:
         d = asdict(self)
         for k in ("out", "device", "strategies", "checkpoint_every", "figure_clips"):
             d.pop(k)
+        for k, default in _OPTIONAL_IDENTITY.items():
+            if d[k] == default:
+                d.pop(k)
         d["tubelet"] = list(d["tubelet"])
-        return json.loads(json.dumps(d, default=json_default))
-
-
-def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
-    """["variant=attention", "token_pool=1x2x2", ...] -> AdaptiveTokenSampler keyword arguments."""
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in SAMPLER_OPTIONS:
-            raise ValueError(f"--sampler takes KEY=VALUE with KEY in {sorted(SAMPLER_OPTIONS)}, got {item!r}")
-        kind = SAMPLER_OPTIONS[key]
-        try:
-            if kind is tuple:
-                out[key] = tuple(int(v) for v in value.lower().split("x"))
-            elif kind is bool:
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                out[key] = value.lower() in ("true", "1")
-            else:
-                out[key] = kind(value)
-        except ValueError:
-            raise ValueError(f"--sampler {key} must be {'TxHxW ints' if kind is tuple else kind.__name__}, "
-                             f"got {value!r}") from None
-    return out
+        return json.loads(json.dumps(strict_json(d), default=json_default))  # as config.json holds it

@@ -20,6 +20,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
+from .model import draw_masking
 
 __all__ = ["COMPONENTS", "CHECKPOINT", "build_cost_model", "step_costs", "paper_scale_configs",
            "paper_scale_table", "format_cost_table", "saved_activation_bytes", "state_bytes", "main"]
@@ -191,7 +192,7 @@ def format_cost_table(rows: List[Dict[str, Any]], reference: str = "tube 0.90") 
 def saved_activation_bytes(model: MaskedVideoAutoencoder, video: Tensor,
                            generator: Optional[torch.Generator] = None) -> int:
     """Bytes of the distinct tensors autograd saves for backward in one training forward pass of ``model`` on
-    ``video`` (B, C, T, H, W): the model's own tokenize / sample_masking / reconstruct, both loss terms."""
+    ``video`` (B, C, T, H, W): the model's own tokenize / masking / reconstruct, both loss terms."""
     seen: Dict[Tuple[int, int], int] = {}
 
     def pack(t: Tensor) -> Tensor:
@@ -204,7 +205,7 @@ def saved_activation_bytes(model: MaskedVideoAutoencoder, video: Tensor,
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         tokens = model.tokenize(video)
-        out = model.reconstruct(video, tokens, model.sample_masking(tokens, generator))
+        out = model.reconstruct(video, tokens, draw_masking(model, video, tokens, generator), generator=generator)
     del out
     return int(sum(seen.values()))
 

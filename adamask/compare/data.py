@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..validation import check_positive_int, check_tubelet
+from .errors import MissingFileError, UserError, brief, missing_extra
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -91,7 +92,7 @@ def digit_sprites() -> Tuple[np.ndarray, np.ndarray]:
         try:
             from sklearn.datasets import load_digits
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("the embedded dataset needs scikit-learn: pip install 'adamask[demo]'") from e
+            raise missing_extra("scikit-learn", "the embedded dataset") from e
         d = load_digits()
         _SPRITES = ((d.images / 16.0).astype(np.float32), d.target.astype(np.int64))
     return _SPRITES
@@ -105,7 +106,7 @@ def photo_background() -> np.ndarray:
             import matplotlib.cbook as cbook
             import matplotlib.image as mpimg
         except ImportError as e:  # pragma: no cover
-            raise ImportError("the embedded dataset needs matplotlib: pip install 'adamask[demo]'") from e
+            raise missing_extra("matplotlib", "the embedded dataset") from e
         with cbook.get_sample_data("grace_hopper.jpg") as f:
             img = mpimg.imread(f, format="jpg")
         img = np.asarray(img, dtype=np.float32)
@@ -247,25 +248,34 @@ class SyntheticDigitClips:
 # ---------------------------------------------------------------------------------------------
 # the user's videos
 
-class VideoReadError(ValueError):
-    """A video file that cannot be used; the message names the file and the reason."""
+class VideoReadError(UserError):
+    """A video file that cannot be used; the message names the file and the reason (a ValueError)."""
 
 
-def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]) -> List[Path]:
-    """Folders (searched recursively for VIDEO_EXTENSIONS) and files -> sorted list of video files."""
+def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
+                skipped: Optional[List[str]] = None) -> List[Path]:
+    """Folders (searched recursively for VIDEO_EXTENSIONS) and files -> sorted list of video files. Files of
+    other types found in the folders (not hidden ones) are named in ``skipped``, if given."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     out: List[Path] = []
+    others: List[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS))
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            out.extend(f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS)
+            others.extend(f for f in files if f.suffix.lower() not in VIDEO_EXTENSIONS)
         elif p.is_file():
             out.append(p)
         else:
-            raise FileNotFoundError(f"video path {str(p)!r} does not exist")
+            raise MissingFileError(f"video path {str(p)!r} does not exist")
     if not out:
-        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}")
+        found = f" (only other files: {', '.join(f.name for f in others[:5])}{', ...' if len(others) > 5 else ''})"
+        raise UserError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}"
+                        f"{found if others else ''}")
+    if skipped is not None:
+        skipped.extend(f"{f}: not a video file (not one of {', '.join(VIDEO_EXTENSIONS)})" for f in others)
     return out
 
 
@@ -275,26 +285,9 @@ def _scaled_size(w: int, h: int, size: int) -> Tuple[int, int]:
     return max(size, int(round(w * s))), max(size, int(round(h * s)))
 
 
-def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: int = 4, img_size: int = 64,
-               num_clips: int = 1, min_size: int = 16) -> Tensor:
-    """Decode a video file with PyAV -> (K, 3, T, H, W) float32 clips in [0, 1], H = W = img_size.
-
-    Frames are resized (shorter side = img_size) and centre-cropped while decoding; each clip takes
-    ``num_frames`` frames every ``stride`` frames, the K = ``num_clips`` windows spread evenly over the decoded
-    frames (fewer if the video is short, at least one). Decoding stops after 4 * K clip spans, so long videos
-    contribute clips from their beginning. Raises `VideoReadError` naming the file if it cannot be
-    decoded, has no video stream, is shorter than (num_frames - 1) * stride + 1 frames or has frames smaller
-    than ``min_size`` pixels.
-    """
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("reading videos needs PyAV: pip install 'adamask[demo]'") from e
-    for name, v in (("num_frames", num_frames), ("stride", stride), ("img_size", img_size), ("num_clips", num_clips)):
-        check_positive_int(v, name)
-    path = Path(path)
-    need = (num_frames - 1) * stride + 1
-    budget = need * num_clips * 4  # cap on decoded frames for very long videos
+def _decode_frames(av: Any, path: Path, img_size: int, min_size: int, budget: int) -> Tuple[List[np.ndarray], int]:
+    """Up to ``budget`` frames of the file's first video stream, resized and centre-cropped to img_size, and the
+    frame count its header declares (0 if unknown); `VideoReadError` naming the file if it cannot be decoded."""
     frames: List[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
@@ -311,13 +304,53 @@ def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: i
                 frames.append(rgb[top:top + img_size, left:left + img_size])
                 if len(frames) >= budget:
                     break
+            declared = int(stream.frames or 0)
     except VideoReadError:
         raise
     except Exception as e:  # PyAV raises several error types for broken files
-        raise VideoReadError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
+        raise VideoReadError(f"{path}: cannot decode it - truncated, damaged or not a video ({brief(e)})") from e
+    return frames, declared
+
+
+def _too_short(path: Path, decoded: int, declared: int, num_frames: int, stride: int) -> str:
+    """Why a file with ``decoded`` frames (``declared`` by its header, 0 if unknown) gives no clip."""
+    need = (num_frames - 1) * stride + 1
+    clip = f"a clip of {num_frames} frames at stride {stride} needs {need}"
+    if decoded == 0:
+        return f"{path}: no frame could be decoded - truncated, damaged or not a video"
+    if declared > decoded:
+        return f"{path}: truncated or damaged - only {decoded} of its {declared} frames could be decoded; {clip}"
+    if decoded == 1:
+        return f"{path}: a still image (1 frame), not a video; {clip}"
+    hint = f"lower --stride (at stride 1 it needs {num_frames}) or use a longer video" if stride > 1 \
+        else "use a longer video"
+    return f"{path}: only {decoded} frames; {clip}; {hint}"
+
+
+def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: int = 4, img_size: int = 64,
+               num_clips: int = 1, min_size: int = 16) -> Tensor:
+    """Decode a video file with PyAV -> (K, 3, T, H, W) float32 clips in [0, 1], H = W = img_size.
+
+    Frames are resized (shorter side = img_size) and centre-cropped while decoding; each clip takes
+    ``num_frames`` frames every ``stride`` frames, the K = ``num_clips`` windows spread evenly over the decoded
+    frames (fewer if the video is short, at least one). Decoding stops after 4 * K clip spans, so long videos
+    contribute clips from their beginning. Raises `VideoReadError` naming the file if it cannot be
+    decoded, has no video stream, is shorter than (num_frames - 1) * stride + 1 frames or has frames smaller
+    than ``min_size`` pixels.
+    """
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover
+        raise missing_extra("av (PyAV)", "reading videos") from e
+    for name, v in (("num_frames", num_frames), ("stride", stride), ("img_size", img_size), ("num_clips", num_clips)):
+        check_positive_int(v, name)
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"video {str(path)!r} does not exist")
+    need = (num_frames - 1) * stride + 1
+    frames, declared = _decode_frames(av, path, img_size, min_size, budget=need * num_clips * 4)
     if len(frames) < need:
-        raise VideoReadError(f"{path}: only {len(frames)} frames, a clip of {num_frames} frames at stride {stride} "
-                             f"needs {need}; lower --stride or use a longer video")
+        raise VideoReadError(_too_short(path, len(frames), declared, num_frames, stride))
     arr = torch.from_numpy(np.stack(frames))  # (F, H, W, 3) uint8
     k = min(num_clips, len(frames) - need + 1)
     starts = torch.linspace(0, len(frames) - need, k).round().long().unique()
@@ -331,12 +364,15 @@ def load_video_clips(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathL
     """Read every video under ``paths`` into a `ClipSet` with motion-energy ground truth.
 
     Labels are the videos' parent folder names (``class/video.mp4`` layout); -1 if all share one folder.
-    Files that cannot be used are skipped, each with a message naming it (returned as the second value);
-    raises ValueError if no file is usable.
+    Files that cannot be used (and files of other types in the folders) are skipped, each with a message
+    naming it (returned as the second value); raises `UserError` (a ValueError) if no file is usable.
     """
-    files = find_videos(paths)
+    errors: List[str] = []
+    files = find_videos(paths, skipped=errors)
+    for e in errors:
+        log(f"skipping {e}")
     tub = check_tubelet(tubelet)
-    videos, names, folders, errors = [], [], [], []
+    videos, names, folders = [], [], []
     for f in files:
         try:
             clips = read_video(f, num_frames=num_frames, stride=stride, img_size=img_size, num_clips=clips_per_video)
@@ -349,7 +385,7 @@ def load_video_clips(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathL
             names.append(f"{f}#{j}")
             folders.append(f.parent.name)
     if not videos:
-        raise ValueError("none of the videos could be used:\n  " + "\n  ".join(errors))
+        raise UserError("none of the videos could be used: " + "; ".join(errors))
     classes = sorted(set(folders))
     labels = [classes.index(c) for c in folders] if len(classes) > 1 else [-1] * len(folders)
     v = torch.stack(videos)

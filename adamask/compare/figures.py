@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import CompareConfig
 from .data import ClipSet
+from .errors import missing_extra
 from .io import atomic_path
 
 __all__ = [
@@ -43,7 +44,10 @@ DIM = 0.22  # brightness of masked patches
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise missing_extra("matplotlib", "drawing figures") from e
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -156,7 +160,7 @@ def learning_curves_figure(results: Dict[str, Dict[str, Any]], path: os.PathLike
         h, color = r["history"], f"C{i % 10}"
         k = max(1, len(h["step"]) // 25)
         axes[0].plot(h["step"], _smooth(h["reconstruction_loss"], k), label=label, color=color)
-        axes[1].plot(h["eval_step"], h["eval_loss"], marker="o", ms=3, label=label, color=color)
+        axes[1].plot(h["eval_step"], _smooth(h["eval_loss"], 1), marker="o", ms=3, label=label, color=color)
         if r.get("learned"):
             axes[2].plot(h["step"], _smooth(h["sampling_loss"], k), label=label, color=color)
     axes[0].set_title("training reconstruction loss", fontsize=9)
@@ -200,15 +204,18 @@ def summary_figure(results: Dict[str, Dict[str, Any]], path: os.PathLike) -> Pat
 def write_run_figures(run_dir: os.PathLike, results: Dict[str, Dict[str, Any]], clips: ClipSet,
                       cfg: CompareConfig) -> List[Path]:
     """All figures of a comparison run into run_dir/figures: masks_clip<k>.png, learning_curves.png,
-    summary.png. ``clips``: the ClipSet whose masks the strategies stored under result["figure"]."""
+    summary.png. ``clips``: the ClipSet whose masks the strategies stored under result["figure"]. Strategies
+    that diverged (no measurements) appear in the learning curves only."""
     run_dir = Path(run_dir)
     out: List[Path] = []
     tub = tuple(cfg.tubelet)
-    any_r = next(iter(results.values()))
-    grid = tuple(any_r["grid"])
-    learned = [k for k, r in results.items() if r["figure"]["probs"] is not None]
+    evaluated = {k: r for k, r in results.items() if isinstance(r.get("figure"), dict)}
+    if not evaluated:
+        return [learning_curves_figure(results, run_dir / "figures" / "learning_curves.png")]
+    grid = tuple(next(iter(evaluated.values()))["grid"])
+    learned = [k for k, r in evaluated.items() if r["figure"]["probs"] is not None]
     for i in range(len(clips)):
-        rows = [(k, np.array(r["figure"]["masks"][i], dtype=bool)) for k, r in results.items()]
+        rows = [(k, np.array(r["figure"]["masks"][i], dtype=bool)) for k, r in evaluated.items()]
         probs = np.array(results[learned[0]]["figure"]["probs"][i]) if learned else None
         fg = clips.foreground[i]
         binary = bool(((fg == 0) | (fg == 1)).all())  # embedded data; videos carry motion-energy weights
@@ -217,7 +224,7 @@ def write_run_figures(run_dir: os.PathLike, results: Dict[str, Dict[str, Any]], 
                                 prob_label=f"{learned[0]}:\nP(visible)" if learned else "",
                                 foreground=fg.numpy() > 0 if binary else None))
     out.append(learning_curves_figure(results, run_dir / "figures" / "learning_curves.png"))
-    out.append(summary_figure(results, run_dir / "figures" / "summary.png"))
+    out.append(summary_figure(evaluated, run_dir / "figures" / "summary.png"))
     return out
 
 
@@ -243,15 +250,23 @@ def write_animation(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[in
         img = np.concatenate(parts, axis=1)
         img = np.repeat(np.repeat(img, scale, 0), scale, 1)
         frames.append((img * 255).round().astype(np.uint8))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    with atomic_path(path) as tmp:
+        _write_frames(frames, tmp, suffix, fps)
+    return path
+
+
+def _write_frames(frames: List[np.ndarray], tmp: Path, suffix: str, fps: int) -> None:
+    """(H, W, 3) uint8 frames -> an animation at ``tmp`` in the format of ``suffix`` (.gif or .mp4)."""
     if suffix == ".gif":
         from PIL import Image
 
         ims = [Image.fromarray(f) for f in frames]
         ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
     else:
-        import av
+        try:
+            import av
+        except ImportError as e:
+            raise missing_extra("av (PyAV)", "writing MP4 files") from e
 
         h, w = frames[0].shape[:2]
         with av.open(str(tmp), mode="w", format="mp4") as out:
@@ -263,5 +278,4 @@ def write_animation(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[in
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
-    os.replace(tmp, path)
-    return path
+

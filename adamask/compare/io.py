@@ -1,40 +1,70 @@
-"""Atomic file writes: a temporary file in the same folder, then os.replace. A reader or an
-interrupted run never sees a partial file."""
+"""Atomic file writes: a temporary file in the same folder, flushed to disk, then os.replace and a flush of
+the folder. A reader or an interrupted run never sees a partial file, and a completed write survives a crash.
+
+A process killed at the wrong moment (kill -9, power loss) can leave its temporary file behind:
+``.<name>.tmp<pid>``; `clean_stale_temporaries` removes those of processes no longer running. Reading the
+run folder's own files back (`read_json`) names the file and what is wrong with it.
+"""
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, List, Optional
 
 import torch
 from torch import Tensor
 
+from .errors import UserError
+
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "json_default", "strict_json",
-           "write_json"]
+           "write_json", "read_json", "clean_stale_temporaries", "fsync_dir"]
+
+_TMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+
+
+def fsync_dir(folder: os.PathLike) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "r+b") as f:
+        os.fsync(f.fileno())
 
 
 @contextmanager
 def atomic_path(path: os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path beside ``path`` for the caller to write (and close); on success the file is
+    flushed to disk, replaces ``path``, and the folder is flushed after the rename; on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: os.PathLike, text: str) -> None:
@@ -42,8 +72,36 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
+    """``torch.save(obj, path)`` atomically: the file is flushed to disk before the rename."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def _pid_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: leave its files alone
+    return True
+
+
+def clean_stale_temporaries(folder: os.PathLike, recursive: bool = True) -> List[Path]:
+    """Remove the temporary files (``.<name>.tmp<pid>``) that writers killed before finishing left in
+    ``folder`` (and its sub-folders): those whose process is no longer running. Returns the removed paths."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for f in folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*"):
+        m = _TMP.match(f.name)
+        if m and f.is_file() and not _pid_running(int(m.group("pid"))):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
 
 
 def json_default(o: Any) -> Any:
@@ -72,3 +130,20 @@ def write_json(path: os.PathLike, obj: Any, indent: int = 2) -> None:
     """Write ``obj`` as strict JSON (NaN -> null), atomically."""
     text = json.dumps(strict_json(obj), indent=indent, default=json_default, allow_nan=False)
     atomic_write_text(path, text + "\n")
+
+
+def read_json(path: os.PathLike, remedy: str = "", expect: Optional[type] = dict) -> Any:
+    """The JSON value in ``path``; a `UserError` naming the file and what is wrong if it cannot be read, is
+    not JSON or (with ``expect``) holds another kind of value. ``remedy`` ends the message (what to do)."""
+    path = Path(path)
+    tail = f"; {remedy}" if remedy else ""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror or e}){tail}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}){tail}") from e
+    if expect is not None and not isinstance(value, expect):
+        raise UserError(f"{path}: holds a JSON {type(value).__name__}, not the expected "
+                        f"{'object' if expect is dict else expect.__name__}{tail}")
+    return value

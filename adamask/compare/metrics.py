@@ -11,6 +11,7 @@ so a new metric is one function (``compute``) and one row.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -35,6 +36,7 @@ __all__ = [
     "METRICS",
     "at",
     "fmt_number",
+    "is_number",
 ]
 
 Result = Dict[str, Any]  # one strategy's entry in results.json["strategies"]
@@ -222,9 +224,14 @@ def at(*path: str) -> Callable[[Result], Any]:
     return read
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number other than NaN (a value a column can rank): not None, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+
+
 def fmt_number(value: Optional[float], digits: int = 3) -> str:
-    """``value`` with ``digits`` decimals; "n/a" for None and NaN."""
-    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+    """``value`` with ``digits`` decimals; "n/a" for None, NaN and anything that is not a number."""
+    return f"{value:.{digits}f}" if is_number(value) else "n/a"
 
 
 @dataclass(frozen=True)
@@ -264,17 +271,23 @@ class Metric:
         return self.text(result) if self.text is not None else fmt_number(self.value(result), self.digits)
 
 
+# the text cells read through `at`: a result without the value (a diverged strategy, a run too short to time
+# its steps) shows n/a
 def _visible(r: Result) -> str:
-    return f"{r['num_visible']} / {r['num_tokens']}"
+    visible, tokens = r.get("num_visible"), r.get("num_tokens")
+    return f"{visible} / {tokens}" if visible is not None and tokens is not None else "n/a"
 
 
 def _allocation(r: Result) -> str:
-    fa = r["foreground_allocation"]
-    return f"{fmt_number(fa['mean'], 2)} ± {fmt_number(fa['std'], 2)}"
+    fa = r.get("foreground_allocation")
+    if not isinstance(fa, dict):
+        return "n/a"
+    return f"{fmt_number(fa.get('mean'), 2)} ± {fmt_number(fa.get('std'), 2)}"
 
 
 def _sampler_share(r: Result) -> str:
-    return "n/a" if not r["learned"] else f"{100 * r['timing']['sampler_share']:.0f}%"
+    share = at("timing", "sampler_share")(r)
+    return f"{100 * share:.0f}%" if r.get("learned") and is_number(share) else "n/a"
 
 
 METRICS: Sequence[Metric] = (

@@ -4,72 +4,123 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
-from ..masking import Masking, create_masking, list_maskings, strategy_info
+from ..masking import Masking, create_masking, list_maskings, strategy_info, validate_strategy_output
 from ..tokens import token_grid
-from .config import StrategySpec
+from .config import CompareConfig, StrategySpec
+from .errors import MissingFileError, UserError, brief
 
-__all__ = ["CHECKPOINT_FORMAT", "build_strategy", "build_model", "load_checkpoint", "strategy_at_ratio"]
+__all__ = ["CHECKPOINT_FORMAT", "build_strategy", "build_model", "model_for", "load_checkpoint", "strategy_at_ratio",
+           "draw_masking", "needs_video", "read_checkpoint"]
 
 CHECKPOINT_FORMAT = "adamask-compare-checkpoint/1"
 
 
-def build_strategy(spec: StrategySpec, grid: Sequence[int], embed_dim: int,
-                   options: Optional[Dict[str, Any]] = None) -> Callable[..., Masking]:
+def build_strategy(spec: StrategySpec, grid: Sequence[int], embed_dim: int, options: Optional[Dict[str, Any]] = None,
+                   tubelet: Optional[Sequence[int]] = None) -> Callable[..., Masking]:
     """The strategy object for ``spec`` on the model's grid (T', H', W'). Every strategy gets the token width
-    ``embed_dim`` if it takes one; ``options`` (the ``--sampler`` options) go to learned strategies only
-    (``strategy_info(name).learned``), where an ``embed_dim`` among them overrides the model's width."""
-    opts = dict(options or {}) if strategy_info(spec.name).learned else {}
+    ``embed_dim`` if it takes one, and a strategy that needs the video the model's ``tubelet``; ``options``
+    (the ``--sampler`` options) go to learned strategies only (``strategy_info(name).learned``), where an
+    ``embed_dim`` among them overrides the model's width."""
+    info = strategy_info(spec.name)
+    opts = dict(options or {}) if info.learned else {}
+    if info.needs == "video" and tubelet is not None:
+        opts["tubelet"] = tuple(tubelet)
     width = opts.pop("embed_dim", embed_dim)
     return create_masking(spec.name, grid=tuple(grid), mask_ratio=spec.mask_ratio, embed_dim=width, **opts)
 
 
+def needs_video(strategy: Any) -> bool:
+    """True for a strategy drawn from the clip's pixels (``needs == "video"``) rather than from the tokens."""
+    return getattr(strategy, "needs", "tokens") == "video"
+
+
+def draw_masking(model: MaskedVideoAutoencoder, video: Tensor, tokens: Tensor, generator: Optional[torch.Generator],
+                 strategy: Optional[Callable[..., Masking]] = None) -> Masking:
+    """The masking of ``strategy`` (default: the model's own) for a batch: video (B, C, T, H, W) normalised,
+    tokens (B, N, D) its patch embeddings. A strategy that needs the video gets the video, any other the
+    tokens; the model's own strategy's output is checked against the contract (`sample_masking`)."""
+    if strategy is None and not needs_video(model.strategy):
+        return model.sample_masking(tokens, generator)
+    fn = model.strategy if strategy is None else strategy
+    masking = fn(video if needs_video(fn) else tokens, generator=generator)
+    return validate_strategy_output(model, fn, masking, model.num_tokens) if strategy is None else masking
+
+
 def build_model(model_config: Dict[str, Any], spec: StrategySpec, *, seed: int,
                 masking_options: Optional[Dict[str, Any]] = None, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-                sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None) -> MaskedVideoAutoencoder:
+                sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
+                sampling_entropy_weight: float = 0.0) -> MaskedVideoAutoencoder:
     """The reference MAE with ``spec``'s strategy. The backbone's initial weights depend on ``seed`` only, so
     every strategy starts from the same network."""
     c = {**MAE_CONFIGS["base"], **model_config}
     grid = token_grid((1, c.get("in_chans", 3), c["num_frames"], c["img_size"], c["img_size"]), tuple(c["tubelet"]))
     torch.manual_seed(seed + 1)
-    strategy = build_strategy(spec, grid, c["embed_dim"], masking_options)
+    strategy = build_strategy(spec, grid, c["embed_dim"], masking_options, c["tubelet"])
     torch.manual_seed(seed)
     return MaskedVideoAutoencoder(**model_config, masking=strategy, sampling_weight=sampling_weight,
-                                  sampling_estimator=sampling_estimator, sampling_baseline=sampling_baseline)
+                                  sampling_estimator=sampling_estimator, sampling_baseline=sampling_baseline,
+                                  sampling_entropy_weight=sampling_entropy_weight)
 
 
-def load_checkpoint(path: os.PathLike, device: str = "cpu") -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
-    """A checkpoint written by `run_compare` -> (model with its trained sampler, in eval mode, checkpoint dict)."""
+def model_for(cfg: CompareConfig, spec: StrategySpec) -> MaskedVideoAutoencoder:
+    """`build_model` of ``spec`` with every setting of the run ``cfg`` (on the current default device)."""
+    return build_model(cfg.model_config(), spec, seed=cfg.seed, masking_options=cfg.masking_options,
+                       sampling_weight=cfg.sampling_weight, sampling_estimator=cfg.sampling_estimator,
+                       sampling_baseline=cfg.sampling_baseline, sampling_entropy_weight=cfg.sampling_entropy_weight)
+
+
+def load_checkpoint(path: os.PathLike,
+                    device: Union[str, torch.device] = "cpu") -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
+    """A checkpoint written by `run_compare` -> (model with its trained sampler, in eval mode, on ``device``,
+    checkpoint dict). Read onto the CPU first, so a checkpoint saved on a GPU opens anywhere. A missing,
+    unreadable or foreign file raises a `UserError` (a ValueError) naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        raise MissingFileError(f"checkpoint {str(path)!r} does not exist")
+    ckpt = read_checkpoint(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an adamask compare checkpoint")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an adamask compare checkpoint")
-    spec = StrategySpec(**ckpt["strategy"])
+        spec = StrategySpec(**ckpt["strategy"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: a damaged adamask compare checkpoint (its strategy record: {e})") from e
     if spec.name not in list_maskings():
-        raise ValueError(f"{path}: strategy {spec.name!r} is not registered here; import the module that "
-                         f"registers it (--import MODULE)")
-    model = build_model(ckpt["model_config"], spec, seed=0, masking_options=ckpt.get("masking_options"),
-                        sampling_weight=ckpt.get("sampling_weight", DEFAULT_SAMPLING_WEIGHT))
-    model.load_state_dict(ckpt["state_dict"])
+        raise UserError(f"{path}: strategy {spec.name!r} is not registered here; import the module that "
+                        f"registers it (--import MODULE)")
+    try:
+        model = build_model(ckpt["model_config"], spec, seed=0, masking_options=ckpt.get("masking_options"),
+                            sampling_weight=ckpt.get("sampling_weight", DEFAULT_SAMPLING_WEIGHT))
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: a damaged adamask compare checkpoint ({brief(e)})") from e
     return model.to(device).eval(), ckpt
+
+
+def read_checkpoint(path: os.PathLike, remedy: str = "") -> Dict[str, Any]:
+    """The dict saved in a checkpoint file, loaded onto the CPU; a `UserError` naming the file if it is not a
+    readable torch file holding a dict (``remedy`` ends the message: what to do)."""
+    tail = f"; {remedy}" if remedy else ""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise UserError(f"{path}: not a readable checkpoint ({brief(e)}){tail}") from e
+    if not isinstance(ckpt, dict):
+        raise UserError(f"{path}: not an adamask compare checkpoint (it holds a {type(ckpt).__name__}){tail}")
+    return ckpt
 
 
 def strategy_at_ratio(model: MaskedVideoAutoencoder, spec: StrategySpec, ratio: float,
                       options: Dict[str, Any]) -> Tuple[Optional[Callable[..., Masking]], Optional[str]]:
     """The strategy of ``model`` at another mask ratio, carrying over learned weights; (None, reason) if not."""
     try:
-        other = build_strategy(StrategySpec(spec.name, ratio), model.grid, model.embed_dim, options)
+        other = build_strategy(StrategySpec(spec.name, ratio), model.grid, model.embed_dim, options, model.tubelet)
     except (ValueError, TypeError) as e:
         return None, f"{spec.name} cannot run at mask ratio {ratio}: {e}"
     trained = model.mask_sampler

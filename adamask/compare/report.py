@@ -5,25 +5,30 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
-from .metrics import METRICS, Metric, Result
+from .metrics import METRICS, Metric, Result, is_number
 
 __all__ = ["results_summary", "markdown_table", "legend"]
 
 
 def results_summary(results: Dict[str, Result], metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
     """Which strategy is best on each ranked metric (None if no strategy has a value), and for each
-    learned strategy the metrics it is best on and those it is not (with the best strategy)."""
+    learned strategy that did not diverge the metrics it is best on and those it is not (with the best
+    strategy); ``diverged``: the step at which each diverged strategy's loss turned non-finite."""
+    diverged = {k: r["diverged_at_step"] for k, r in results.items() if r.get("diverged_at_step") is not None}
     best: Dict[str, Optional[str]] = {}
     for m in metrics:
         if m.better is None:
             continue
-        vals = {k: m.value(r) for k, r in results.items() if m.value(r) is not None and m.value(r) == m.value(r)}
+        vals = {k: m.value(r) for k, r in results.items() if k not in diverged and is_number(m.value(r))}
         pick = min if m.better == "lower" else max
         best[m.name] = pick(vals, key=vals.get) if vals else None
-    learned = [k for k, r in results.items() if r["learned"]]
+    learned = [k for k, r in results.items() if r.get("learned") and k not in diverged]
     wins = {k: [m for m, b in best.items() if b == k] for k in learned}
     loses = {k: {m: b for m, b in best.items() if b is not None and b != k} for k in learned}
-    return dict(best=best, learned_wins=wins, learned_loses=loses)
+    out: Dict[str, Any] = dict(best=best, learned_wins=wins, learned_loses=loses)
+    if diverged:
+        out["diverged"] = diverged
+    return out
 
 
 def _words(common_ratio: float, pixel_loss: str) -> Dict[str, Any]:
@@ -61,14 +66,19 @@ def markdown_table(results: Dict[str, Result], untrained: Optional[Dict[str, Any
     s = results_summary(results, metrics)
     lines = [_row(["strategy"] + [m.header.format(**_words(common_ratio, pixel_loss)) for m in metrics]),
              "|" + "---|" * (1 + len(metrics))]
+    diverged = s.get("diverged", {})
     for label in results:
-        lines.append(_row([label] + [_cell(m, label, results, s["best"]) for m in metrics]))
+        name = f"{label} (diverged at step {diverged[label]})" if label in diverged else label
+        lines.append(_row([name] + [_cell(m, label, results, s["best"]) for m in metrics]))
     if untrained is not None:
         reference = dict(probe=untrained)
         shown = [m.cell(reference) if m.untrained else "" for m in metrics]
         if any(m.untrained and m.value(reference) is not None for m in metrics):
             lines.append(_row(["untrained encoder (reference)"] + shown))
     lines += ["", legend(common_ratio, pixel_loss, metrics)]
+    for label, step in diverged.items():
+        lines += ["", f"**{label}** diverged: its training loss was not finite at step {step}, so it was stopped "
+                      f"there and not evaluated (n/a). A lower --lr (or --sampler-lr-scale) usually helps."]
     for k in s["learned_wins"]:
         w = ", ".join(s["learned_wins"][k]) or "nothing"
         lo = ", ".join(f"{m} (best: {b})" for m, b in s["learned_loses"][k].items()) or "nothing"

@@ -2,34 +2,37 @@
 probe the untrained encoder, draw the figures and write results.json and results.md."""
 from __future__ import annotations
 
-import json
+import os
 import platform
 import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
 from .config import CompareConfig, StrategySpec
 from .data import ClipSet, SyntheticDigitClips, load_video_clips
+from .errors import UserError
 from .evaluate import evaluate_strategy, probe
-from .io import atomic_write_text, write_json
+from .io import atomic_write_text, clean_stale_temporaries, read_json, write_json
 from .metrics import METRICS, Metric
 from .model import build_model
+from .preflight import check_run, embedded_data_options
 from .report import markdown_table, results_summary
 from .train import train_model
 
 __all__ = ["SCHEMA", "load_data", "train_strategy", "run_compare"]
 
 SCHEMA = "adamask.compare/1"
+ONE_VIDEO_NOTE = ("a single video: the held-out clips are other clips of the same video, so they overlap its "
+                  "training content and the held-out numbers (and their spread) are optimistic; pass more videos, or "
+                  "name held-out videos with --held-out")
 
 
 def _embedded_data(cfg: CompareConfig) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
-    sprite = cfg.sprite_size or max(4, cfg.img_size // 4)
-    kw = dict(num_frames=cfg.num_frames, img_size=cfg.img_size, tubelet=tuple(cfg.tubelet), sprite_size=sprite,
-              seed=cfg.seed, background_contrast=cfg.background_contrast)
+    kw = embedded_data_options(cfg)
     train = SyntheticDigitClips(cfg.train_clips, **kw).clipset()
     test = SyntheticDigitClips(cfg.test_clips, offset=cfg.train_clips, **kw).clipset()
     desc = dict(source="embedded",
@@ -40,24 +43,47 @@ def _embedded_data(cfg: CompareConfig) -> Tuple[ClipSet, ClipSet, Dict[str, Any]
     return train, test, desc
 
 
+def _named_videos(videos: Sequence[str], names: Sequence[str]) -> Set[str]:
+    """The videos that ``--held-out NAME...`` names (each NAME: a file name, a stem or a path)."""
+    chosen: Set[str] = set()
+    for name in names:
+        hits = {v for v in videos if name in (v, Path(v).name, Path(v).stem)
+                or (Path(name).exists() and os.path.samefile(name, v))}
+        if not hits:
+            raise UserError(f"--held-out {name!r} names none of the videos ({', '.join(Path(v).name for v in videos)})")
+        chosen |= hits
+    if len(chosen) == len(videos):
+        raise UserError(f"--held-out {' '.join(names)} holds out every video ({len(videos)}); leave at least one "
+                        f"for training")
+    return chosen
+
+
 def _video_data(cfg: CompareConfig, log: Callable[[str], None]) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
-    """The user's videos, every 4th video held out (the last of two or three; every 4th clip of a single one)."""
+    """The user's videos: those named by ``held_out``, else every 4th video (the last of two or three) held out;
+    with a single video, every 4th clip (which overlaps the training clips: warned and noted)."""
     clips, errors = load_video_clips(cfg.videos, num_frames=cfg.num_frames, stride=cfg.stride,
                                      img_size=cfg.img_size, tubelet=tuple(cfg.tubelet),
                                      clips_per_video=cfg.clips_per_video, log=log)
     videos = sorted({n.rsplit("#", 1)[0] for n in clips.names})
     held = {v for i, v in enumerate(videos) if i % 4 == 3} if len(videos) >= 2 else set()
-    if not held and len(videos) >= 2:
+    if cfg.held_out:
+        held = _named_videos(videos, cfg.held_out)
+    elif not held and len(videos) >= 2:
         held = {videos[-1]}
+    note = None
     if held:
         te = [i for i, n in enumerate(clips.names) if n.rsplit("#", 1)[0] in held]
     else:  # a single video: hold out every 4th clip
         te = [i for i in range(len(clips)) if i % 4 == 3] or [len(clips) - 1]
+        note = ONE_VIDEO_NOTE
+        log(f"warning: {note}")
     tr = [i for i in range(len(clips)) if i not in set(te)] or te
     desc = dict(source="videos", files=videos, skipped_files=errors, classes=clips.class_names,
                 description=f"{len(videos)} video files, {cfg.clips_per_video} clips each, "
                             f"{cfg.num_frames} frames at stride {cfg.stride}",
-                ground_truth="motion energy (mean absolute frame difference per token)")
+                ground_truth="motion energy (mean absolute frame difference per token)", held_out=sorted(held))
+    if note:
+        desc["note"] = note
     return clips.subset(tr), clips.subset(te), desc
 
 
@@ -74,33 +100,106 @@ def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test:
                    run_dir: Path, progress: str = "bar", log: Callable[[str], None] = print,
                    metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
     """Pretrain, checkpoint and evaluate one strategy; returns its result dict (also written to
-    strategies/<label>.json)."""
+    strategies/<label>.json). A strategy whose loss turned non-finite stops there and is not evaluated: its
+    result holds ``diverged_at_step`` (the 1-based training step) and no measurements."""
     ckpt_path = run_dir / "checkpoints" / f"{spec.label}.pt"
     trained = train_model(cfg, spec, train, test, ckpt_path, progress, log)
     result = dict(name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, steps=cfg.steps,
                   train_seconds=trained.train_seconds, timing=trained.timing(), memory=trained.memory,
                   history=trained.history, checkpoint=str(ckpt_path.relative_to(run_dir)))
-    result.update(evaluate_strategy(trained.model, spec, cfg, train, test, figure_clips, metrics))
+    schedule = cfg.schedule()
+    if schedule is not None:
+        result["ratio_schedule"] = asdict(schedule)
+        result["history"] = dict(trained.history, mask_ratio=[schedule(s) for s in trained.history["step"]])
+    if trained.diverged_at_step is not None:
+        log(f"{spec.label}: diverged at step {trained.diverged_at_step} (non-finite loss); not evaluated")
+        result.update(diverged_at_step=trained.diverged_at_step, learned=trained.model.is_adaptive,
+                      num_tokens=trained.model.num_tokens, grid=list(trained.model.grid))
+    else:
+        result.update(evaluate_strategy(trained.model, spec, cfg, train, test, figure_clips, metrics))
     write_json(run_dir / "strategies" / f"{spec.label}.json", result)
     return result
 
 
-def _open_run_dir(cfg: CompareConfig, overwrite: bool) -> Path:
-    """The run folder, emptied if ``overwrite``; refuses a folder holding a run of another configuration."""
+RUN_SUBFOLDERS = ("strategies", "checkpoints", "figures")
+RUN_FILES = ("config.json", "results.json", "results.md")
+START_OVER = "pass --overwrite to start over, or choose another --out"
+
+
+def _finished_work(run_dir: Path) -> bool:
+    """Whether the run folder holds a strategy's result or checkpoint (not only a config.json)."""
+    return any(f.is_file() and not f.name.startswith(".") for sub in ("strategies", "checkpoints")
+               for f in (run_dir / sub).glob("*"))
+
+
+def _check_run_dir(cfg: CompareConfig, overwrite: bool) -> Path:
+    """The run folder, checked without writing: ``--out`` must be a folder (or not exist), and one holding
+    finished work of another configuration is refused unless ``overwrite``."""
     run_dir = Path(cfg.out)
+    for p in (run_dir, *(run_dir / sub for sub in RUN_SUBFOLDERS)):
+        if p.exists() and not p.is_dir():
+            where = "" if p == run_dir else f" holds {str(p)!r}, which"
+            raise UserError(f"--out {str(run_dir)!r}{where} is a file, not a folder; choose another --out")
+    for p in (run_dir / f for f in RUN_FILES):
+        if p.is_dir():
+            raise UserError(f"{p}: a folder where the run keeps a file; remove it, or {START_OVER}")
     cfg_path = run_dir / "config.json"
-    if run_dir.exists() and overwrite:
-        for sub in ("strategies", "checkpoints", "figures"):
-            shutil.rmtree(run_dir / sub, ignore_errors=True)
-        for f in ("config.json", "results.json", "results.md"):
-            (run_dir / f).unlink(missing_ok=True)
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        if old.get("identity") != cfg.identity():
-            raise ValueError(f"run folder {str(run_dir)!r} holds a run with a different configuration; "
-                             f"pass --overwrite or choose another --out")
-    write_json(cfg_path, dict(config=asdict(cfg), identity=cfg.identity()))
+    if overwrite or not _finished_work(run_dir):
+        return run_dir
+    if not cfg_path.exists():
+        raise UserError(f"run folder {str(run_dir)!r} holds results but no config.json; {START_OVER}")
+    old = read_json(cfg_path, remedy=START_OVER)
+    if old.get("identity") != cfg.identity():
+        raise UserError(f"run folder {str(run_dir)!r} holds a run with a different configuration; {START_OVER}")
     return run_dir
+
+
+def _open_run_dir(cfg: CompareConfig, overwrite: bool, log: Callable[[str], None]) -> Path:
+    """The run folder, emptied if ``overwrite``, without the temporary files of killed writers, with this
+    run's config.json."""
+    run_dir = _check_run_dir(cfg, overwrite)
+    if run_dir.exists() and overwrite:
+        for sub in RUN_SUBFOLDERS:
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        for f in RUN_FILES:
+            (run_dir / f).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", dict(config=asdict(cfg), identity=cfg.identity()))
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+    stale = clean_stale_temporaries(run_dir)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(p.name for p in stale)}")
+    return run_dir
+
+
+def _stored_result(run_dir: Path, spec: StrategySpec) -> Optional[Dict[str, Any]]:
+    """The result of a strategy finished by an earlier run (its JSON and checkpoint both exist), else None."""
+    done, ck = run_dir / "strategies" / f"{spec.label}.json", run_dir / "checkpoints" / f"{spec.label}.pt"
+    if not (done.exists() and ck.exists()):
+        return None
+    remedy = f"delete it to evaluate {spec.label} again, or pass --overwrite to start over"
+    result = read_json(done, remedy=remedy)
+    if result.get("label") != spec.label or not isinstance(result.get("history"), dict):
+        raise UserError(f"{done}: not the result of {spec.label} written by adamask compare; {remedy}")
+    return result
+
+
+def _write_results(run_dir: Path, cfg: CompareConfig, results: Dict[str, Dict[str, Any]], untrained: Dict[str, Any],
+                   data_desc: Dict[str, Any], fig_paths: List[str], command: Optional[str],
+                   metrics: Sequence[Metric], t_start: float) -> Dict[str, Any]:
+    out = dict(schema=SCHEMA, command=command, config=asdict(cfg), data=data_desc,
+               environment=dict(torch=torch.__version__, python=platform.python_version(),
+                                device=str(torch.device(cfg.device)), threads=torch.get_num_threads()),
+               strategies=results, untrained_probe=untrained, summary=results_summary(results, metrics),
+               figures=fig_paths, runtime_s=time.perf_counter() - t_start)
+    write_json(run_dir / "results.json", out)
+    head = f"Command: `{command}`\n\n" if command else ""
+    note = f"\nNote on the data: {data_desc['note']}\n" if data_desc.get("note") else ""
+    atomic_write_text(run_dir / "results.md", head + markdown_table(results, untrained, cfg.common_ratio,
+                                                                    cfg.pixel_loss, metrics) + note)
+    return out
 
 
 def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = "bar", figures: bool = True,
@@ -108,43 +207,37 @@ def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = 
                 metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
     """Run (or resume) a comparison into ``cfg.out``; returns the results dict also written to results.json.
 
-    progress: "bar" (tqdm), "lines" or "none". metrics: the metric table of the summary and the table.
+    Everything that can be wrong with the input (settings, device, extras, strategies and ratios on the token
+    grid, the run folder, the videos) is checked before the run folder is written: a `UserError` (a ValueError)
+    naming it. progress: "bar" (tqdm, where stderr is a terminal), "lines" or "none". metrics: the metric
+    table of the summary and the table.
     """
     t_start = time.perf_counter()
-    cfg.validate()
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False")
+    device = check_run(cfg, figures)
     specs = cfg.specs()
-    run_dir = _open_run_dir(cfg, overwrite)
+    _check_run_dir(cfg, overwrite)
     train, test, data_desc = load_data(cfg, log)
+    run_dir = _open_run_dir(cfg, overwrite, log)
     log(f"data: {data_desc['source']}, {len(train)} training and {len(test)} held-out clips of "
         f"{tuple(train.videos.shape[1:])}")
     fig_clips = test.subset(range(min(cfg.figure_clips, len(test))))
 
     results: Dict[str, Dict[str, Any]] = {}
     for spec in specs:
-        done, ck = run_dir / "strategies" / f"{spec.label}.json", run_dir / "checkpoints" / f"{spec.label}.pt"
-        if done.exists() and ck.exists():
-            results[spec.label] = json.loads(done.read_text())
-            log(f"{spec.label}: already done, loaded {done}")
+        stored = _stored_result(run_dir, spec)
+        if stored is not None:
+            results[spec.label] = stored
+            log(f"{spec.label}: already done, loaded {run_dir / 'strategies' / f'{spec.label}.json'}")
             continue
         results[spec.label] = train_strategy(cfg, spec, train, test, fig_clips, run_dir, progress, log, metrics)
 
     torch.manual_seed(cfg.seed)
-    untrained = probe(build_model(cfg.model_config(), StrategySpec("random", 0.9), seed=cfg.seed).to(device),
-                      train, test, device, cfg.knn_k, cfg.seed)
+    # the encoder as every strategy's training starts (the strategy does not change it; the common ratio is
+    # one that was checked on this grid)
+    encoder = build_model(cfg.model_config(), StrategySpec("random", cfg.common_ratio), seed=cfg.seed).to(device)
+    untrained = probe(encoder, train, test, device, cfg.knn_k, cfg.seed)
     fig_paths: List[str] = []
     if figures:
         from .figures import write_run_figures
         fig_paths = [str(p.relative_to(run_dir)) for p in write_run_figures(run_dir, results, fig_clips, cfg)]
-    out = dict(schema=SCHEMA, command=command, config=asdict(cfg), data=data_desc,
-               environment=dict(torch=torch.__version__, python=platform.python_version(), device=str(device),
-                                threads=torch.get_num_threads()),
-               strategies=results, untrained_probe=untrained, summary=results_summary(results, metrics),
-               figures=fig_paths, runtime_s=time.perf_counter() - t_start)
-    write_json(run_dir / "results.json", out)
-    head = f"Command: `{command}`\n\n" if command else ""
-    atomic_write_text(run_dir / "results.md", head + markdown_table(results, untrained, cfg.common_ratio,
-                                                                    cfg.pixel_loss, metrics))
-    return out
+    return _write_results(run_dir, cfg, results, untrained, data_desc, fig_paths, command, metrics, t_start)

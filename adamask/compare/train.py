@@ -3,7 +3,6 @@ step, resumable checkpoints and the step's peak memory."""
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,9 +15,11 @@ from ..mae import MaskedVideoAutoencoder
 from .config import CompareConfig, StrategySpec
 from .costs import saved_activation_bytes, state_bytes
 from .data import MEAN, STD, ClipSet, normalize_video
+from .errors import UserError, brief
 from .evaluate import evaluate_reconstruction
 from .io import atomic_torch_save
-from .model import CHECKPOINT_FORMAT, build_model
+from .model import CHECKPOINT_FORMAT, draw_masking, model_for, read_checkpoint
+from .progress import Progress
 
 __all__ = ["StepResult", "Training", "train_step", "train_model"]
 
@@ -83,17 +84,17 @@ class StepResult:
 def train_step(model: MaskedVideoAutoencoder, optimizer: torch.optim.Optimizer, video: Tensor,
                generator: Optional[torch.Generator], device: torch.device) -> StepResult:
     """One optimisation step of the MAE (+ sampler) on ``video`` (B, C, T, H, W), timing the whole step and
-    the sampler's forward and backward passes.
+    the sampler's forward and backward passes. ``generator`` draws the masks (and the decoder's, if any).
     Losses stay on the device (no host sync besides the timing barriers)."""
     _sync(device)
     t0 = time.perf_counter()
     tokens = model.tokenize(video)
     _sync(device)
     ts = time.perf_counter()
-    masking = model.sample_masking(tokens, generator)
+    masking = draw_masking(model, video, tokens, generator)
     _sync(device)
     sampler_s = time.perf_counter() - ts
-    out = model.reconstruct(video, tokens, masking)
+    out = model.reconstruct(video, tokens, masking, generator=generator)
     loss, rec, ls = out.loss, out.reconstruction_loss, out.sampling_loss
     optimizer.zero_grad(set_to_none=True)
     if ls is None:
@@ -111,8 +112,9 @@ def train_step(model: MaskedVideoAutoencoder, optimizer: torch.optim.Optimizer, 
                       time.perf_counter() - t0, sampler_s)
 
 
-def _median(xs: Sequence[float]) -> float:
-    return float(torch.tensor(list(xs), dtype=torch.float64).median()) if xs else float("nan")
+def _median_ms(xs: Sequence[float]) -> Optional[float]:
+    """The median of seconds ``xs`` in milliseconds; None without any."""
+    return 1e3 * float(torch.tensor(list(xs), dtype=torch.float64).median()) if xs else None
 
 
 def _new_history() -> Dict[str, List[Any]]:
@@ -132,12 +134,14 @@ class Training:
     step: int = 0
     train_seconds: float = 0.0
     memory: Dict[str, Any] = field(default_factory=dict)
+    diverged_at_step: Optional[int] = None  # the 1-based step whose loss was first non-finite
 
     def timing(self) -> Dict[str, Any]:
-        """Median step and sampler milliseconds over the timed steps and the sampler's share of the step."""
-        step_ms, sampler_ms = 1e3 * _median(self.step_times), 1e3 * _median(self.sampler_times)
-        return dict(step_ms=step_ms, sampler_ms=sampler_ms,
-                    sampler_share=sampler_ms / step_ms if step_ms > 0 else None, timed_steps=len(self.step_times))
+        """Median step and sampler milliseconds over the timed steps (all but the first two of a session) and
+        the sampler's share of the step; None for each when no step was timed (runs of one or two steps)."""
+        step_ms, sampler_ms = _median_ms(self.step_times), _median_ms(self.sampler_times)
+        share = sampler_ms / step_ms if step_ms and sampler_ms is not None else None
+        return dict(step_ms=step_ms, sampler_ms=sampler_ms, sampler_share=share, timed_steps=len(self.step_times))
 
     def save(self, path: Path, cfg: CompareConfig, spec: StrategySpec, completed: bool) -> None:
         """Write the checkpoint (atomically): everything `resume` and `load_checkpoint` read."""
@@ -147,55 +151,39 @@ class Training:
             state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             mask_generator_state=self.generator.get_state(), step=self.step, completed=completed,
             history=self.history, step_times=self.step_times, sampler_times=self.sampler_times,
-            train_seconds=self.train_seconds, normalization=dict(mean=MEAN, std=STD)), path)
+            train_seconds=self.train_seconds, normalization=dict(mean=MEAN, std=STD),
+            diverged_at_step=self.diverged_at_step), path)
 
     def resume(self, path: Path, cfg: CompareConfig) -> bool:
-        """Continue from the checkpoint at ``path`` if it belongs to this configuration."""
+        """Continue from the checkpoint at ``path`` if it belongs to this configuration; a `UserError` naming
+        the file if it cannot be read or is damaged."""
         if not path.exists():
             return False
-        ck = torch.load(path, map_location=self.generator.device, weights_only=False)
+        remedy = "delete it to train that strategy again, or pass --overwrite to start over"
+        ck = read_checkpoint(path, remedy)
         if ck.get("format") != CHECKPOINT_FORMAT or ck.get("identity") != cfg.identity():
             return False
-        self.model.load_state_dict(ck["state_dict"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.generator.set_state(ck["mask_generator_state"].to(self.generator.get_state().device))
-        self.history, self.step = ck["history"], ck["step"]
+        try:
+            self.model.load_state_dict(ck["state_dict"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.generator.set_state(ck["mask_generator_state"].to(self.generator.get_state().device))
+            self.history, self.step = dict(ck["history"]), int(ck["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise UserError(f"{path}: a damaged checkpoint ({brief(e)}); {remedy}") from e
         self.step_times, self.sampler_times = ck.get("step_times", []), ck.get("sampler_times", [])
         self.train_seconds = ck.get("train_seconds", 0.0)
+        self.diverged_at_step = ck.get("diverged_at_step")
         return True
 
 
-class _Progress:
-    """tqdm bar when available and wanted, else a line every 10% of the steps, or silence."""
-
-    def __init__(self, total: int, initial: int, desc: str, mode: str) -> None:
-        self.mode, self.total, self.desc, self.bar = mode, total, desc, None
-        if mode == "bar":
-            try:
-                from tqdm.auto import tqdm
-                self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=True)
-            except ImportError:
-                self.mode = "lines"
-
-    def update(self, step: int, losses: Dict[str, float]) -> None:
-        text = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        if self.bar is not None:
-            self.bar.n = step
-            self.bar.set_postfix_str(text, refresh=True)
-        elif self.mode == "lines" and (step % max(1, self.total // 10) == 0 or step == self.total):
-            print(f"{self.desc}: step {step}/{self.total} {text}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 class _LossLog:
-    """Step losses kept on the device and copied into the history a few steps at a time (one host sync)."""
+    """Step losses kept on the device and copied into the history a few steps at a time (one host sync);
+    ``diverged_at`` becomes the 1-based step of the first non-finite loss copied."""
 
-    def __init__(self, history: Dict[str, List[Any]], progress: _Progress) -> None:
+    def __init__(self, history: Dict[str, List[Any]], progress: Progress) -> None:
         self.history, self.progress = history, progress
         self.pending: List[Tuple[int, StepResult]] = []
+        self.diverged_at: Optional[int] = None
 
     def add(self, step: int, r: StepResult) -> None:
         self.pending.append((step, r))
@@ -212,6 +200,8 @@ class _LossLog:
             h["loss"].append(lo)
             h["reconstruction_loss"].append(rc)
             h["sampling_loss"].append(None if ls != ls else ls)
+            if self.diverged_at is None and not math.isfinite(lo):
+                self.diverged_at = s + 1
         self.pending.clear()
         shown = dict(loss=h["loss"][-1], rec=h["reconstruction_loss"][-1])
         if h["sampling_loss"][-1] is not None:
@@ -222,12 +212,10 @@ class _LossLog:
 def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callable[[str], None]) -> Training:
     """The model, optimiser and mask generator of ``spec``, resumed from ``ckpt_path`` when it fits."""
     device = torch.device(cfg.device)
-    model = build_model(cfg.model_config(), spec, seed=cfg.seed, masking_options=cfg.masking_options,
-                        sampling_weight=cfg.sampling_weight, sampling_estimator=cfg.sampling_estimator,
-                        sampling_baseline=cfg.sampling_baseline).to(device)
+    model = model_for(cfg, spec).to(device)
     run = Training(model, _optimizer(model, cfg.lr, cfg.weight_decay, cfg.sampler_lr_scale),
                    torch.Generator(device=device).manual_seed(cfg.seed + 2))
-    if run.resume(ckpt_path, cfg):
+    if run.resume(ckpt_path, cfg) and run.step < cfg.steps and run.diverged_at_step is None:
         log(f"{spec.label}: resuming from step {run.step}")
     return run
 
@@ -246,21 +234,40 @@ def train_model(cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out
                 progress: str = "bar", log: Callable[[str], None] = print) -> Training:
     """Pretrain ``spec``'s model on ``clips`` for ``cfg.steps`` steps (resuming from ``ckpt_path``),
     checkpointing every ``cfg.checkpoint_every`` steps and at the end; the held-out loss on up to 32
-    ``held_out`` clips goes into the history ``cfg.eval_points`` times."""
+    ``held_out`` clips goes into the history ``cfg.eval_points`` times. With ``cfg.ratio_schedule`` the
+    strategy's mask ratio follows the schedule, step by step, and is back at its own ratio at the end. A
+    non-finite loss stops the training: ``diverged_at_step`` says where."""
     run = _start(cfg, spec, ckpt_path, log)
-    device, model, start = run.generator.device, run.model, run.step
+    device, model = run.generator.device, run.model
     batches = _Batches(len(clips), cfg.batch_size, cfg.seed)
-    eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
-    eval_sub = held_out.subset(range(min(len(held_out), 32)))
-    saved_bytes: Optional[int] = None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
-    bar = _Progress(cfg.steps, start, spec.label, progress)
-    losses = _LossLog(run.history, bar)
-    for step in range(start, cfg.steps):
+    with Progress(cfg.steps, run.step, spec.label, progress) as bar:
+        saved_bytes = _train_steps(run, cfg, spec, clips, held_out, batches, ckpt_path, _LossLog(run.history, bar))
+    if cfg.ratio_schedule is not None:
+        model.set_mask_ratio(spec.mask_ratio)
+    run.memory = _peak_memory(run, saved_bytes, lambda: normalize_video(clips.videos[batches(0)]).to(device))
+    if run.diverged_at_step is None:
+        run.step = cfg.steps
+    run.save(ckpt_path, cfg, spec, completed=True)
+    return run
+
+
+def _train_steps(run: Training, cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out: ClipSet,
+                 batches: _Batches, ckpt_path: Path, losses: _LossLog) -> Optional[int]:
+    """The training steps from ``run.step`` on (none for a run that diverged); the bytes saved for backward
+    in the first step (CPU), or None."""
+    device, model, start = run.generator.device, run.model, run.step
+    eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
+    eval_sub = held_out.subset(range(min(len(held_out), 32)))
+    schedule = cfg.schedule()
+    saved_bytes: Optional[int] = None
+    for step in range(start, cfg.steps if run.diverged_at_step is None else start):
         for g in run.optimizer.param_groups:
             g["lr"] = _lr_at(step, cfg) * g.get("lr_scale", 1.0)
+        if schedule is not None:
+            model.set_mask_ratio(schedule(step))
         video = normalize_video(clips.videos[batches(step)]).to(device, non_blocking=True)
         if saved_bytes is None and device.type != "cuda":
             saved_bytes = saved_activation_bytes(model, video, torch.Generator(device=device).manual_seed(0))
@@ -270,19 +277,18 @@ def train_model(cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out
             run.step_times.append(r.step_s)
             run.sampler_times.append(r.sampler_s)
         losses.add(step, r)
-        if len(losses.pending) >= 5 or step == cfg.steps - 1:
+        last = step == cfg.steps - 1
+        checkpoint = (step + 1) % cfg.checkpoint_every == 0 and not last
+        if len(losses.pending) >= 5 or last or checkpoint:
             losses.flush()
-        if (step + 1) % eval_every == 0 or step == cfg.steps - 1:
+        run.step = step + 1
+        if losses.diverged_at is not None:
+            run.diverged_at_step = losses.diverged_at
+            break
+        if (step + 1) % eval_every == 0 or last:
             ev = evaluate_reconstruction(model, model.sample_masking, eval_sub, device, seed=cfg.seed + 3)
             run.history["eval_step"].append(step + 1)
             run.history["eval_loss"].append(ev["loss"])
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            losses.flush()
-            run.step = step + 1
+        if checkpoint:
             run.save(ckpt_path, cfg, spec, completed=False)
-    losses.flush()
-    bar.close()
-    run.memory = _peak_memory(run, saved_bytes, lambda: normalize_video(clips.videos[batches(0)]).to(device))
-    run.step = cfg.steps
-    run.save(ckpt_path, cfg, spec, completed=True)
-    return run
+    return saved_bytes

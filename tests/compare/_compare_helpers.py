@@ -56,3 +56,20 @@ def quick_run(tmp_path_factory):
     if "quick" not in _RUNS:
         _RUNS["quick"] = run_quick(tmp_path_factory.mktemp("quick") / "run")
     return _RUNS["quick"]
+
+
+def interrupt_at_step(monkeypatch, n: int):
+    """Make the n-th training step (counted over the test) raise KeyboardInterrupt, as Ctrl-C would; returns
+    the real `train_step` (to put back)."""
+    import adamask.compare.train as train_mod
+
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def dying_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step", dying_step)
+    return real_step
