@@ -14,6 +14,7 @@ import torch
 from adamask.integrations import videomae as vm
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _strategy_checks as S  # noqa: E402
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
 from _toy_strategies import ToyLearned  # noqa: E402
@@ -68,6 +69,27 @@ def test_v1_checkout_learned_strategy_from_user_code(v1):
     stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(),
                                patch_size=C.PATCH, start_steps=0)
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
+
+
+@pytest.mark.parametrize("strategy", S.STRATEGIES)
+def test_v1_checkout_motion_and_error_predictor(v1, strategy):
+    """Beyond AdaMAE, by name, in their model with their optimizer and scaler: motion adds no term and
+    leaves no parameter without a gradient; error_predictor adds its own term and trains."""
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v1.modeling_pretrain, "v1"), mask_ratio=0.9, strategy=strategy, sampling_weight=0.5)
+    out = vm.pretraining_losses(model, torch.randn(2, 3, 16, 32, 32), patch_size=C.PATCH)
+    S.check_loss(model.mask_sampler, out.masking, out.token_error, out.loss, out.reconstruction_loss,
+                 out.sampling_loss, model.loss_settings)
+    out.loss.backward()
+    S.check_gradients(model)
+    model.zero_grad(set_to_none=True)
+    opt = v1.optim_factory.create_optimizer(C.optimizer_args(), model)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 16, 32, 32), torch.zeros(2, 128)) for _ in range(2)]
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(),
+                               patch_size=C.PATCH, start_steps=0)
+    assert ("loss_sampling" in stats) == (strategy == "error_predictor")
+    assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
 def test_v1_checkout_grid_mismatch(v1):
