@@ -22,13 +22,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import torch
 from torch import Tensor, nn
 
-from ..loss import LossSettings
+from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
 from ..masking import Masking, create_masking, learned_loss, list_maskings, strategy_info
-from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int
+from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int, check_sampling_weight
 
 __all__ = [
     "SAMPLER_NAME",
     "LossSettings",
+    "make_loss_settings",
     "AdaptedModel",
     "token_strategies",
     "check_token_strategy",
@@ -50,6 +51,14 @@ __all__ = [
 
 SAMPLER_NAME = "mask_sampler"
 COMPILED_PREFIX = "_orig_mod."  # torch.compile's prefix of parameter names
+
+
+def make_loss_settings(sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, sampling_estimator: str = "paper",
+                  sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0) -> LossSettings:
+    """The integrations' loss options -> `LossSettings`; a bad value is named as the option is spelt
+    in the integrations (``sampling_entropy_weight``, not the field's name)."""
+    return LossSettings(sampling_weight, sampling_estimator, sampling_baseline,
+                        check_sampling_weight(sampling_entropy_weight, "sampling_entropy_weight"))
 
 
 def token_strategies() -> List[str]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..tokens import gather_tokens
 from ..validation import check_grid, check_mask_ratio, visible_count
 from .adapter import (
@@ -36,6 +36,7 @@ from .adapter import (
     check_token_strategy,
     detaches_input,
     draw_masking,
+    make_loss_settings,
     model_pixels,
     token_strategies,
     total_loss,
@@ -133,7 +134,7 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = 
     the one passed to forward: ``model.mask_sampler.set_mask_ratio(r)`` and ``model(imgs, mask_ratio=r)``.
     """
     check_bare_model(model)
-    settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
+    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     grid = model_grid(model)
     return adapt_model(model, _AdaptiveMAEST, globals(), grid=grid, embed_dim=int(model.patch_embed.proj.out_channels),
                        device=model.patch_embed.proj.weight.device, strategy=strategy, mask_ratio=mask_ratio,

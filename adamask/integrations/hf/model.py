@@ -29,6 +29,7 @@ from ..adapter import (
     build_strategy,
     check_token_strategy,
     draw_masking,
+    make_loss_settings,
     model_pixels,
     no_weight_decay_names,
     set_strategy_ratio,
@@ -97,8 +98,8 @@ def _optional_positive_int(value: Any, name: str) -> Optional[int]:
 def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
     """The settings validated and normalised (numpy numbers become Python numbers); raises
     ValueError / TypeError naming the first bad one."""
-    loss = LossSettings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"],
-                        s["sampling_entropy_weight"])
+    loss = make_loss_settings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"],
+                         s["sampling_entropy_weight"])
     out = dict(s)
     out.update(mask_ratio=check_mask_ratio(s["mask_ratio"], "mask_ratio"), sampling_weight=loss.weight,
                sampling_entropy_weight=loss.entropy_weight,

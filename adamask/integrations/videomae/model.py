@@ -6,7 +6,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from ...loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from ...loss import DEFAULT_SAMPLING_WEIGHT
 from ...masking import Masking
 from ...validation import check_grid
 from ..adapter import (
@@ -15,6 +15,7 @@ from ..adapter import (
     adapt_model,
     check_bare_model,
     draw_masking,
+    make_loss_settings,
     model_pixels,
     strategy_tokens,
 )
@@ -87,7 +88,7 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     changes the strategy's ratio (ratio schedules). Returns the model.
     """
     check_bare_model(model)
-    settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
+    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     mgrid = model_grid(model)
     if grid is not None and check_grid(grid) != mgrid:
         raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} "
