@@ -147,3 +147,33 @@ def test_an_empty_batch_is_refused_by_name(model):
         model(clips(0))
     with pytest.raises(ValueError, match="batch size B of pixel_values"):
         model(clips(0), bool_masked_pos=torch.zeros(0, N, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# the strategy's own options
+
+def test_strategy_options_reach_the_strategy_and_round_trip(tmp_path):
+    from adamask.motion import MotionMasking
+
+    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy="motion",
+                                       strategy_options={"temperature": 0.0, "distance": "cosine"})
+    assert isinstance(m.mask_sampler, MotionMasking)
+    assert m.mask_sampler.temperature == 0.0 and m.mask_sampler.distance == "cosine"
+    m.save_pretrained(tmp_path)
+    loaded = AdaptiveVideoMAEForPreTraining.from_pretrained(tmp_path)
+    assert loaded.mask_sampler.distance == "cosine" and loaded.config.adamask_strategy_options == {
+        "temperature": 0.0, "distance": "cosine"}
+    # temperature 0: the most-changed tokens, the same on every call
+    assert torch.equal(m(clips()).mask, m(clips()).mask)
+    ep = AdaptiveVideoMAEForPreTraining(tiny_config(), strategy="error_predictor", sampler_depth=2,
+                                        strategy_options={"temperature": 2.0})
+    assert ep.mask_sampler.temperature == 2.0 and len(ep.mask_sampler.blocks) == 2
+
+
+@pytest.mark.parametrize("value", [["temperature", 0.0], {"temperature": np.float32(0.5)}, {1: 2},
+                                   {"temperature": float("nan")}])
+def test_strategy_options_must_be_a_json_dict(value):
+    with pytest.raises(TypeError, match="strategy_options"):
+        AdaptiveVideoMAEForPreTraining(tiny_config(), strategy="motion", strategy_options=value)
+    with pytest.raises(ValueError, match="distance"):
+        AdaptiveVideoMAEForPreTraining(tiny_config(), strategy="motion", strategy_options={"distance": "l3"})

@@ -7,6 +7,7 @@ bool with True = masked and the same number of masked tokens in every row; ``pro
 from __future__ import annotations
 
 import copy
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ ADAMASK_DEFAULTS: Dict[str, Any] = {
     "sampling_baseline": None,     # None | "mean" | "rloo"
     "sampling_entropy_weight": 0.0,  # weight of the entropy bonus on the sampler's distribution
     "strategy": "adaptive",        # any registered strategy that draws from the tokens
+    "strategy_options": None,      # further keyword arguments of the strategy (a JSON dict), e.g. motion's temperature
 }
 
 # options of the strategy (config name -> the strategy's keyword); each is passed only when it differs
@@ -107,7 +109,8 @@ def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
                sampler_width=_optional_positive_int(s["sampler_width"], "sampler_width"),
                sampler_heads=_optional_positive_int(s["sampler_heads"], "sampler_heads"),
                detach_input=check_bool(s["detach_input"], "detach_input"),
-               strategy=check_token_strategy(s["strategy"]))
+               strategy=check_token_strategy(s["strategy"]),
+               strategy_options=_checked_strategy_options(s["strategy_options"]))
     if not isinstance(s["sampler_variant"], str):
         raise TypeError(f"sampler_variant must be a str, got {type(s['sampler_variant']).__name__} "
                         f"{s['sampler_variant']!r}")
@@ -115,8 +118,25 @@ def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def _strategy_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
-    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default."""
-    return {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
+    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default, then
+    ``strategy_options``."""
+    options = {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
+    return {**options, **(settings["strategy_options"] or {})}
+
+
+def _checked_strategy_options(value: Any) -> Optional[Dict[str, Any]]:
+    """None or a dict of the strategy's keyword arguments holding JSON values (saved in the config)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"strategy_options must be a dict of the strategy's keyword arguments (str keys), "
+                        f"got {value!r}")
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"strategy_options must hold plain JSON values (they are saved with the config), "
+                        f"got {value!r}") from None
+    return dict(value)
 
 
 def _token_grid(patch_embeddings: torch.nn.Module, config: VideoMAEConfig) -> Tuple[int, int, int]:
