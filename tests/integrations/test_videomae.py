@@ -116,7 +116,7 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
 
 
 DDP_SCRIPT = """
-import sys, torch, torch.distributed as dist
+import os, sys, torch, torch.distributed as dist
 sys.path.insert(0, {helpers!r})
 from adamask.integrations._common import install_compat_shims
 install_compat_shims()
@@ -124,6 +124,7 @@ sys.path.insert(0, {root!r})
 import modeling_pretrain
 import _videomae_checks as C
 from adamask.integrations import videomae as vm
+torch.set_num_threads(1)
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 torch.manual_seed(0)
@@ -141,8 +142,12 @@ dist.all_gather(ws, w)
 ms = [torch.zeros_like(masks[0]) for _ in range(2)]
 dist.all_gather(ms, masks[0])
 if rank == 0:
-    print("RESULT", torch.equal(ws[0], ws[1]), not torch.equal(ms[0], ms[1]))
+    print("RESULT", torch.equal(ws[0], ws[1]), not torch.equal(ms[0], ms[1]), flush=True)
+dist.barrier()  # both ranks are done with their collectives before either tears the group down
 dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)  # skip interpreter teardown: a library thread occasionally aborts there (SIGABRT) after the result
+
 """
 
 
