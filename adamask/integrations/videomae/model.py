@@ -82,10 +82,10 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     from the encoder's patch embeddings; ``model.loss_settings`` holds lambda (``sampling_weight``),
     ``sampling_estimator``, ``sampling_baseline`` and ``sampling_entropy_weight`` for a learned
     strategy's loss term (a non-learned one adds none). ``no_weight_decay()`` gains the strategy's own
-    names and ``model(videos)`` returns ``(pred, masking)``. Existing parameter names are unchanged. ``grid`` (T', H', W'), if given, must
-    equal the model's; a ready ``sampler`` must match the model's grid and embedding width. Numbers
-    may be numpy numbers. A refused call leaves the model as it was. ``model.set_mask_ratio(r)``
-    changes the strategy's ratio (ratio schedules). Returns the model.
+    names and ``model(videos)`` returns ``(pred, masking)``. Existing parameter names are unchanged.
+    ``grid`` (T', H', W'), if given, must equal the model's; a ready ``sampler`` must match the model's
+    grid and embedding width. Numbers may be numpy numbers. A refused call leaves the model as it was.
+    ``model.set_mask_ratio(r)`` changes the strategy's ratio (ratio schedules). Returns the model.
     """
     check_bare_model(model)
     settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
