@@ -6,6 +6,7 @@ target's own dependencies stay optional.
 Every target has the same shape: ``wrap(model, strategy="adaptive", ...)`` builds any registered
 strategy that draws from the tokens, attaches it as the sub-module ``mask_sampler`` and adds a learned
 strategy's loss term with the same `adamask.LossSettings` (sampling_weight, sampling_estimator,
-sampling_baseline). What they share lives in ``adapter`` (the model side), ``launch`` (the launchers'
-options) and ``compat`` (shims for running upstream code on current libraries).
+sampling_baseline, sampling_entropy_weight). What they share lives in ``adapter`` (the model side),
+``launch`` (the launchers' options) and ``compat`` (shims for running upstream code on current
+libraries). Several GPUs or machines (DDP, FSDP2, torchrun, accelerate): docs/distributed.md.
 """

@@ -22,13 +22,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import torch
 from torch import Tensor, nn
 
-from ..loss import LossSettings
+from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
 from ..masking import Masking, create_masking, learned_loss, list_maskings, strategy_info
-from ..validation import Grid, check_grid
+from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int, check_sampling_weight
 
 __all__ = [
     "SAMPLER_NAME",
     "LossSettings",
+    "make_loss_settings",
     "AdaptedModel",
     "token_strategies",
     "check_token_strategy",
@@ -39,14 +40,25 @@ __all__ = [
     "adapt_model",
     "check_bare_model",
     "detaches_input",
+    "model_pixels",
     "strategy_tokens",
+    "draw_masking",
     "total_loss",
     "no_weight_decay_names",
+    "set_strategy_ratio",
     "unwrap_model",
 ]
 
 SAMPLER_NAME = "mask_sampler"
 COMPILED_PREFIX = "_orig_mod."  # torch.compile's prefix of parameter names
+
+
+def make_loss_settings(sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, sampling_estimator: str = "paper",
+                  sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0) -> LossSettings:
+    """The integrations' loss options -> `LossSettings`; a bad value is named as the option is spelt
+    in the integrations (``sampling_entropy_weight``, not the field's name)."""
+    return LossSettings(sampling_weight, sampling_estimator, sampling_baseline,
+                        check_sampling_weight(sampling_entropy_weight, "sampling_entropy_weight"))
 
 
 def token_strategies() -> List[str]:
@@ -116,6 +128,24 @@ def check_bare_model(model: Any) -> None:
         raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
 
 
+def model_pixels(pixels: Any, name: str, layout: str, dtype: torch.dtype) -> Tensor:
+    """A model's pixel input as the model computes with it: a floating-point tensor of any dtype is cast
+    to ``dtype`` (the patch embedding's, e.g. float64 or float16 clips into a float32 model); integer
+    or bool pixels raise TypeError (they are not normalised yet: casting would train on raw values),
+    as does anything but a tensor; a batch of 0 clips raises ValueError. ``layout`` (e.g.
+    "(B, C, T, H, W)") names the expected shape in the messages. Reads no tensor data."""
+    if not isinstance(pixels, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(pixels).__name__}")
+    if not pixels.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of normalised pixels (ImageNet mean/std), got "
+                        f"dtype {pixels.dtype}: convert the frames to float and normalise them first, e.g. "
+                        f"(frames / 255 - mean) / std")
+    if pixels.dim() != len(layout.split(",")):
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(pixels.shape)}")
+    check_positive_int(pixels.shape[0], f"the batch size B of {name} {layout}")
+    return pixels if pixels.dtype == dtype else pixels.to(dtype)
+
+
 def detaches_input(strategy: Any) -> bool:
     """Whether the strategy keeps its loss off the tokenizer: its ``detach_input`` (default True)."""
     return bool(getattr(strategy, "detach_input", True))
@@ -125,6 +155,19 @@ def strategy_tokens(strategy: Any, embed: Callable[[], Tensor]) -> Tensor:
     """``embed()`` -> the tokens (B, N, D) the strategy scores; without autograd when it detaches them."""
     with torch.set_grad_enabled(torch.is_grad_enabled() and not detaches_input(strategy)):
         return embed()
+
+
+def draw_masking(strategy: Any, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
+    """``strategy(tokens)`` (with ``generator`` when one is given) -> its `Masking`, whose mask must be
+    (B, N) for tokens (B, N, D): a strategy built for another grid fails here, by name, instead of
+    inside the model. Shapes only: no host sync."""
+    masking = strategy(tokens) if generator is None else strategy(tokens, generator=generator)
+    if not isinstance(masking, Masking) or tuple(masking.mask.shape) != tuple(tokens.shape[:2]):
+        got = tuple(masking.mask.shape) if isinstance(masking, Masking) else type(masking).__name__
+        raise ValueError(f"{SAMPLER_NAME} ({type(strategy).__name__}) returned {got} for the model's tokens "
+                         f"{tuple(tokens.shape)}; it must return an adamask.Masking with a (B, N) = "
+                         f"{tuple(tokens.shape[:2])} mask: build it for the model's token grid")
+    return masking
 
 
 def total_loss(reconstruction_loss: Tensor, strategy: Any, masking: Masking, token_error: Tensor,
@@ -137,6 +180,19 @@ def total_loss(reconstruction_loss: Tensor, strategy: Any, masking: Masking, tok
     """
     term = learned_loss(strategy, masking, token_error, settings)
     return (reconstruction_loss if term is None else reconstruction_loss + settings.weight * term), term
+
+
+def set_strategy_ratio(strategy: Any, mask_ratio: float) -> float:
+    """``strategy.set_mask_ratio(mask_ratio)`` (every built-in strategy has it; the count stays the same
+    for every sample of a batch); returns the ratio as a float. TypeError for a strategy without it;
+    ValueError for a ratio it refuses (it then keeps its old one)."""
+    setter = getattr(strategy, "set_mask_ratio", None)
+    if setter is None:
+        raise TypeError(f"the masking strategy {type(strategy).__name__} cannot change its mask ratio "
+                        f"(it has no set_mask_ratio)")
+    ratio = check_mask_ratio(mask_ratio)
+    setter(ratio)
+    return ratio
 
 
 def no_weight_decay_names(strategy: Any, own: Iterable[str] = (), compiled: bool = True) -> Set[str]:
@@ -175,6 +231,11 @@ class AdaptedModel:
     @sampling_weight.setter
     def sampling_weight(self, value: float) -> None:
         self.loss_settings = replace(self.loss_settings, weight=value)
+
+    def set_mask_ratio(self, mask_ratio: float) -> None:
+        """Change the strategy's mask ratio in place, e.g. each step from an `adamask.RatioSchedule`
+        (`set_strategy_ratio`)."""
+        set_strategy_ratio(getattr(self, SAMPLER_NAME), mask_ratio)
 
     def no_weight_decay(self) -> set:
         parent = super()

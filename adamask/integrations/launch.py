@@ -14,10 +14,11 @@ from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
 from .adapter import SAMPLER_NAME
 
 __all__ = ["split_launcher_argv", "pop_option", "add_sampler_arguments", "launcher_parser", "parse_launcher_argv",
-           "run_options", "wrap_options", "announce"]
+           "run_options", "wrap_options", "announce", "Swaps"]
 
 RUN_OPTIONS = ("script", "sampling_weight", "sampling_estimator", "sampling_baseline", "sampler_depth",
-               "sampler_heads", "sampler_width")
+               "sampler_heads", "sampler_width", "sampling_entropy_weight")
+_MISSING = object()
 
 
 def split_launcher_argv(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -61,6 +62,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
                         help="estimator of the sampling loss (default: paper)")
     parser.add_argument("--sampling-baseline", choices=[b for b in BASELINES if b is not None], default=None,
                         help="baseline of the sampling loss (default: none)")
+    parser.add_argument("--sampling-entropy-weight", type=float, default=0.0,
+                        help="weight of the entropy bonus on the sampler's distribution (default 0, the paper's)")
     parser.add_argument("--sampler-depth", type=int, default=None, help="sampler blocks (default 1)")
     parser.add_argument("--sampler-heads", type=int, default=None,
                         help="sampler heads (default: the largest count <= 8 dividing the width)")
@@ -96,11 +99,42 @@ def run_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def wrap_options(sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, sampling_estimator: str = "paper",
                  sampling_baseline: Optional[str] = None, sampler_depth: Optional[int] = None,
-                 sampler_heads: Optional[int] = None, sampler_width: Optional[int] = None) -> Dict[str, Any]:
+                 sampler_heads: Optional[int] = None, sampler_width: Optional[int] = None,
+                 sampling_entropy_weight: float = 0.0) -> Dict[str, Any]:
     """The launchers' option names -> the keyword arguments of the integrations' ``wrap``."""
     return dict(sampling_weight=sampling_weight, sampling_estimator=sampling_estimator,
                 sampling_baseline=sampling_baseline, depth=sampler_depth, num_heads=sampler_heads,
-                width=sampler_width)
+                width=sampler_width, sampling_entropy_weight=sampling_entropy_weight)
+
+
+class Swaps:
+    """Attribute replacements that last as long as a launcher's run::
+
+        with Swaps() as swap:
+            swap(module, "name", replacement)
+            ...
+
+    On leaving the block, also by an exception, every replaced attribute gets its old value back
+    (last replaced first; one that did not exist is removed), so a run that fails or is refused
+    leaves no replaced function behind in the process."""
+
+    def __init__(self) -> None:
+        self._undo: List[Tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> "Swaps":
+        return self
+
+    def __call__(self, obj: Any, name: str, value: Any) -> None:
+        self._undo.append((obj, name, getattr(obj, name, _MISSING)))
+        setattr(obj, name, value)
+
+    def __exit__(self, *exc: Any) -> None:
+        while self._undo:
+            obj, name, value = self._undo.pop()
+            if value is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
 
 
 def announce(model: nn.Module, strategy: str, built_by: str, grid: Sequence[int], mask_ratio: float) -> None:

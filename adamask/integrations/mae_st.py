@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..tokens import gather_tokens
-from ..validation import check_grid
+from ..validation import check_grid, check_mask_ratio, visible_count
 from .adapter import (
     SAMPLER_NAME,
     AdaptedModel,
@@ -35,11 +35,14 @@ from .adapter import (
     check_bare_model,
     check_token_strategy,
     detaches_input,
+    draw_masking,
+    make_loss_settings,
+    model_pixels,
     token_strategies,
     total_loss,
 )
 from .compat import install_compat_shims
-from .launch import announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
+from .launch import Swaps, announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
 
 __all__ = ["wrap", "patch", "model_grid", "token_error", "run", "main", "install_compat_shims", "MASK_TYPES",
            "mask_types"]
@@ -77,11 +80,17 @@ def token_error(model: nn.Module, imgs: Tensor, pred: Tensor) -> Tensor:
 class _AdaptiveMAEST(AdaptedModel):
     """Mixed into the model's class by `wrap`; see `wrap`."""
 
+    def forward(self, imgs: Tensor, *args: Any, **kwargs: Any) -> Any:
+        """Their forward, with ``imgs`` (B, C, T, H, W) checked first: float pixels of another dtype are
+        cast to the patch embedding's, integer pixels and an empty batch refused by name."""
+        imgs = model_pixels(imgs, "imgs", "(B, C, T, H, W)", self.patch_embed.proj.weight.dtype)
+        return super().forward(imgs, *args, **kwargs)
+
     def random_masking(self, x: Tensor, mask_ratio: float):
         """x (B, N, D) patch embeddings -> (x_masked, mask float 1 = removed, ids_restore, ids_keep)."""
         strategy = getattr(self, SAMPLER_NAME)
-        keep = int(x.shape[1] * (1 - mask_ratio))
-        masking = strategy(x.detach() if detaches_input(strategy) else x)
+        keep = visible_count(x.shape[1], check_mask_ratio(mask_ratio))
+        masking = draw_masking(strategy, x.detach() if detaches_input(strategy) else x)
         if masking.num_visible != keep:
             raise ValueError(f"mask_ratio={mask_ratio} keeps {keep} of {x.shape[1]} tokens but the mask_sampler keeps "
                              f"{masking.num_visible} (built with mask_ratio={getattr(strategy, 'mask_ratio', None)}); "
@@ -109,7 +118,8 @@ class _AdaptiveMAEST(AdaptedModel):
 def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
          depth: Optional[int] = None, num_heads: Optional[int] = None, width: Optional[int] = None,
          sampler: Optional[nn.Module] = None, strategy: str = "adaptive", sampling_estimator: str = "paper",
-         sampling_baseline: Optional[str] = None, **sampler_options: Any) -> nn.Module:
+         sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0,
+         **sampler_options: Any) -> nn.Module:
     """Add a masking strategy to an mae_st ``MaskedAutoencoderViT``, in place; returns the model.
 
     Call it before the optimizer and DDP. ``mask_ratio`` must be the ratio the training loop
@@ -117,12 +127,14 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = 
     strategy that draws from the tokens (default ``"adaptive"``: ``depth`` blocks (default 1),
     ``width``, ``num_heads``; other ``sampler_options`` go to the strategy; options left None are not
     passed), or give a ready ``sampler`` for the model's grid; it becomes ``model.mask_sampler``.
-    ``model.loss_settings`` holds lambda (``sampling_weight``), ``sampling_estimator`` and
-    ``sampling_baseline``; ``no_weight_decay()`` names the strategy's position embedding. Existing
-    parameter names are unchanged.
+    ``model.loss_settings`` holds lambda (``sampling_weight``), ``sampling_estimator``,
+    ``sampling_baseline`` and ``sampling_entropy_weight``; ``no_weight_decay()`` names the strategy's
+    position embedding. Existing parameter names are unchanged. Numbers may be numpy numbers. A
+    refused call leaves the model as it was. A ratio schedule changes both the strategy's ratio and
+    the one passed to forward: ``model.mask_sampler.set_mask_ratio(r)`` and ``model(imgs, mask_ratio=r)``.
     """
     check_bare_model(model)
-    settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline)
+    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     grid = model_grid(model)
     return adapt_model(model, _AdaptiveMAEST, globals(), grid=grid, embed_dim=int(model.patch_embed.proj.out_channels),
                        device=model.patch_embed.proj.weight.device, strategy=strategy, mask_ratio=mask_ratio,
@@ -190,12 +202,13 @@ def _check_repo(repo: str, script: str) -> str:
 def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
         sampler_depth: Optional[int] = None, sampler_heads: Optional[int] = None,
         sampler_width: Optional[int] = None, script: str = "run_pretrain.py", sampling_estimator: str = "paper",
-        sampling_baseline: Optional[str] = None) -> None:
+        sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0) -> None:
     """Run mae_st's pretraining script with ``argv`` (their arguments), unmodified on disk.
 
     ``--mask_type`` may be added to ``argv``: ``adaptive`` (default) or any registered strategy that
     draws from the tokens, or ``random`` (theirs, only the compatibility shims). The checkout folder
-    must be named ``mae_st``: its parent goes on sys.path.
+    must be named ``mae_st``: its parent goes on sys.path. Every replacement is undone when the run
+    ends, also when it fails.
     """
     repo = _check_repo(repo, script)
     argv, mask_type = pop_option(list(argv), "--mask_type")
@@ -210,25 +223,14 @@ def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMP
     install_compat_shims()
     models_mae = importlib.import_module("mae_st.models_mae")
     misc = importlib.import_module("mae_st.util.misc")
-    saved_argv = sys.argv
-    undo: List[Tuple[Any, str, Any]] = []
-
-    def swap(obj: Any, name: str, value: Any) -> None:
-        undo.append((obj, name, getattr(obj, name)))
-        setattr(obj, name, value)
-
-    if mask_type != "random":
-        check_token_strategy(mask_type, "--mask_type")
-        options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth, sampler_heads,
-                               sampler_width)
-        _swap_for_strategy(misc, models_mae, mask_type, options, swap)
-    sys.argv = [os.path.join(repo, script), *argv]
-    try:
+    with Swaps() as swap:
+        if mask_type != "random":
+            check_token_strategy(mask_type, "--mask_type")
+            options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth,
+                                   sampler_heads, sampler_width, sampling_entropy_weight)
+            _swap_for_strategy(misc, models_mae, mask_type, options, swap)
+        swap(sys, "argv", [os.path.join(repo, script), *argv])
         runpy.run_path(sys.argv[0], run_name="__main__")
-    finally:
-        sys.argv = saved_argv
-        for obj, name, value in reversed(undo):
-            setattr(obj, name, value)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -53,12 +53,13 @@ class ToyVideoMAE(nn.Module):
 
 
 class ToyMAEST(nn.Module):
-    """Clips (B, 3, 4, 16, 16), tubelet 2 x 8 x 8: grid (2, 2, 2); predicts every token."""
+    """Clips (B, 3, 4, 16, 16), tubelet 2 x 8 x 8: grid (2, 2, 2) (other sizes: ``img``, ``frames``);
+    predicts every token."""
 
-    def __init__(self, dim: int = 16, norm_pix_loss: bool = True) -> None:
+    def __init__(self, dim: int = 16, norm_pix_loss: bool = True, img: int = 16, frames: int = 4) -> None:
         super().__init__()
-        self.patch_embed = ToyPatchEmbed(dim=dim)
-        self.pred_t_dim, self.norm_pix_loss = 4, norm_pix_loss
+        self.patch_embed = ToyPatchEmbed(img=img, frames=frames, dim=dim)
+        self.pred_t_dim, self.norm_pix_loss = frames, norm_pix_loss
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(0.02 * torch.randn(1, self.patch_embed.num_patches, dim))
         self.head = nn.Linear(dim, 3 * 2 * 8 * 8)

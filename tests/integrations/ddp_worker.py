@@ -4,7 +4,8 @@ Phase 1, plain loop: every rank builds the tiny HF model from a *different* seed
 rank 0's weights), then re-seeds the global RNG *identically* (as ``Trainer`` does) and trains a few
 steps on the *same* input under ``DistributedDataParallel(find_unused_parameters=False)``. After each
 step the masks and all parameters are gathered across ranks.
-Phase 2 (``--trainer``): ``AdaMaskTrainer`` under the same process group.
+Phase 2: the same for ``motion`` (not learned) and ``error_predictor`` (learned, its own term), by name.
+Phase 3 (``--trainer``): ``AdaMaskTrainer`` under the same process group.
 Rank 0 writes the findings to OUT.json; the test asserts on them.
 """
 from __future__ import annotations
@@ -86,6 +87,29 @@ def plain_ddp(report: dict) -> None:
     report["sampler_changed"] = not torch.equal(flat(model.mask_sampler.parameters()), s0)
 
 
+def other_strategies(report: dict) -> None:
+    """motion and error_predictor under DDP without find_unused_parameters: two steps on the same input."""
+    for strategy in ("motion", "error_predictor"):
+        torch.manual_seed(0)
+        model = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy=strategy)
+        ddp = DistributedDataParallel(model, find_unused_parameters=False)
+        opt = torch.optim.AdamW(ddp.parameters(), lr=1e-3)
+        x = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(123))
+        steps = []
+        for _ in range(2):
+            out = ddp(pixel_values=x)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+            opt.step()
+            masks = gather(out.mask.to(torch.uint8))
+            steps.append({"masks_equal_across_ranks": all(torch.equal(m, masks[0]) for m in masks[1:]),
+                          "masked_per_row": masks[0].sum(1).tolist(), "params_without_grad": no_grad,
+                          "all_params_max_diff": max_rank_diff(flat(model.parameters())),
+                          "has_sampling_loss": out.sampling_loss is not None})
+        report[strategy] = steps
+
+
 class Clips(torch.utils.data.Dataset):
     def __init__(self) -> None:
         self.x = torch.randn(8, 4, 3, 32, 32, generator=torch.Generator().manual_seed(7))
@@ -125,6 +149,7 @@ def main() -> None:
     dist.init_process_group("gloo")
     report: dict = {"world_size": dist.get_world_size()}
     plain_ddp(report)
+    other_strategies(report)
     if "--trainer" in sys.argv:
         trainer_ddp(report)
     if dist.get_rank() == 0:

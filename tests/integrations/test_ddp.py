@@ -71,6 +71,14 @@ def test_weights_stay_identical_without_find_unused_parameters(report):
     assert len(set(checksums)) == len(checksums)  # the sampler trains: its weights move every step
 
 
+@pytest.mark.parametrize("strategy", ["motion", "error_predictor"])
+def test_other_strategies_need_no_find_unused_parameters(report, strategy):
+    for step in report[strategy]:
+        assert step["params_without_grad"] == [] and step["all_params_max_diff"] == 0.0
+        assert step["masks_equal_across_ranks"] is False and step["masked_per_row"] == [24, 24]
+        assert step["has_sampling_loss"] is (strategy == "error_predictor")
+
+
 def test_adamask_trainer_under_ddp(report):
     if "trainer" not in report:
         pytest.skip("transformers.Trainer needs accelerate")

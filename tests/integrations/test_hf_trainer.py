@@ -105,3 +105,26 @@ def test_example_script_runs(capsys, monkeypatch):
         assert math.isfinite(rec) and rec > 0 and math.isfinite(ls) and ls > 0
     text = capsys.readouterr().out
     assert "reconstruction_loss" in text and "sampling_loss" in text
+
+
+def test_a_ratio_schedule_from_a_trainer_callback(tmp_path):
+    """The README's recipe: set_mask_ratio from TrainerCallback.on_step_begin changes the count each step."""
+    pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")
+    from transformers import TrainerCallback
+
+    from adamask import RatioSchedule
+
+    schedule = RatioSchedule(0.5, 0.875, steps=3)
+    seen = []
+
+    class Schedule(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            model.set_mask_ratio(schedule(state.global_step))
+
+    torch.manual_seed(0)
+    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.5)
+    m.register_forward_hook(lambda mod, a, out: seen.append(out.mask.sum(1).tolist()))
+    trainer = AdaMaskTrainer(model=m, args=trainer_args(tmp_path), train_dataset=ClipDataset(), callbacks=[Schedule()])
+    trainer.train()
+    assert seen == [[16, 16], [20, 20], [24, 24], [28, 28]]
+    assert m.config.adamask_mask_ratio == 0.875

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from adamask.integrations.launch import (
+    Swaps,
     launcher_parser,
     parse_launcher_argv,
     pop_option,
@@ -38,17 +39,19 @@ def test_shared_options_reach_run_and_wrap():
     assert theirs == ["--epochs", "1"]
     opts = run_options(args)
     assert opts == dict(script="run.py", sampling_weight=0.5, sampling_estimator="plackett_luce",
-                        sampling_baseline="mean", sampler_depth=2, sampler_heads=None, sampler_width=None)
+                        sampling_baseline="mean", sampler_depth=2, sampler_heads=None, sampler_width=None,
+                        sampling_entropy_weight=0.0)
     del opts["script"]
     assert wrap_options(**opts) == dict(sampling_weight=0.5, sampling_estimator="plackett_luce",
-                                        sampling_baseline="mean", depth=2, num_heads=None, width=None)
+                                        sampling_baseline="mean", depth=2, num_heads=None, width=None,
+                                        sampling_entropy_weight=0.0)
 
 
 def test_defaults_leave_the_strategy_its_own_sizes():
     args, _ = parse_launcher_argv(parser(), ["--repo", "r", "--", "x"])
     assert run_options(args) == dict(script="run.py", sampling_weight=1e-4, sampling_estimator="paper",
                                      sampling_baseline=None, sampler_depth=None, sampler_heads=None,
-                                     sampler_width=None)
+                                     sampler_width=None, sampling_entropy_weight=0.0)
 
 
 def test_import_option_imports_modules_and_bad_options_exit(monkeypatch):
@@ -61,3 +64,27 @@ def test_import_option_imports_modules_and_bad_options_exit(monkeypatch):
         parse_launcher_argv(parser(), ["--repo", "r", "--sampling-estimator", "reinforce", "--", "x"])
     with pytest.raises(ModuleNotFoundError):
         parse_launcher_argv(parser(), ["--repo", "r", "--import", "no_such_module_here", "--", "x"])
+
+
+def test_entropy_weight_and_the_rloo_baseline_reach_run_and_wrap():
+    args, _ = parse_launcher_argv(parser(), ["--repo", "r", "--sampling-entropy-weight", "0.25",
+                                             "--sampling-baseline", "rloo", "--", "x"])
+    opts = run_options(args)
+    assert opts["sampling_entropy_weight"] == 0.25 and opts["sampling_baseline"] == "rloo"
+    del opts["script"]
+    w = wrap_options(**opts)
+    assert w["sampling_entropy_weight"] == 0.25 and w["sampling_baseline"] == "rloo"
+
+
+def test_swaps_are_undone_also_when_the_run_fails():
+    import types
+
+    target = types.SimpleNamespace(kept="old")
+    with pytest.raises(RuntimeError, match="their script failed"):
+        with Swaps() as swap:
+            swap(target, "kept", "new")
+            swap(target, "added", "new")
+            swap(target, "kept", "newer")
+            assert (target.kept, target.added) == ("newer", "new")
+            raise RuntimeError("their script failed")
+    assert vars(target) == {"kept": "old"}

@@ -16,6 +16,7 @@ from torch import nn
 from adamask.integrations import mae_st as ms
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _strategy_checks as S  # noqa: E402
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
 from _toy_strategies import ToyLearned  # noqa: E402
@@ -100,18 +101,23 @@ def test_checkout_training_with_their_loop(st):
         sampler_tensors_changed=n_sampler, backbone_tensors_changed=n_backbone))
 
 
+def train_two_steps_with_their_loop(st, model: nn.Module) -> None:
+    """Two steps of their engine_pretrain.train_one_epoch with their weight-decay groups, in fp32."""
+    opt = torch.optim.AdamW(st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay()), lr=1e-3)
+    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
+                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
+    loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(2)]
+    st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
+                                       st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+
+
 def test_checkout_learned_strategy_from_user_code(st):
     """The learned strategy registered only in the tests, in their model, trained by their own loop;
     the estimator and baseline reach the loss."""
     model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, strategy="toy_learned")
     assert isinstance(model.mask_sampler, ToyLearned)
-    opt = torch.optim.AdamW(st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay()), lr=1e-3)
-    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
-                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
     before = C.snapshot(model)
-    loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(2)]
-    st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
-                                       st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+    train_two_steps_with_their_loop(st, model)
     assert C.changed(before, model, "mask_sampler.") > 0
 
 
@@ -130,6 +136,26 @@ def test_checkout_estimator_and_baseline_reach_the_loss(st):
     rec, ls = model.adamask_losses
     torch.testing.assert_close(ls, want.detach())
     torch.testing.assert_close(loss, rec + 0.5 * want)
+
+
+@pytest.mark.parametrize("strategy", S.STRATEGIES)
+def test_checkout_motion_and_error_predictor_with_their_loop(st, strategy):
+    """Beyond AdaMAE, in their model trained by their own loop: motion adds no term and leaves no
+    parameter without a gradient; error_predictor adds its own term, weighted by lambda."""
+    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, strategy=strategy, sampling_weight=0.5)
+    seen = {}
+    model.mask_sampler.register_forward_hook(lambda m, a, out: seen.__setitem__("m", out))
+    imgs = torch.randn(2, 3, 8, 32, 32)
+    loss, pred, _ = model(imgs, mask_ratio=0.9)
+    rec, ls = model.adamask_losses
+    S.check_loss(model.mask_sampler, seen["m"], ms.token_error(model, imgs, pred), loss, rec, ls,
+                 model.loss_settings)
+    loss.backward()
+    S.check_gradients(model)
+    model.zero_grad(set_to_none=True)
+    before = C.snapshot(model)
+    train_two_steps_with_their_loop(st, model)
+    assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
 def test_checkout_grid_mismatch(st):

@@ -14,6 +14,7 @@ import torch
 from adamask.integrations import videomae as vm
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _strategy_checks as S  # noqa: E402
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
 from _toy_strategies import ToyLearned  # noqa: E402
@@ -70,6 +71,27 @@ def test_v1_checkout_learned_strategy_from_user_code(v1):
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 
+@pytest.mark.parametrize("strategy", S.STRATEGIES)
+def test_v1_checkout_motion_and_error_predictor(v1, strategy):
+    """Beyond AdaMAE, by name, in their model with their optimizer and scaler: motion adds no term and
+    leaves no parameter without a gradient; error_predictor adds its own term and trains."""
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v1.modeling_pretrain, "v1"), mask_ratio=0.9, strategy=strategy, sampling_weight=0.5)
+    out = vm.pretraining_losses(model, torch.randn(2, 3, 16, 32, 32), patch_size=C.PATCH)
+    S.check_loss(model.mask_sampler, out.masking, out.token_error, out.loss, out.reconstruction_loss,
+                 out.sampling_loss, model.loss_settings)
+    out.loss.backward()
+    S.check_gradients(model)
+    model.zero_grad(set_to_none=True)
+    opt = v1.optim_factory.create_optimizer(C.optimizer_args(), model)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 16, 32, 32), torch.zeros(2, 128)) for _ in range(2)]
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(),
+                               patch_size=C.PATCH, start_steps=0)
+    assert ("loss_sampling" in stats) == (strategy == "error_predictor")
+    assert C.changed(before, model, "", exclude="mask_sampler.") > 0
+
+
 def test_v1_checkout_grid_mismatch(v1):
     from adamask import AdaptiveTokenSampler
     model = C.tiny_model(v1.modeling_pretrain, "v1")
@@ -94,7 +116,7 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
 
 
 DDP_SCRIPT = """
-import sys, torch, torch.distributed as dist
+import os, sys, torch, torch.distributed as dist
 sys.path.insert(0, {helpers!r})
 from adamask.integrations._common import install_compat_shims
 install_compat_shims()
@@ -102,6 +124,7 @@ sys.path.insert(0, {root!r})
 import modeling_pretrain
 import _videomae_checks as C
 from adamask.integrations import videomae as vm
+torch.set_num_threads(1)
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 torch.manual_seed(0)
@@ -119,8 +142,12 @@ dist.all_gather(ws, w)
 ms = [torch.zeros_like(masks[0]) for _ in range(2)]
 dist.all_gather(ms, masks[0])
 if rank == 0:
-    print("RESULT", torch.equal(ws[0], ws[1]), not torch.equal(ms[0], ms[1]))
+    print("RESULT", torch.equal(ws[0], ws[1]), not torch.equal(ms[0], ms[1]), flush=True)
+dist.barrier()  # both ranks are done with their collectives before either tears the group down
 dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)  # skip interpreter teardown: a library thread occasionally aborts there (SIGABRT) after the result
+
 """
 
 

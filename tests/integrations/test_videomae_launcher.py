@@ -119,3 +119,65 @@ def test_launcher_wraps_their_model_with_the_strategy_and_loss_settings(tmp_path
     assert {k: got[k] for k in expected} == expected
     assert got["engine"] == "adamask.integrations.videomae" and "placeholder" in got["generator"]
     assert f"adamask: {mask_type} masking on fake_videomae_toy" in r.stdout
+
+
+FAKE_V2_SCRIPT = """
+import json, sys
+import timm.models, torch
+import dataset.pretrain_datasets as data, engine_for_pretraining as engine
+json.dump(dict(argv=sys.argv[1:], encoder=repr(data.TubeMaskingGenerator((2, 4, 4), 0.9)),
+               decoder=repr(data.RunningCellMaskingGenerator((2, 4, 4), 0.5)),
+               decoder_shape=list(data.RunningCellMaskingGenerator((2, 4, 4), 0.5)().shape),
+               engine=engine.train_one_epoch.__module__, compile=torch.compile.__name__,
+               shimmed=getattr(timm.models.create_model, '_adamask_shim', False)), open(sys.argv[1], 'w'))
+raise RuntimeError('their script failed')
+"""
+
+
+def fake_v2_repo(root: Path) -> Path:
+    repo = root / "repo"
+    (repo / "models").mkdir(parents=True)
+    (repo / "dataset").mkdir()
+    (repo / "models" / "modeling_pretrain.py").write_text("")
+    (repo / "dataset" / "__init__.py").write_text("")
+    (repo / "dataset" / "pretrain_datasets.py").write_text(
+        "TubeMaskingGenerator = 'theirs'\nRunningCellMaskingGenerator = 'theirs'\n")
+    (repo / "engine_for_pretraining.py").write_text("def train_one_epoch(*a, **k):\n    pass\n")
+    (repo / "run_mae_pretraining.py").write_text(textwrap.dedent(FAKE_V2_SCRIPT))
+    return repo
+
+
+@pytest.mark.parametrize("decoder, expected", [([], "running_cell"),
+                                               (["--decoder_mask_type", "run_cell"], "running_cell"),
+                                               (["--decoder_mask_type", "random"], "random")])
+def test_v2_launcher_swaps_the_decoder_generator_and_undoes_every_swap_when_their_script_fails(
+        tmp_path, decoder, expected):
+    import timm.models
+    import torch
+
+    repo = fake_v2_repo(tmp_path)
+    out = tmp_path / "out.json"
+    before = (timm.models.create_model, torch.compile, list(sys.argv))
+    with H.upstream_on_path([repo]):
+        with pytest.raises(RuntimeError, match="their script failed"):
+            vm.run(str(repo), ["--mask_type", "adaptive", *decoder, str(out)], compile_model=False)
+        import dataset.pretrain_datasets as data
+        import engine_for_pretraining as engine
+
+        assert data.TubeMaskingGenerator == data.RunningCellMaskingGenerator == "theirs"
+        assert engine.train_one_epoch.__module__ == "engine_for_pretraining"
+    assert (timm.models.create_model, torch.compile, sys.argv) == before
+    got = json.loads(out.read_text())
+    assert got["argv"][-4:] == ["--decoder_mask_type", "run_cell", "--mask_type", "tube"]  # their choices
+    assert "adamask adaptive masking generator (placeholder" in got["encoder"]
+    assert f"adamask {expected} masking generator" in got["decoder"] and got["decoder_shape"] == [2, 16]
+    assert got["engine"] == "adamask.integrations.videomae" and got["shimmed"] is True
+    assert got["compile"] == "_no_compile"
+
+
+def test_v2_launcher_refuses_a_decoder_mask_type_it_cannot_draw(tmp_path):
+    repo = fake_v2_repo(tmp_path)
+    with pytest.raises(ValueError, match="--decoder_mask_type must be one of .*run_cell.*running_cell"):
+        vm.run(str(repo), ["--mask_type", "adaptive", "--decoder_mask_type", "adaptive"])
+    with pytest.raises(ValueError, match="--mask_ratio must be a number, got 'x'"):
+        vm.run(str(repo), ["--mask_type", "adaptive", "--mask_ratio", "x"])

@@ -62,11 +62,12 @@ def test_estimator_and_baseline_reach_the_loss(decoder_masked):
     decode_mask = torch.tensor([[0, 1] * 4] * 4, dtype=torch.bool) if decoder_masked else None
     out = vm.pretraining_losses(model, x, decode_mask, patch_size=8)
     m = out.masking
-    want = sampling_loss(m.probs, m.mask, out.token_error, estimator="plackett_luce", baseline="mean",
+    # with a decoder mask the term scores only the tokens both masked and reconstructed (error_mask)
+    want = sampling_loss(m.probs, m.scored_mask, out.token_error, estimator="plackett_luce", baseline="mean",
                          draw_order=m.draw_order)
     torch.testing.assert_close(out.sampling_loss, want)
     torch.testing.assert_close(out.loss, out.reconstruction_loss + 0.5 * want)
-    paper = sampling_loss(m.probs, m.mask, out.token_error)
+    paper = sampling_loss(m.probs, m.scored_mask, out.token_error)
     assert not torch.allclose(want, paper)  # the settings change the term
 
 

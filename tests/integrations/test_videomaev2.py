@@ -15,6 +15,7 @@ from einops import rearrange
 from adamask.integrations import videomae as vm
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _strategy_checks as S  # noqa: E402
 import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
 from _toy_strategies import ToyLearned  # noqa: E402
@@ -35,6 +36,19 @@ def test_v2_generators_match_theirs(v2):
                          (gen.RandomMaskingGenerator((8, 14, 14), 0.9), vm.RandomMaskingGenerator((8, 14, 14), 0.9))]:
         a, b = theirs(), ours()
         assert a.dtype == b.dtype and a.shape == b.shape and a.sum() == b.sum()
+
+
+def test_v2_running_cell_generator_matches_theirs(v2):
+    """Our decoder-mask generator returns their shape and dtype, and every mask it draws is one of the
+    masks theirs draws (the same four running-cell phases), for every ratio they accept."""
+    gen = v2.dataset_masking_generator
+    torch.manual_seed(0)
+    for grid, ratio in [((8, 14, 14), 0.5), ((2, 4, 4), 0.25), ((4, 2, 6), 0.75)]:
+        theirs, ours = gen.RunningCellMaskingGenerator(grid, ratio), vm.RunningCellMaskingGenerator(grid, ratio)
+        phases = {m.tobytes() for m in theirs.all_mask_maps}
+        draws = [ours() for _ in range(40)]
+        assert all(d.dtype == theirs().dtype and d.shape == theirs().shape for d in draws)
+        assert {d.tobytes() for d in draws} == phases
 
 
 def test_v2_checkout_targets_and_training(v2):
@@ -100,6 +114,30 @@ def test_v2_checkout_learned_strategy_from_user_code(v2):
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 
+@pytest.mark.parametrize("strategy", S.STRATEGIES)
+def test_v2_checkout_motion_and_error_predictor_with_their_decoder_mask(v2, strategy):
+    """Beyond AdaMAE, with their running-cell decoder mask: the term (none for motion) scores only the
+    tokens both masked and reconstructed; every parameter gets a gradient; their optimizer trains."""
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.75, strategy=strategy,
+                    sampling_weight=0.5)
+    cell = v2.dataset_masking_generator.RunningCellMaskingGenerator((2, 4, 4), 0.5)
+    decode_mask = torch.as_tensor(__import__("numpy").stack([cell(), cell()])).flatten(1).to(torch.bool)
+    out = vm.pretraining_losses(model, torch.randn(2, 3, 4, 32, 32), decode_mask, patch_size=C.PATCH)
+    assert torch.equal(out.masking.scored_mask, out.masking.mask & ~decode_mask)
+    S.check_loss(model.mask_sampler, out.masking, out.token_error, out.loss, out.reconstruction_loss,
+                 out.sampling_loss, model.loss_settings)
+    out.loss.backward()
+    S.check_gradients(model)
+    model.zero_grad(set_to_none=True)
+    opt = v2.optim_factory.create_optimizer(C.optimizer_args(), model)
+    before = C.snapshot(model)
+    loader = [(torch.randn(2, 3, 4, 32, 32), torch.zeros(2, 2, 16), decode_mask.view(2, 2, 16).float())] * 2
+    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, None, patch_size=C.PATCH, start_steps=0)
+    assert ("loss_sampling" in stats) == (strategy == "error_predictor")
+    assert C.changed(before, model, "", exclude="mask_sampler.") > 0
+
+
 def test_v2_checkout_grid_mismatch(v2):
     model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.9)
     with pytest.raises(ValueError, match="tokens"):
@@ -119,3 +157,6 @@ def test_v2_launcher_end_to_end(v2, tmp_path, decoder_ratio):
         "--warmup_epochs", "0", "--device", "cpu", "--output_dir", str(out), "--no_auto_resume",
         "--save_ckpt_freq", "1"], cwd=tmp_path)
     C.check_launcher_run(r, out, "checkpoint-0.pth", f"videomaev2-launcher-decoder{decoder_ratio}")
+    # with decoder masking their loader draws adamask's running-cell decoder masks
+    ours = "Decoder Masking Generator = adamask running_cell masking generator" in r.stdout
+    assert ours == (decoder_ratio != "0.0")

@@ -7,6 +7,7 @@ bool with True = masked and the same number of masked tokens in every row; ``pro
 from __future__ import annotations
 
 import copy
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -23,12 +24,16 @@ from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainin
 from ...loss import LossSettings
 from ...masking import Masking
 from ...tokens import gather_tokens, normalized_targets, patchify
-from ...validation import check_mask_ratio
+from ...validation import check_bool, check_mask_ratio, check_positive_int
 from ..adapter import (
     SAMPLER_NAME,
     build_strategy,
     check_token_strategy,
+    draw_masking,
+    make_loss_settings,
+    model_pixels,
     no_weight_decay_names,
+    set_strategy_ratio,
     strategy_tokens,
     total_loss,
 )
@@ -58,8 +63,10 @@ ADAMASK_DEFAULTS: Dict[str, Any] = {
     "sampler_variant": "block",    # "block" | "attention" | "mlp"
     "detach_input": True,          # keep L_S off the patch embedding
     "sampling_estimator": "paper",  # see adamask.sampling_loss
-    "sampling_baseline": None,
+    "sampling_baseline": None,     # None | "mean" | "rloo"
+    "sampling_entropy_weight": 0.0,  # weight of the entropy bonus on the sampler's distribution
     "strategy": "adaptive",        # any registered strategy that draws from the tokens
+    "strategy_options": None,      # further keyword arguments of the strategy (a JSON dict), e.g. motion's temperature
 }
 
 # options of the strategy (config name -> the strategy's keyword); each is passed only when it differs
@@ -69,29 +76,77 @@ STRATEGY_OPTIONS = {"sampler_depth": "depth", "sampler_width": "width", "sampler
 
 
 def adamask_settings(config: VideoMAEConfig, **overrides: Any) -> Dict[str, Any]:
-    """Write ``overrides`` and any missing defaults to ``config.adamask_*``; return the validated settings.
-
-    A config saved before ``adamask_strategy`` existed gets the default, ``"adaptive"``."""
+    """Validate ``overrides`` merged with ``config.adamask_*`` and the defaults, then write them all to
+    ``config.adamask_*`` (numbers as plain Python ints and floats, so the config saves as JSON);
+    returns the settings. Nothing is written unless every setting is valid: a refused call leaves
+    ``config`` as it was. A config saved before an option existed gets its default (``strategy``:
+    ``"adaptive"``; ``sampling_entropy_weight``: 0). The strategy's own options (variant, heads, ...)
+    are checked when the strategy is built."""
     unknown = sorted(set(overrides) - set(ADAMASK_DEFAULTS))
     if unknown:
         raise TypeError(f"unknown adamask option(s) {unknown}; known: {sorted(ADAMASK_DEFAULTS)}")
-    for name, default in ADAMASK_DEFAULTS.items():
-        if name in overrides:
-            setattr(config, CONFIG_PREFIX + name, overrides[name])
-        elif not hasattr(config, CONFIG_PREFIX + name):
-            setattr(config, CONFIG_PREFIX + name, default)
-    s = {name: getattr(config, CONFIG_PREFIX + name) for name in ADAMASK_DEFAULTS}
-    s["mask_ratio"] = check_mask_ratio(s["mask_ratio"], "mask_ratio")
-    LossSettings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"])  # validates them
-    check_token_strategy(s["strategy"])
-    if not isinstance(s["detach_input"], bool):
-        raise TypeError(f"detach_input must be a bool, got {s['detach_input']!r}")
+    merged = {name: overrides[name] if name in overrides else getattr(config, CONFIG_PREFIX + name, default)
+              for name, default in ADAMASK_DEFAULTS.items()}
+    s = _checked_settings(merged)
+    for name, value in s.items():
+        setattr(config, CONFIG_PREFIX + name, value)
     return s
 
 
+def _optional_positive_int(value: Any, name: str) -> Optional[int]:
+    return None if value is None else check_positive_int(value, name)
+
+
+def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
+    """The settings validated and normalised (numpy numbers become Python numbers); raises
+    ValueError / TypeError naming the first bad one."""
+    loss = make_loss_settings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"],
+                         s["sampling_entropy_weight"])
+    out = dict(s)
+    out.update(mask_ratio=check_mask_ratio(s["mask_ratio"], "mask_ratio"), sampling_weight=loss.weight,
+               sampling_entropy_weight=loss.entropy_weight,
+               sampler_depth=check_positive_int(s["sampler_depth"], "sampler_depth"),
+               sampler_width=_optional_positive_int(s["sampler_width"], "sampler_width"),
+               sampler_heads=_optional_positive_int(s["sampler_heads"], "sampler_heads"),
+               detach_input=check_bool(s["detach_input"], "detach_input"),
+               strategy=check_token_strategy(s["strategy"]),
+               strategy_options=_checked_strategy_options(s["strategy_options"]))
+    if not isinstance(s["sampler_variant"], str):
+        raise TypeError(f"sampler_variant must be a str, got {type(s['sampler_variant']).__name__} "
+                        f"{s['sampler_variant']!r}")
+    return out
+
+
 def _strategy_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
-    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default."""
-    return {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
+    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default, then
+    ``strategy_options``."""
+    options = {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
+    return {**options, **(settings["strategy_options"] or {})}
+
+
+def _checked_strategy_options(value: Any) -> Optional[Dict[str, Any]]:
+    """None or a dict of the strategy's keyword arguments holding JSON values (saved in the config)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"strategy_options must be a dict of the strategy's keyword arguments (str keys), "
+                        f"got {value!r}")
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"strategy_options must hold plain JSON values (they are saved with the config), "
+                        f"got {value!r}") from None
+    return dict(value)
+
+
+def _token_grid(patch_embeddings: torch.nn.Module, config: VideoMAEConfig) -> Tuple[int, int, int]:
+    """(T', H', W') from HF's VideoMAE patch embedding and its config."""
+    pe = patch_embeddings
+    grid = (config.num_frames // pe.tubelet_size, pe.image_size[0] // pe.patch_size[0],
+            pe.image_size[1] // pe.patch_size[1])
+    if math.prod(grid) != pe.num_patches:
+        raise ValueError(f"token grid {grid} does not match the patch embedding's {pe.num_patches} patches")
+    return grid
 
 
 @dataclass
@@ -139,27 +194,32 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     # -- construction -----------------------------------------------------------------------
 
-    def _setup_adamask(self, options: Mapping[str, Any]) -> None:
-        s = adamask_settings(self.config, **options)
-        if getattr(self.config, "use_mean_pooling", False):
+    def _setup_adamask(self, options: Mapping[str, Any], config: Optional[VideoMAEConfig] = None) -> None:
+        """Validate the options and build the strategy, then attach it. ``config`` (default
+        ``self.config``) receives the settings and becomes the config of the model and of every
+        sub-module that shared the old one. Nothing of the model changes unless every step succeeds."""
+        config = self.config if config is None else config
+        s = adamask_settings(config, **options)
+        if getattr(config, "use_mean_pooling", False):
             warnings.warn("config.use_mean_pooling=True: the encoder has no final LayerNorm; VideoMAE "
                           "pre-training configs use use_mean_pooling=False", stacklevel=3)
-        self.adamask_grid = self.token_grid()
+        grid = _token_grid(self.videomae.embeddings.patch_embeddings, config)
         weight = self.videomae.embeddings.patch_embeddings.projection.weight
-        strategy = build_strategy(s["strategy"], self.adamask_grid, s["mask_ratio"], self.config.hidden_size,
-                                  **_strategy_options(s))
-        self.add_module(SAMPLER_NAME, strategy.to(device=weight.device, dtype=weight.dtype))
+        strategy = build_strategy(s["strategy"], grid, s["mask_ratio"], config.hidden_size, **_strategy_options(s))
+        strategy = strategy.to(device=weight.device, dtype=weight.dtype)
+        if config is not self.config:
+            old = self.config
+            for module in self.modules():
+                if getattr(module, "config", None) is old:
+                    module.config = config
+        self.adamask_grid = grid
+        self.add_module(SAMPLER_NAME, strategy)
         self._mask_seed: Optional[int] = None
         self._mask_generators: Dict[str, torch.Generator] = {}
 
     def token_grid(self) -> Tuple[int, int, int]:
         """The model's token grid (T', H', W') from its patch embedding and config."""
-        pe = self.videomae.embeddings.patch_embeddings
-        grid = (self.config.num_frames // pe.tubelet_size, pe.image_size[0] // pe.patch_size[0],
-                pe.image_size[1] // pe.patch_size[1])
-        if math.prod(grid) != pe.num_patches:
-            raise ValueError(f"token grid {grid} does not match the patch embedding's {pe.num_patches} patches")
-        return grid
+        return _token_grid(self.videomae.embeddings.patch_embeddings, self.config)
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         # Only runs for weights a checkpoint did not provide (e.g. a stock checkpoint's missing sampler):
@@ -173,9 +233,16 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     @property
     def loss_settings(self) -> LossSettings:
-        """lambda, estimator and baseline of the sampling loss, from ``config.adamask_*``."""
+        """lambda, estimator, baseline and entropy weight of the sampling loss, from ``config.adamask_*``."""
         cfg = self.config
-        return LossSettings(cfg.adamask_sampling_weight, cfg.adamask_sampling_estimator, cfg.adamask_sampling_baseline)
+        return LossSettings(cfg.adamask_sampling_weight, cfg.adamask_sampling_estimator, cfg.adamask_sampling_baseline,
+                            cfg.adamask_sampling_entropy_weight)
+
+    def set_mask_ratio(self, mask_ratio: float) -> None:
+        """Change the strategy's mask ratio in place (e.g. each step from an `adamask.RatioSchedule`)
+        and record it as ``config.adamask_mask_ratio``, so a checkpoint saved mid-schedule reloads
+        with the ratio in use. Call it on every rank at the same step (on the bare model under DDP)."""
+        self.config.adamask_mask_ratio = set_strategy_ratio(self.mask_sampler, mask_ratio)
 
     def no_weight_decay(self) -> set:
         """Parameter names to keep out of weight decay: the strategy's (``mask_sampler.pos_embed``)."""
@@ -225,10 +292,12 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     # -- forward ----------------------------------------------------------------------------
 
-    def _check_pixel_values(self, pixel_values: Any) -> None:
-        if not isinstance(pixel_values, Tensor):
-            raise TypeError(f"pixel_values must be a torch.Tensor (B, T, C, H, W), got {type(pixel_values).__name__}")
+    def _check_pixel_values(self, pixel_values: Any) -> Tensor:
+        """pixel_values checked against the config and cast to the patch embedding's dtype (see
+        `adamask.integrations.adapter.model_pixels`: float pixels of another dtype are cast, integer ones
+        refused)."""
         cfg, pe = self.config, self.videomae.embeddings.patch_embeddings
+        pixel_values = model_pixels(pixel_values, "pixel_values", "(B, T, C, H, W)", pe.projection.weight.dtype)
         want = (cfg.num_frames, cfg.num_channels, pe.image_size[0], pe.image_size[1])
         if pixel_values.dim() != 5 or tuple(pixel_values.shape[1:]) != want:
             raise ValueError(f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
@@ -239,6 +308,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         if s_tokens != n or s_dim != cfg.hidden_size:
             raise ValueError(f"mask_sampler expects {s_tokens} tokens of size {s_dim} but the "
                              f"model's token grid {self.token_grid()} has {n} tokens of size {cfg.hidden_size}")
+        return pixel_values
 
     def patch_tokens(self, pixel_values: Tensor) -> Tensor:
         """pixel_values (B, T, C, H, W) -> patch embeddings (B, N, hidden) the sampler scores
@@ -251,7 +321,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         if bool_masked_pos is None:
             tokens = self.patch_tokens(pixel_values)
             gen = generator if generator is not None else self.mask_generator(tokens.device)
-            masking = self.mask_sampler(tokens, generator=gen)
+            masking = draw_masking(self.mask_sampler, tokens, gen)
             return masking.mask, masking.masked_idx, masking
         mask, n_masked = check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0],
                                                self.videomae.embeddings.num_patches, pixel_values.device)
@@ -262,6 +332,8 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                 **kwargs: Any) -> Union[AdaptiveVideoMAEForPreTrainingOutput, Tuple[Tensor, ...]]:
         """pixel_values (B, T, C, H, W) -> AdaptiveVideoMAEForPreTrainingOutput.
 
+        pixel_values: ImageNet-normalised floats (B >= 1); another float dtype (float64, float16, ...)
+        is cast to the model's, integer pixels (e.g. uint8 frames) raise TypeError.
         bool_masked_pos: None to sample the mask with the strategy (no host sync), or a caller-given (B, N)
         mask, True = masked (validated, see `check_bool_masked_pos`; no sampling loss then).
         generator: optional torch.Generator for the draw (default: `mask_generator`).
@@ -271,7 +343,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         return_dict = kwargs.pop("return_dict", None)
         if return_dict is None:
             return_dict = getattr(self.config, "return_dict", True)
-        self._check_pixel_values(pixel_values)
+        pixel_values = self._check_pixel_values(pixel_values)
         mask, masked_idx, masking = self._mask(pixel_values, bool_masked_pos, generator)
         out = super().forward(pixel_values, bool_masked_pos=mask, return_dict=True, **kwargs)
         with torch.no_grad():
@@ -294,8 +366,10 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
     The model's class becomes `AdaptiveVideoMAEForPreTraining` and a fresh ``mask_sampler`` (the
     strategy named by ``strategy``, default ``"adaptive"``) is
     added on the model's device and dtype; every existing parameter stays the same object, so call
-    ``wrap`` before building the optimizer and before DDP. ``model.config`` gains ``adamask_*``
-    entries (``adamask_options`` override them).
+    ``wrap`` before building the optimizer and before DDP. The model gets its own copy of its config,
+    with ``adamask_*`` entries (``adamask_options`` override them): the config object it was built
+    from, which the caller may still use, is never modified. A refused call (a bad option) leaves the
+    model and its config exactly as they were.
     """
     if isinstance(model, AdaptiveVideoMAEForPreTraining):
         if adamask_options:
@@ -306,8 +380,8 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
         raise TypeError(f"model must be a transformers.VideoMAEForPreTraining, got {type(model).__name__}{hint}")
     model.__class__ = AdaptiveVideoMAEForPreTraining
     try:
-        model._setup_adamask(adamask_options)
-    except Exception:
+        model._setup_adamask(adamask_options, copy.deepcopy(model.config))
+    except BaseException:
         model.__class__ = VideoMAEForPreTraining
         raise
     model.mask_sampler.train(model.training)

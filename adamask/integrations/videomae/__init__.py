@@ -4,9 +4,10 @@ Their loop builds the reconstruction targets from the data loader's mask *before
 model, so a sampled mask must also change where the targets come from. Three pieces:
 
 - `MaskingGenerator` (and `TubeMaskingGenerator`, `TubeMaskingGeneratorV2`,
-  `RandomMaskingGenerator`; module ``generators``): drop-ins for their data-loader mask generators;
-  masks of any registered strategy that needs nothing (random / tube / frame / ...) drawn by
-  adamask, with their call and output format.
+  `RandomMaskingGenerator`, `RunningCellMaskingGenerator`; module ``generators``): drop-ins for
+  their data-loader mask generators; masks of any registered strategy that needs nothing (random /
+  tube / frame / running_cell decoder masks / ...) drawn by adamask, with their call and output
+  format.
 - `wrap(model)` (module ``model``): adds a strategy that draws from the tokens (``model.mask_sampler``,
   AdaMAE's sampler by default) to a ``PretrainVisionTransformer`` before the optimizer and DDP are
   built; ``model(videos)`` then samples the mask itself and returns ``(pred, masking)``.
@@ -30,6 +31,7 @@ from .generators import (
     MASK_TYPES,
     MaskingGenerator,
     RandomMaskingGenerator,
+    RunningCellMaskingGenerator,
     TubeMaskingGenerator,
     TubeMaskingGeneratorV2,
     mask_types,
@@ -43,6 +45,7 @@ __all__ = [
     "TubeMaskingGenerator",
     "TubeMaskingGeneratorV2",
     "RandomMaskingGenerator",
+    "RunningCellMaskingGenerator",
     "wrap",
     "model_grid",
     "StepLosses",
@@ -56,7 +59,8 @@ __all__ = [
 
 # The public functions and classes name this package as their module, their import path (as when
 # it was one module): pickled generators and the launcher's swapped-in engine point here.
-for _obj in (MaskingGenerator, TubeMaskingGenerator, TubeMaskingGeneratorV2, RandomMaskingGenerator, wrap,
+for _obj in (MaskingGenerator, TubeMaskingGenerator, TubeMaskingGeneratorV2, RandomMaskingGenerator,
+             RunningCellMaskingGenerator, wrap,
              model_grid, pretraining_losses, train_one_epoch, run, main):
     _obj.__module__ = __name__
 del _obj

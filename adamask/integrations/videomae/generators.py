@@ -13,10 +13,10 @@ from torch import Tensor
 
 from ...masking import create_masking, list_maskings, strategy_info
 from ...strategies import lowest_k_mask
-from ...validation import check_grid, check_mask_ratio
+from ...validation import check_grid, check_mask_ratio, masked_count
 
 __all__ = ["MaskingGenerator", "TubeMaskingGenerator", "TubeMaskingGeneratorV2", "RandomMaskingGenerator",
-           "MASK_TYPES", "GENERATOR_SHAPES", "mask_types"]
+           "RunningCellMaskingGenerator", "MASK_TYPES", "GENERATOR_SHAPES", "mask_types"]
 
 MASK_TYPES = ("adaptive", "random", "tube", "frame")  # the built-in ones; see `mask_types` for all
 GENERATOR_SHAPES = ("flat", "frames")
@@ -34,7 +34,8 @@ class MaskingGenerator:
 
     input_size: (T', H', W') token grid (an int n means (n, n, n), as VideoMAEv2's generators).
     strategy:   "tube" (default; int(mask_ratio * H'W') per slice, repeated over time), "random"
-                (int(mask_ratio * N) anywhere, VideoMAE's count), "frame" (int(mask_ratio * T') whole
+                (int(mask_ratio * N) anywhere, VideoMAE's count, robust to float representation: 100
+                tokens at 0.29 mask 29), "frame" (int(mask_ratio * T') whole
                 slices), any other registered strategy that needs nothing, or one that draws from the
                 tokens ("adaptive", ...): a placeholder of zeros, because the model samples the mask
                 itself (`wrap`) and `train_one_epoch` ignores the loader's mask.
@@ -62,7 +63,7 @@ class MaskingGenerator:
         self._draw = None
         self.num_masked: Optional[int] = 0
         if strategy == "random":
-            self.num_masked = int(self.mask_ratio * self.num_tokens)  # VideoMAE's count
+            self.num_masked = masked_count(self.num_tokens, self.mask_ratio)  # VideoMAE's int(ratio * N)
             if not 0 < self.num_masked < self.num_tokens:
                 raise ValueError(f"mask_ratio={mask_ratio} masks {self.num_masked} of {self.num_tokens} tokens; "
                                  f"it must leave at least one visible and one masked token")
@@ -107,3 +108,14 @@ class RandomMaskingGenerator(MaskingGenerator):
 
     def __init__(self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "random") -> None:
         super().__init__(input_size, mask_ratio, strategy, shape="flat")
+
+
+class RunningCellMaskingGenerator(MaskingGenerator):
+    """v2's decoder-mask generator ``RunningCellMaskingGenerator(input_size, mask_ratio=0.5)``: adamask's
+    ``running_cell`` strategy (or another that needs nothing), (T', H'W') float64 output, 1 = not
+    reconstructed by the decoder (VideoMAE V2's decode_mask convention). int(4 * mask_ratio) of every
+    2 x 2 cell are left out, the pattern moving one position per time slice from a random phase."""
+
+    def __init__(self, input_size: Sequence[int] | int, mask_ratio: float = 0.5,
+                 strategy: str = "running_cell") -> None:
+        super().__init__(input_size, mask_ratio, strategy, shape="frames")

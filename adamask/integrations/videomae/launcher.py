@@ -16,12 +16,12 @@ from ...loss import DEFAULT_SAMPLING_WEIGHT
 from ...masking import strategy_info
 from ...validation import check_mask_ratio
 from ..compat import install_compat_shims, timm_create_model_shim
-from ..launch import announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
+from ..launch import Swaps, announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
 from .engine import train_one_epoch
 from .generators import MaskingGenerator, mask_types
 from .model import model_grid, wrap
 
-__all__ = ["run", "main"]
+__all__ = ["run", "main", "decoder_mask_types"]
 
 
 def _detect_version(repo: str) -> str:
@@ -40,6 +40,15 @@ def _generator_factory(strategy: str, shape: str):
     return make
 
 
+def _float_option(value: Optional[str], name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def _masking_arguments(argv: List[str], version: str) -> Tuple[List[str], str, float]:
     """Take ``--mask_type`` out of their arguments; read ``--mask_ratio`` (their defaults)."""
     argv, mask_type = pop_option(list(argv), "--mask_type")
@@ -47,13 +56,31 @@ def _masking_arguments(argv: List[str], version: str) -> Tuple[List[str], str, f
     if mask_type not in mask_types():
         raise ValueError(f"--mask_type must be one of {mask_types()}, got {mask_type!r}")
     _, ratio = pop_option(list(argv), "--mask_ratio")
-    mask_ratio = check_mask_ratio(float(ratio) if ratio is not None else (0.75 if version == "v1" else 0.9))
+    mask_ratio = check_mask_ratio(_float_option(ratio, "--mask_ratio", 0.75 if version == "v1" else 0.9),
+                                  "--mask_ratio")
     return argv, mask_type, mask_ratio
 
 
-def _install_create_model(strategy: Optional[str], mask_ratio: float, options: Dict[str, Any]) -> Any:
-    """Replace ``timm.models.create_model`` by the shim that wraps models with an encoder (when
-    ``strategy`` is given); returns the original, to restore."""
+def decoder_mask_types() -> List[str]:
+    """v2's ``--decoder_mask_type`` values: their ``run_cell`` (adamask's ``running_cell``) or any
+    registered strategy that needs nothing, drawn by `MaskingGenerator` as the decoder mask."""
+    return ["run_cell", *[n for n in mask_types() if strategy_info(n).needs == "nothing"]]
+
+
+def _decoder_arguments(argv: List[str], version: str) -> Tuple[List[str], Optional[str]]:
+    """v2: take ``--decoder_mask_type`` out of their arguments (their default run_cell) and give their
+    parser ``run_cell``; returns (arguments, the decoder strategy). v1 has no decoder mask."""
+    if version != "v2":
+        return argv, None
+    argv, kind = pop_option(list(argv), "--decoder_mask_type")
+    kind = kind or "run_cell"
+    if kind not in decoder_mask_types():
+        raise ValueError(f"--decoder_mask_type must be one of {decoder_mask_types()}, got {kind!r}")
+    return [*argv, "--decoder_mask_type", "run_cell"], ("running_cell" if kind == "run_cell" else kind)
+
+
+def _create_model_shim(strategy: Optional[str], mask_ratio: float, options: Dict[str, Any]) -> Any:
+    """A ``timm.models.create_model`` that wraps models with an encoder (when ``strategy`` is given)."""
     import timm.models
 
     def post(model: nn.Module, name: str, kwargs: Dict[str, Any]) -> nn.Module:
@@ -66,14 +93,19 @@ def _install_create_model(strategy: Optional[str], mask_ratio: float, options: D
     original = getattr(original, "_adamask_original", original)
     shim = timm_create_model_shim(original, post)
     shim._adamask_original = original  # type: ignore[attr-defined]
-    timm.models.create_model = shim
-    return original
+    return shim
+
+
+def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
+    """torch.compile that compiles nothing (``--no-compile``)."""
+    return model if model is not None else (lambda m: m)
 
 
 def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
         sampler_depth: Optional[int] = None, sampler_heads: Optional[int] = None,
         sampler_width: Optional[int] = None, compile_model: bool = True, script: str = "run_mae_pretraining.py",
-        sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None) -> None:
+        sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
+        sampling_entropy_weight: float = 0.0) -> None:
     """Run ``repo``'s pretraining script with ``argv`` (their arguments), unmodified on disk.
 
     ``--mask_type`` in ``argv`` may name any registered strategy that needs nothing (random, tube,
@@ -81,7 +113,11 @@ def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMP
     ...); their parser is given ``tube`` and their generator is replaced. For a token strategy,
     models built through ``timm.create_model`` are `wrap`-ped (mask_ratio from their
     ``--mask_ratio``) before the optimizer / DDP exist and their ``train_one_epoch`` is replaced by
-    adamask's. ``compile_model=False`` turns torch.compile into a no-op (v2).
+    adamask's. VideoMAEv2: with ``--decoder_mask_ratio`` > 0 their decoder-mask generator is
+    adamask's (``--decoder_mask_type run_cell``, their default: the ``running_cell`` strategy; or any
+    registered strategy that needs nothing), and the loss of the sampled encoder mask counts only the
+    tokens the decoder reconstructs. ``compile_model=False`` turns torch.compile into a no-op (v2).
+    Every replacement is undone when the run ends, also when it fails.
     """
     repo = os.path.abspath(repo)
     path = os.path.join(repo, script)
@@ -89,29 +125,28 @@ def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMP
         raise ValueError(f"no {script} in --repo {repo!r}")
     version = _detect_version(repo)
     argv, mask_type, mask_ratio = _masking_arguments(list(argv), version)
+    argv, decoder_type = _decoder_arguments(argv, version)
     in_model = strategy_info(mask_type).needs == "tokens"
     options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth, sampler_heads,
-                           sampler_width)
+                           sampler_width, sampling_entropy_weight)
 
     if repo not in sys.path:
         sys.path.insert(0, repo)
     install_compat_shims()
     import timm.models
 
-    original = _install_create_model(mask_type if in_model else None, mask_ratio, options)
-    data_mod = importlib.import_module("dataset.pretrain_datasets" if version == "v2" else "datasets")
-    data_mod.TubeMaskingGenerator = _generator_factory(mask_type, "frames" if version == "v2" else "flat")
-    if in_model:
-        importlib.import_module("engine_for_pretraining").train_one_epoch = train_one_epoch
-    saved_compile, saved_argv = torch.compile, sys.argv
-    if not compile_model:
-        torch.compile = lambda model=None, *a, **k: model if model is not None else (lambda m: m)  # type: ignore
-    sys.argv = [path, *argv, "--mask_type", "tube"]
-    try:
+    with Swaps() as swap:
+        swap(timm.models, "create_model", _create_model_shim(mask_type if in_model else None, mask_ratio, options))
+        data_mod = importlib.import_module("dataset.pretrain_datasets" if version == "v2" else "datasets")
+        swap(data_mod, "TubeMaskingGenerator", _generator_factory(mask_type, "frames" if version == "v2" else "flat"))
+        if decoder_type is not None and hasattr(data_mod, "RunningCellMaskingGenerator"):
+            swap(data_mod, "RunningCellMaskingGenerator", _generator_factory(decoder_type, "frames"))
+        if in_model:
+            swap(importlib.import_module("engine_for_pretraining"), "train_one_epoch", train_one_epoch)
+        if not compile_model:
+            swap(torch, "compile", _no_compile)
+        swap(sys, "argv", [path, *argv, "--mask_type", "tube"])
         runpy.run_path(path, run_name="__main__")
-    finally:
-        sys.argv, torch.compile = saved_argv, saved_compile
-        timm.models.create_model = original
 
 
 def main(argv: Optional[List[str]] = None) -> None:

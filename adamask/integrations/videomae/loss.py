@@ -2,12 +2,14 @@
 the model sampled (their loop builds them from the loader's mask, before calling the model)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from ...mae import MAEOutput
+from ...masking import masking_from_mask
 from ...tokens import gather_tokens, normalized_targets, patchify, token_mse
 from ..adapter import SAMPLER_NAME, total_loss, unwrap_model
 
@@ -17,11 +19,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 StepLosses = MAEOutput  # loss, reconstruction_loss, sampling_loss, pred, target, token_error, masking
-
-
-def _ascending_false(mask: Tensor, count: int) -> Tensor:
-    """(B, N) bool with ``count`` False per row -> (B, count) ascending indices of the False."""
-    return torch.argsort(mask.to(torch.uint8), dim=1, stable=True)[:, :count]
 
 
 def _pixel_targets(videos: Tensor, tubelet, normlize_target: bool) -> Tensor:
@@ -46,14 +43,16 @@ def pretraining_losses(model: nn.Module, videos: Tensor, decode_mask: Optional[T
     Returns `StepLosses` (= `adamask.MAEOutput`): ``loss = reconstruction_loss + weight *
     sampling_loss`` with the model's ``loss_settings`` (sampling_loss None for a non-learned
     strategy); pred, target (B, K, P) for the K reconstructed tokens; token_error (B, K) without a
-    decoder mask, else (B, N), zero where the loss does not look.
+    decoder mask, else (B, N), zero where the loss does not look. With a decoder mask, ``masking.error_mask``
+    marks the tokens both masked and reconstructed (the only errors a learned strategy's loss term
+    uses) and ``decoder_masking`` is the decoder's `Masking` (True = not reconstructed).
+    videos of another float dtype are cast to the model's; integer videos raise TypeError.
     """
     base = unwrap_model(model)
+    decoder_masking = None
     if getattr(base, SAMPLER_NAME, None) is None or not hasattr(base, "loss_settings"):
         raise TypeError("model has no mask_sampler: adapt it with adamask.integrations.videomae.wrap(model) first")
-    if not isinstance(videos, Tensor) or videos.dim() != 5:
-        raise ValueError(f"videos must be a (B, C, T, H, W) tensor, got "
-                         f"{tuple(videos.shape) if isinstance(videos, Tensor) else type(videos).__name__}")
+    videos = base.model_videos(videos)
     tubelet = (int(getattr(base.encoder.patch_embed, "tubelet_size", 2)), int(patch_size), int(patch_size))
     targets = _pixel_targets(videos, tubelet, normlize_target)
     if decode_mask is None:
@@ -67,12 +66,15 @@ def pretraining_losses(model: nn.Module, videos: Tensor, decode_mask: Optional[T
                              f"reconstructed), got {decode_mask.dtype} {tuple(decode_mask.shape)}")
         if num_decoded is None:
             num_decoded = int((~decode_mask[0]).sum())
-        decode_idx = _ascending_false(decode_mask, num_decoded)
+        decoder_masking = masking_from_mask(decode_mask, num_decoded)
+        decoded = decoder_masking.visible_idx  # (B, N_d) ascending
         pred, masking = model(videos, None, decode_mask)
-        target = gather_tokens(targets, decode_idx)
-        weight = masking.mask.gather(1, decode_idx).float()
-        err = token_mse(pred, target) * weight
-        rec = err.sum() / weight.sum().clamp_min(1.0)
-        token_error = err.new_zeros(masking.mask.shape).scatter(1, decode_idx, err)
+        target = gather_tokens(targets, decoded)
+        scored = masking.mask.gather(1, decoded)  # masked by the encoder and reconstructed
+        err = torch.where(scored, token_mse(pred, target), pred.new_zeros((), dtype=torch.float32))
+        rec = err.sum() / scored.sum().clamp_min(1)
+        token_error = err.new_zeros(masking.mask.shape).scatter(1, decoded, err)
+        # a learned strategy's loss term sees only the errors that exist: masked and reconstructed
+        masking = replace(masking, error_mask=masking.mask & ~decode_mask)
     loss, term = total_loss(rec, getattr(base, SAMPLER_NAME), masking, token_error, base.loss_settings)
-    return MAEOutput(loss, rec, term, pred, target, token_error, masking)
+    return MAEOutput(loss, rec, term, pred, target, token_error, masking, decoder_masking)

@@ -6,10 +6,19 @@ from typing import Any, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from ...loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
+from ...loss import DEFAULT_SAMPLING_WEIGHT
 from ...masking import Masking
 from ...validation import check_grid
-from ..adapter import SAMPLER_NAME, AdaptedModel, adapt_model, check_bare_model, strategy_tokens
+from ..adapter import (
+    SAMPLER_NAME,
+    AdaptedModel,
+    adapt_model,
+    check_bare_model,
+    draw_masking,
+    make_loss_settings,
+    model_pixels,
+    strategy_tokens,
+)
 
 __all__ = ["wrap", "model_grid"]
 
@@ -34,11 +43,18 @@ class _AdaptiveVideoMAE(AdaptedModel):
     def sample_mask(self, x: Tensor) -> Masking:
         """videos (B, C, T, H, W) -> Masking from the strategy on the raw patch embeddings."""
         strategy = getattr(self, SAMPLER_NAME)
-        return strategy(strategy_tokens(strategy, lambda: self.encoder.patch_embed(x)))
+        return draw_masking(strategy, strategy_tokens(strategy, lambda: self.encoder.patch_embed(x)))
+
+    def model_videos(self, x: object) -> Tensor:
+        """videos (B, C, T, H, W) as the model computes with them: float pixels cast to the patch
+        embedding's dtype, integer pixels and an empty batch refused (see `adapter.model_pixels`)."""
+        return model_pixels(x, "videos", "(B, C, T, H, W)", self.encoder.patch_embed.proj.weight.dtype)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, decode_mask: Optional[Tensor] = None):
         """``model(videos)`` -> (pred (B, N_m or N_d, P), Masking). ``decode_mask`` (v2, (B, N) bool, True =
-        not reconstructed) is passed on. An explicit ``mask`` runs the original model (eval only)."""
+        not reconstructed) is passed on. An explicit ``mask`` runs the original model (eval only).
+        Float videos of another dtype are cast to the model's; integer videos raise TypeError."""
+        x = self.model_videos(x)
         if mask is not None:
             if self.training:
                 raise ValueError("this model samples its own mask: call model(videos) and build the targets from "
@@ -55,7 +71,7 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
          depth: Optional[int] = None, num_heads: Optional[int] = None, width: Optional[int] = None,
          grid: Optional[Sequence[int]] = None, sampler: Optional[nn.Module] = None, strategy: str = "adaptive",
          sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
-         **sampler_options: Any) -> nn.Module:
+         sampling_entropy_weight: float = 0.0, **sampler_options: Any) -> nn.Module:
     """Add a masking strategy to a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, in place.
 
     Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
@@ -64,14 +80,15 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     dividing the width); other ``sampler_options`` go to the strategy; options left None are not
     passed). It becomes ``model.mask_sampler``, drawing int(N * (1 - mask_ratio)) visible tokens
     from the encoder's patch embeddings; ``model.loss_settings`` holds lambda (``sampling_weight``),
-    ``sampling_estimator`` and ``sampling_baseline`` for a learned strategy's loss term (a non-learned
-    one adds none). ``no_weight_decay()`` gains the strategy's own names and ``model(videos)`` returns
-    ``(pred, masking)``. Existing parameter names are unchanged. ``grid`` (T', H', W'), if given, must
-    equal the model's; a ready ``sampler`` must match the model's grid and embedding width.
-    Returns the model.
+    ``sampling_estimator``, ``sampling_baseline`` and ``sampling_entropy_weight`` for a learned
+    strategy's loss term (a non-learned one adds none). ``no_weight_decay()`` gains the strategy's own
+    names and ``model(videos)`` returns ``(pred, masking)``. Existing parameter names are unchanged.
+    ``grid`` (T', H', W'), if given, must equal the model's; a ready ``sampler`` must match the model's
+    grid and embedding width. Numbers may be numpy numbers. A refused call leaves the model as it was.
+    ``model.set_mask_ratio(r)`` changes the strategy's ratio (ratio schedules). Returns the model.
     """
     check_bare_model(model)
-    settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline)
+    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     mgrid = model_grid(model)
     if grid is not None and check_grid(grid) != mgrid:
         raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} "
