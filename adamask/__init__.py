@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time `__getattr__` imports them
+    from .error_predictor import ErrorPredictor, error_prediction_loss
     from .loss import LossSettings, plackett_luce_log_prob, sampling_loss
     from .mae import MAE_CONFIGS, MAEOutput, MaskedVideoAutoencoder, create_mae
     from .masking import (
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time `_
         register_masking,
         strategy_info,
     )
-    from .error_predictor import ErrorPredictor, error_prediction_loss
     from .motion import MotionMasking, PixelMotionMasking
     from .running_cell import RunningCellMasking
     from .sampler import AdaptiveTokenSampler, gumbel_topk

@@ -209,7 +209,7 @@ def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str 
         checks["draw_order holds the visible indices"] = (
             d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool))
     values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
-    failed = [name for name, ok in zip(checks, values) if not ok]
+    failed = [name for name, ok in zip(checks, values, strict=True) if not ok]
     if failed:
         raise ValueError(f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
                          f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)")

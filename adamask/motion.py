@@ -159,8 +159,8 @@ class PixelMotionMasking(_ScoredMasking):
             raise TypeError(f"video must be a (B, C, T, H, W) or (C, T, H, W) tensor, got "
                             f"{tuple(getattr(video, 'shape', ())) or type(video).__name__}")
         v = video if video.dim() == 5 else video[None]
-        grid = tuple(s // p for s, p in zip(v.shape[2:], self.tubelet))
-        if grid != self.grid or any(s % p for s, p in zip(v.shape[2:], self.tubelet)):
+        grid = tuple(s // p for s, p in zip(v.shape[2:], self.tubelet, strict=True))
+        if grid != self.grid or any(s % p for s, p in zip(v.shape[2:], self.tubelet, strict=True)):
             raise ValueError(f"video of (T, H, W) = {tuple(v.shape[2:])} with tubelet {self.tubelet} does not give "
                              f"the strategy's grid {self.grid}")
         with torch.no_grad():

@@ -135,7 +135,7 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         scored = self.num_tokens
         if token_pool is not None:
             pool = check_grid(token_pool, "token_pool")
-            if self.grid is None or any(g % p for g, p in zip(self.grid, pool)):
+            if self.grid is None or any(g % p for g, p in zip(self.grid, pool, strict=True)):
                 raise ValueError(f"token_pool {pool} needs a grid divisible by it, got grid={self.grid}")
             self.token_pool = pool
             scored = self.num_tokens // math.prod(pool)

@@ -115,7 +115,7 @@ def test_recorder_attributes_cuda_sync_warnings():
         f()
         with pytest.warns(UserWarning, match="unrelated"):
             import warnings
-            warnings.warn("unrelated")
+            warnings.warn("unrelated", stacklevel=1)
     finally:
         rec.release_warnings()
     (found,) = rec.findings()

@@ -171,7 +171,7 @@ def test_plackett_luce_estimator_keeps_its_sign_on_a_peaked_sampler():
     err = torch.rand(4, 21, generator=g, dtype=torch.float64)
     reward = (err * mask).sum(1) / mask.sum(1)
     exact = [exact_pl_log_prob(probs[b].tolist(), order[b].tolist()) for b in range(4)]
-    want = -sum(e * r for e, r in zip(exact, reward.tolist())) / 4
+    want = -sum(e * r for e, r in zip(exact, reward.tolist(), strict=True)) / 4
     got = sampling_loss(probs.float(), mask, err.float(), estimator="plackett_luce", draw_order=order)
     assert math.isclose(got.item(), want, rel_tol=1e-3, abs_tol=1e-5), (got.item(), want)
 

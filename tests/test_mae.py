@@ -82,7 +82,7 @@ def test_short_training_run_learns():
     video = moving_square_clip()
     n = model.num_tokens
     rec, kl = [], []
-    for step in range(60):
+    for _ in range(60):
         out = model(video)
         opt.zero_grad()
         out.loss.backward()
@@ -134,7 +134,7 @@ def test_state_dict_roundtrip_includes_sampler():
     sd = a.state_dict()
     assert any(k.startswith("mask_sampler.") for k in sd)
     b.load_state_dict(sd)
-    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     assert "mask_sampler.pos_embed" in a.no_weight_decay()
 
 

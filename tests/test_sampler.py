@@ -32,7 +32,7 @@ def test_gumbel_topk_matches_without_replacement_distribution(k):
     keys = (draws * torch.tensor([36, 6, 1][-k:])).sum(1)
     counts = torch.bincount(keys, minlength=216).double() / n
     for subset, prob in exact.items():
-        code = sum(i * m for i, m in zip(subset, [36, 6, 1][-k:]))
+        code = sum(i * m for i, m in zip(subset, [36, 6, 1][-k:], strict=True))
         se = math.sqrt(prob * (1 - prob) / n)
         assert abs(counts[code].item() - prob) < 5 * se + 1e-4, (subset, counts[code].item(), prob)
     # inclusion probabilities
@@ -173,7 +173,7 @@ def test_checkpointed_blocks_give_identical_loss_and_gradients():
         loss = adamask.sampling_loss(m.probs, m.mask, err)
         grads.append((loss, torch.autograd.grad(loss, list(s.parameters()))))
     assert torch.equal(grads[0][0], grads[1][0])
-    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1]))
+    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1], strict=True))
 
 
 def test_one_nan_token_cannot_poison_the_sampler():

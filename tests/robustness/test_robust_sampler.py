@@ -1,6 +1,5 @@
 """Hostile inputs to the adaptive sampler: non-finite and extreme token values, other dtypes, arbitrary
 option values. Probabilities and gradients stay finite; bad options raise ValueError/TypeError."""
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
