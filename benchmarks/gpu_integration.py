@@ -121,8 +121,10 @@ def hf_model(size: str, batch: int, device: torch.device, with_stock: bool = Fal
     from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining
 
     torch.manual_seed(0)
-    model = AdaptiveVideoMAEForPreTraining(hf_config(size)).to(device)
-    stock = None
+    # Any: transformers declares PreTrainedModel.to through functools.wraps, which mypy cannot call on an instance
+    model: Any = AdaptiveVideoMAEForPreTraining(hf_config(size))
+    model = model.to(device)
+    stock: Any = None
     if with_stock:
         stock = VideoMAEForPreTraining(model.config)
         stock.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("mask_sampler.")})

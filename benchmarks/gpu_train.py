@@ -56,12 +56,14 @@ def paper_costs(configs: List[Config], batch: int) -> Dict[str, Dict[str, float]
 def _measure(plan: Plan, configs: List[Config]) -> Dict[str, Dict[str, Any]]:
     """Step times (interleaved) and, on CUDA, the step's peak and the model's resident bytes."""
     cfg, dev = MAE_CONFIGS[plan.train_size], plan.device
-    steps, resident, models = {}, {}, []
+    steps, models = {}, []
+    resident: Dict[str, int] = {}  # CUDA only
     for label, masking, ratio, opts in configs:
         base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
         model, steps[label] = build_step(cfg, masking, ratio, opts, plan.train_batch, dev, autocast=plan.autocast)
         steps[label]()  # gradients and optimiser state exist from here on
-        resident[label] = (torch.cuda.memory_allocated(dev) - base) if dev.type == "cuda" else None
+        if dev.type == "cuda":
+            resident[label] = torch.cuda.memory_allocated(dev) - base
         models.append(model)
     times = interleaved(steps, plan.train_repeats, dev, warmup=1)
     out = {}

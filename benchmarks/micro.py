@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import torch
 from torch import Tensor
 
-from adamask import create_masking, gumbel_topk, sampling_loss
+from adamask import MaskingStrategy, create_masking, gumbel_topk, sampling_loss
 from baselines import (NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks,
                        loss_per_sample_loop)
 from timing import Sizes, comparison, interleaved, sync
@@ -80,7 +80,7 @@ def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     rows = []
     n = math.prod(sz.grid)
     for kind, gen_cls in (("random", NumpyRandomMask), ("tube", NumpyTubeMask), ("frame", NumpyFrameMask)):
-        strategy = create_masking(kind, grid=sz.grid, mask_ratio=0.9)
+        strategy = cast(MaskingStrategy, create_masking(kind, grid=sz.grid, mask_ratio=0.9))
         gen = gen_cls(sz.grid, 0.9)
         ours_mask = strategy.sample(sz.batch, device).mask
         base_mask = collate_numpy_masks(gen, sz.batch, device)

@@ -28,7 +28,7 @@ def train_configs(embed_dim: int) -> List[Tuple[str, str, float, Optional[Dict[s
     return sorted(configs, key=lambda c: c[0] != "tube 0.90")
 
 
-def step_fn(module: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor,
+def step_fn(module: Callable[[torch.Tensor], Any], opt: torch.optim.Optimizer, video: torch.Tensor,
             autocast: Optional[torch.dtype] = None) -> Callable[[], None]:
     """One training step of ``module`` (the model or its ``torch.compile``d form): zero_grad, forward
     (under ``torch.autocast(video.device.type, autocast)`` when ``autocast`` is a dtype), backward, ``opt.step()``."""
@@ -129,7 +129,7 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
         models[label], steps[label] = build_step(cfg, masking, ratio, opts, sz.train_batch, device)
     times = interleaved(steps, sz.train_repeats, device, warmup=1)
     del steps, models
-    rows = []
+    rows: List[Dict[str, Any]] = []
     for label, masking, ratio, opts in configs:
         spec = {"model": cfg, "masking": masking, "ratio": ratio, "opts": opts, "batch": sz.train_batch,
                 "threads": torch.get_num_threads()}
