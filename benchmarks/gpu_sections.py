@@ -13,8 +13,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import torch
 
-from adamask import (AdaptiveTokenSampler, LossSettings, MaskingStrategy, create_masking, learned_loss, list_maskings,
-                     sampling_loss, strategy_info)
+from adamask import (
+    AdaptiveTokenSampler,
+    LossSettings,
+    MaskingStrategy,
+    create_masking,
+    learned_loss,
+    list_maskings,
+    sampling_loss,
+    strategy_info,
+)
 from adamask.mae import MAE_CONFIGS
 from gpu_sync import check_region, describe
 from micro import bench_loss, bench_masks

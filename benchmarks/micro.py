@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 from adamask import MaskingStrategy, create_masking, gumbel_topk, sampling_loss
-from baselines import (NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks,
-                       loss_per_sample_loop)
+from baselines import NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks, loss_per_sample_loop
 from timing import Sizes, comparison, interleaved, sync
 
 

@@ -16,7 +16,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union, cast
 import torch
 import torch.distributed as dist
 from torch import Tensor
-
 from transformers import VideoMAEConfig, VideoMAEForPreTraining
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput, VideoMAEPatchEmbeddings
