@@ -145,7 +145,7 @@ def _lines(plan: Plan, rows: List[Dict[str, Any]], peak: Optional[float]) -> Lis
 def section_train(plan: Plan) -> Dict[str, Any]:
     configs = check_configs(MAE_CONFIGS[plan.train_size]["embed_dim"])
     paper_configs = check_configs(MAE_CONFIGS["base"]["embed_dim"])
-    costs = dict(zip([c[0] for c in configs], paper_costs(paper_configs, PAPER_BATCH).values()))
+    costs = dict(zip([c[0] for c in configs], paper_costs(paper_configs, PAPER_BATCH).values(), strict=True))
     measured = _measure(plan, configs)
     name = torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else ""
     peak = peak_bf16_flops(name)

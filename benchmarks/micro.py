@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from functools import partial
 from typing import Any, Dict, List, Optional, Tuple, cast
 
 import torch
@@ -84,8 +85,8 @@ def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
         ours_mask = strategy.sample(sz.batch, device).mask
         base_mask = collate_numpy_masks(gen, sz.batch, device)
         same_counts = bool((ours_mask.sum(1) == base_mask.sum(1)).all())
-        t = interleaved({"ours": lambda: strategy.sample(sz.batch, device),
-                         "baseline": lambda: collate_numpy_masks(gen, sz.batch, device)},
+        t = interleaved({"ours": partial(strategy.sample, sz.batch, device),
+                         "baseline": partial(collate_numpy_masks, gen, sz.batch, device)},
                         sz.repeats, device, max(sz.number, 10))
         speedup = statistics.median(t["baseline"]) / statistics.median(t["ours"])
         rows.append(comparison(f"{kind} mask, batch (B={sz.batch}, N={n})", t["ours"], t["baseline"], ">= 10x",
@@ -106,8 +107,8 @@ def bench_draw(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     for label, scale in (("N(0, 1) logits", 1.0), ("peaked, N(0, 10^2) logits", 10.0)):
         logits = (torch.randn(sz.batch, n, generator=g) * scale).to(device)
         log_probs, probs = torch.log_softmax(logits, -1), torch.softmax(logits, -1)
-        t = interleaved({"ours": lambda: gumbel_topk(log_probs, k),
-                         "baseline": lambda: torch.multinomial(probs, k, replacement=False)},
+        t = interleaved({"ours": partial(gumbel_topk, log_probs, k),
+                         "baseline": partial(torch.multinomial, probs, k, replacement=False)},
                         sz.repeats, device, max(sz.number, 10))
         ratio = statistics.median(t["ours"]) / statistics.median(t["baseline"])
         rows.append(comparison(f"draw {k} of {n}, B={sz.batch}, {label}", t["ours"], t["baseline"],

@@ -284,7 +284,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         frames = pixel_values.float()
         if cfg.num_channels == 3:  # Python scalars: no host-to-device copy
             frames = torch.stack([frames[:, :, c] * s + m for c, (m, s) in
-                                  enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD))], dim=2)
+                                  enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, strict=True))], dim=2)
         elif not cfg.norm_pix_loss:
             raise ValueError("norm_pix_loss=False needs 3-channel (ImageNet-normalised) pixel_values")
         if cfg.norm_pix_loss:

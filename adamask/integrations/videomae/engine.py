@@ -42,7 +42,7 @@ class _Meters:
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
         t = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64, device=device)
         dist.all_reduce(t)
-        for k, (s, c) in zip(keys, t.tolist()):
+        for k, (s, c) in zip(keys, t.tolist(), strict=True):
             self.sums[k], self.counts[k] = s, int(c)
 
     def averages(self) -> Dict[str, float]:
