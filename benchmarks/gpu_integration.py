@@ -171,9 +171,9 @@ def section_hf(plan: Plan) -> Dict[str, Any]:
     return {"config": plan.hf_size, "batch": plan.hf_batch, "precision": prec, "loss_adamask": ours.item(),
             "loss_stock": theirs.item(), "loss_rel_diff": rel, "tolerance": tol, "sync": region,
             "step_ms": {k: stats(v) for k, v in times.items()}, "sampler_grad_finite_nonzero": finite,
-            "lines": [f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same mask "
-                      f"{ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in the "
-                      f"sampled forward {adamask_syncs}, transformers' own "
+            "lines": [f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same "
+                      f"mask {ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in "
+                      f"the sampled forward {adamask_syncs}, transformers' own "
                       f"{sum(f['count'] for f in region['others'])}; step ms adaptive "
                       f"{stats(times['adaptive'])['median']:.4g}, stock (0.9 random mask) "
                       f"{stats(times['stock, 0.9 random mask'])['median']:.4g}; sampler gradient finite and "

@@ -152,7 +152,8 @@ def draw_failure_cases(sz: Sizes, device: torch.device, n: int, k: int, g: torch
     fo = _overlap(ours, best)
     rows.append({"name": f"draw {k} of {n}, B={sz.batch}, scores N(0, 100^2): {nonzero.mean().item():.1f} nonzero "
                          f"float32 probabilities per row on average (max {int(nonzero.max().item())})",
-                 "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most probable",
+                 "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most "
+                                "probable",
                  "gumbel_topk": f"{fo:.0%} of the draw among the {k} most probable (log-space keys)",
                  "multinomial_top_fraction": fm, "gumbel_top_fraction": fo,
                  "target": "no failure where multinomial fails",

@@ -142,8 +142,10 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
     ref = rows[0]
     for r in rows:
         r["time_vs_tube"] = r["time_ms"]["median"] / ref["time_ms"]["median"]
-        r["step_peak_vs_tube"] = r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0 else float("nan")
-        r["total_peak_vs_tube"] = r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0 else float("nan")
+        r["step_peak_vs_tube"] = (r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0
+                                  else float("nan"))
+        r["total_peak_vs_tube"] = (r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0
+                                   else float("nan"))
         r["gflops_vs_tube"] = r["gflops"] / ref["gflops"]
         r["activation_vs_tube"] = r["activation_mb"] / ref["activation_mb"]
     model_desc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
@@ -168,5 +170,6 @@ def train_targets(train: Dict[str, Any], smoke: bool) -> List[Dict[str, Any]]:
         {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step time <= 0.90x tube-0.90",
          "value": cheapest["time_vs_tube"], "target": "<= 0.90x", "met": judge(cheapest["time_vs_tube"] <= 0.90)},
         {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step peak memory <= tube-0.90",
-         "value": cheapest["step_peak_vs_tube"], "target": "<= 1.00x", "met": judge(cheapest["step_peak_vs_tube"] <= 1.0)},
+         "value": cheapest["step_peak_vs_tube"], "target": "<= 1.00x",
+         "met": judge(cheapest["step_peak_vs_tube"] <= 1.0)},
     ]
