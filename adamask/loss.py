@@ -72,8 +72,8 @@ def masked_errors(probs: Tensor, mask: Tensor, token_error: Tensor) -> Tensor:
     _check_counts_on_device(mask, token_error)
     err = token_error.detach().float()
     if err.shape[1] != probs.shape[1]:
-        err = scatter_masked(err, mask)
-    return torch.where(mask, err, err.new_zeros(()))
+        return scatter_masked(err, mask)  # zero where visible
+    return torch.where(mask, err, 0.0)
 
 
 def _check_inputs(probs: Tensor, mask: Tensor, token_error: Tensor) -> None:
@@ -104,13 +104,13 @@ def _baseline(values: Tensor, weights: Tensor, baseline: Optional[str]) -> Tenso
     """The baseline to subtract from ``values`` (B, L) with 0/1 ``weights`` (B, L): 0, the batch mean,
     or per sample the mean over the other samples (leave-one-out; 0 for a batch of one)."""
     if baseline is None:
-        return values.new_zeros(())
+        return torch.zeros((), dtype=values.dtype, device=values.device)
     total, count = (values * weights).sum(), weights.sum()
     if baseline == "mean":
         return total / count.clamp_min(1.0)
     own, own_count = (values * weights).sum(1, keepdim=True), weights.sum(1, keepdim=True)
     others = (count - own_count)
-    return torch.where(others > 0, (total - own) / others.clamp_min(1.0), values.new_zeros(()))
+    return torch.where(others > 0, (total - own) / others.clamp_min(1.0), 0.0)
 
 
 def entropy(probs: Tensor) -> Tensor:
@@ -145,20 +145,23 @@ def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator
     check_choice(estimator, ESTIMATORS, "estimator")
     check_choice(baseline, BASELINES, "baseline")
     err = masked_errors(probs, mask, token_error)  # selected, not multiplied: inf/NaN at visible entries vanish
-    maskf = mask.float()
-    n_masked = maskf.sum(1).clamp_min(1.0)
+    b, n = probs.shape
+    n_m = token_error.shape[1]
+    # a (B, N_m) token_error means every row masks N_m tokens (checked on the device): a constant count
+    n_masked = mask.sum(1).clamp_min(1).float() if n_m == n else None
 
     if estimator == "paper":
-        err = torch.where(mask, err - _baseline(err, maskf, baseline), err.new_zeros(()))
-        log_p = torch.log(probs.float().clamp_min(_TINY))
-        loss = -((log_p * err).sum(1) / n_masked).mean()
+        if baseline is not None:
+            err = torch.where(mask, err - _baseline(err, mask.float(), baseline), 0.0)
+        per_token = torch.log(probs.float().clamp_min(_TINY)) * err
+        loss = -(per_token.sum(1) / n_masked).mean() if n_masked is not None else per_token.sum() * (-1.0 / (b * n_m))
     else:
         if draw_order is None:
             raise ValueError("estimator='plackett_luce' needs draw_order (Masking.draw_order)")
         if not isinstance(draw_order, Tensor) or draw_order.dim() != 2 or draw_order.shape[0] != probs.shape[0]:
             raise ValueError(f"draw_order must have shape (B, N_v) with B={probs.shape[0]}, got "
                              f"{tuple(getattr(draw_order, 'shape', ()))}")
-        reward = (err.sum(1) / n_masked)[:, None]
+        reward = (err.sum(1) / (n_masked if n_masked is not None else n_m))[:, None]
         reward = (reward - _baseline(reward, torch.ones_like(reward), baseline))[:, 0]
         loss = -(plackett_luce_log_prob(probs, draw_order).float() * reward).mean()
     if entropy_weight:

@@ -48,6 +48,7 @@ __all__ = [
     "strategy_info",
     "is_learned",
     "learned_loss",
+    "masking_from_draw",
     "masking_from_mask",
     "check_masking",
     "set_validation",
@@ -138,10 +139,35 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
     assert_on_device((masked_rank[:, -1] == n - num_visible).all() if n else torch.ones((), dtype=torch.bool),
                      f"masking_from_mask: every row of mask must mask exactly N - num_visible = {n - num_visible} "
                      f"of its {n} tokens (num_visible={num_visible})")
+    order = _visible_first_order(mask, num_visible, masked_rank)
+    return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
+
+
+def masking_from_draw(draw: Tensor, num_tokens: int, probs: Optional[Tensor] = None,
+                      draw_order: Optional[Tensor] = None) -> Masking:
+    """Build a `Masking` from ``draw`` (B, N_v) int64: N_v *distinct* visible token indices per row, in
+    any order (what ``topk(...).indices`` and `gumbel_topk` return), over ``num_tokens`` tokens.
+
+    The counts are exact by construction, so unlike `masking_from_mask` nothing is checked on the
+    device; indices repeated within a row are a caller's error. Used by the built-in strategies."""
+    b, num_visible = draw.shape
+    mask = torch.ones(b, num_tokens, dtype=torch.bool, device=draw.device).scatter_(1, draw, False)
+    order = _visible_first_order(mask, num_visible)
+    return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
+
+
+def _visible_first_order(mask: Tensor, num_visible: int, masked_rank: Optional[Tensor] = None) -> Tensor:
+    """(B, N) bool mask with N - num_visible True per row -> (B, N) int64 token indices: the visible
+    ones ascending, then the masked ones ascending. On CUDA one stable sort (fewest kernel launches);
+    elsewhere a counting sort (cumsum + scatter, O(N), about 3x faster than the sort on CPU)."""
+    if mask.device.type == "cuda":
+        return torch.argsort(mask.view(torch.uint8), dim=1, stable=True)
+    b, n = mask.shape
+    if masked_rank is None:
+        masked_rank = mask.cumsum(1)
     pos = torch.arange(n, device=mask.device)
     target = torch.where(mask, masked_rank + (num_visible - 1), pos - masked_rank).clamp_(0, max(n - 1, 0))
-    order = torch.zeros_like(target).scatter_(1, target, pos.expand(b, n))
-    return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
+    return torch.zeros_like(target).scatter_(1, target, pos.expand(b, n))
 
 
 def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_draw, register_masking
 from .sampler import gumbel_topk
 from .validation import check_choice, check_real, check_tokens, check_tubelet, checked_visible_count
 
@@ -96,8 +96,7 @@ class _ScoredMasking(MaskingStrategy):
             log_probs = torch.log_softmax(z / self.temperature, dim=1)
             draw = gumbel_topk(log_probs, self.num_visible, generator)
             probs = log_probs.exp()
-        mask = torch.ones_like(z, dtype=torch.bool).scatter_(1, draw, False)
-        return masking_from_mask(mask, self.num_visible, probs=probs, draw_order=draw)
+        return masking_from_draw(draw, z.shape[1], probs=probs, draw_order=draw)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, temperature={self.temperature:g}, first_slice={self.first_slice!r}"

@@ -10,7 +10,7 @@ import torch.utils.checkpoint
 from einops import reduce, repeat
 from torch import Tensor, nn
 
-from .masking import LearnedMaskingStrategy, Masking, masking_from_mask, register_masking
+from .masking import LearnedMaskingStrategy, Masking, masking_from_draw, register_masking
 from .validation import (
     check_bool,
     check_choice,
@@ -211,8 +211,7 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             draw = log_probs.topk(self.num_visible, dim=-1, sorted=True).indices
         else:
             draw = gumbel_topk(log_probs, self.num_visible, generator)
-        mask = torch.ones_like(log_probs, dtype=torch.bool).scatter_(1, draw, False)
-        return masking_from_mask(mask, self.num_visible, probs=log_probs.exp(), draw_order=draw)
+        return masking_from_draw(draw, self.num_tokens, probs=log_probs.exp(), draw_order=draw)
 
     def extra_repr(self) -> str:
         return (f"num_tokens={self.num_tokens}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}, "

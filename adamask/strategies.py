@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_draw, register_masking
 from .validation import check_batch_size, check_counts, checked_visible_count, masked_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
@@ -34,7 +34,7 @@ def _repeated_masking(unit_mask: Tensor, num_visible_units: int, repeats: int, o
     outer=False: token = u * repeats + r (frame: every token of a masked slice).
     """
     b, length = unit_mask.shape
-    order = torch.argsort(unit_mask.to(torch.uint8), dim=1, stable=True)  # (B, L): visible then masked
+    order = torch.argsort(unit_mask.view(torch.uint8), dim=1, stable=True)  # (B, L): visible then masked
     r = torch.arange(repeats, device=unit_mask.device)
     if outer:
         idx = r[None, :, None] * length + order[:, None, :]  # (B, R, L)
@@ -68,7 +68,7 @@ class RandomMasking(MaskingStrategy):
 
     def sample(self, batch_size: int, device: Device = None, generator: Optional[torch.Generator] = None) -> Masking:
         noise = _noise(batch_size, self.num_tokens, device, generator)
-        return masking_from_mask(lowest_k_mask(noise, self.num_masked), self.num_visible)
+        return masking_from_draw(noise.topk(self.num_visible, dim=1, sorted=False).indices, self.num_tokens)
 
 
 @register_masking("tube")

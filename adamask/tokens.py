@@ -95,4 +95,4 @@ def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
 def scatter_masked(values: Tensor, mask: Tensor) -> Tensor:
     """values (B, N_m) for the masked tokens in ascending order -> (B, N), zero where visible."""
     rank = (mask.cumsum(1) - 1).clamp_(0, values.shape[1] - 1)  # j-th masked token <- values[:, j]
-    return torch.where(mask, values.gather(1, rank), values.new_zeros(()))
+    return torch.where(mask, values.gather(1, rank), 0.0)

@@ -1,8 +1,10 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import adamask
-from adamask.masking import Masking, MaskingStrategy, masking_from_mask
+from adamask.masking import Masking, MaskingStrategy, check_masking, masking_from_draw, masking_from_mask
 
 
 def test_builtin_names_listed():
@@ -238,3 +240,20 @@ def test_validation_modes():
             set_validation("sometimes")
     finally:
         set_validation("first")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 70), st.data())
+def test_masking_from_draw_matches_masking_from_mask(batch, n, data):
+    num_visible = data.draw(st.integers(0, n))
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
+    draw = torch.rand(batch, n, generator=g).topk(num_visible, dim=1, sorted=False).indices
+    got = masking_from_draw(draw, n)
+    mask = torch.ones(batch, n, dtype=torch.bool).scatter_(1, draw, False)
+    want = masking_from_mask(mask, num_visible)
+    assert torch.equal(got.mask, mask)
+    assert torch.equal(got.visible_idx, want.visible_idx) and torch.equal(got.masked_idx, want.masked_idx)
+    check_masking(got, n)
+    # the CUDA path (one stable sort of the mask) orders tokens exactly like the CPU counting sort
+    order = torch.argsort(mask.view(torch.uint8), dim=1, stable=True)
+    assert torch.equal(order[:, :num_visible], want.visible_idx) and torch.equal(order[:, num_visible:], want.masked_idx)
