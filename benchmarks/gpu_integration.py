@@ -121,8 +121,10 @@ def hf_model(size: str, batch: int, device: torch.device, with_stock: bool = Fal
     from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining
 
     torch.manual_seed(0)
-    model = AdaptiveVideoMAEForPreTraining(hf_config(size)).to(device)
-    stock = None
+    # Any: transformers declares PreTrainedModel.to through functools.wraps, which mypy cannot call on an instance
+    model: Any = AdaptiveVideoMAEForPreTraining(hf_config(size))
+    model = model.to(device)
+    stock: Any = None
     if with_stock:
         stock = VideoMAEForPreTraining(model.config)
         stock.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("mask_sampler.")})
@@ -169,9 +171,9 @@ def section_hf(plan: Plan) -> Dict[str, Any]:
     return {"config": plan.hf_size, "batch": plan.hf_batch, "precision": prec, "loss_adamask": ours.item(),
             "loss_stock": theirs.item(), "loss_rel_diff": rel, "tolerance": tol, "sync": region,
             "step_ms": {k: stats(v) for k, v in times.items()}, "sampler_grad_finite_nonzero": finite,
-            "lines": [f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same mask "
-                      f"{ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in the "
-                      f"sampled forward {adamask_syncs}, transformers' own "
+            "lines": [f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same "
+                      f"mask {ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in "
+                      f"the sampled forward {adamask_syncs}, transformers' own "
                       f"{sum(f['count'] for f in region['others'])}; step ms adaptive "
                       f"{stats(times['adaptive'])['median']:.4g}, stock (0.9 random mask) "
                       f"{stats(times['stock, 0.9 random mask'])['median']:.4g}; sampler gradient finite and "

@@ -7,13 +7,22 @@ whenever the value was not measured)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import torch
 
-from adamask import (AdaptiveTokenSampler, LossSettings, create_masking, learned_loss, list_maskings, sampling_loss,
-                     strategy_info)
+from adamask import (
+    AdaptiveTokenSampler,
+    LossSettings,
+    MaskingStrategy,
+    create_masking,
+    learned_loss,
+    list_maskings,
+    sampling_loss,
+    strategy_info,
+)
 from adamask.mae import MAE_CONFIGS
 from gpu_sync import check_region, describe
 from micro import bench_loss, bench_masks
@@ -100,7 +109,7 @@ def _strategy_input(strategy: Any, plan: Plan) -> torch.Tensor:
 
 
 def _strategy_region(name: str, plan: Plan) -> Dict[str, Any]:
-    s = create_masking(name, grid=plan.sync_grid, embed_dim=plan.sync_dim).to(plan.device)
+    s = cast(MaskingStrategy, create_masking(name, grid=plan.sync_grid, embed_dim=plan.sync_dim)).to(plan.device)
     x = _strategy_input(s, plan)
     phases: List[Tuple[str, Callable[[Any], Any]]] = [("forward", lambda _: s(x))]
     if strategy_info(name).learned:
@@ -155,10 +164,11 @@ def _guarded(label: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
 
 def section_sync(plan: Plan) -> Dict[str, Any]:
     names = list_maskings()
-    jobs = [(f"strategy {n}", lambda n=n: _strategy_region(n, plan)) for n in names]
-    jobs.append(("sampler", lambda: _sampler_region(plan)))
-    jobs += [(f"MAE {n}", lambda n=n: _mae_region(n, plan)) for n in names if strategy_info(n).needs != "video"]
-    jobs.append(("HF forward", lambda: _hf_region(plan)))
+    jobs: List[Tuple[str, Callable[[], Dict[str, Any]]]] = [
+        (f"strategy {n}", partial(_strategy_region, n, plan)) for n in names]
+    jobs.append(("sampler", partial(_sampler_region, plan)))
+    jobs += [(f"MAE {n}", partial(_mae_region, n, plan)) for n in names if strategy_info(n).needs != "video"]
+    jobs.append(("HF forward", partial(_hf_region, plan)))
     regions = [_guarded(label, fn) for label, fn in jobs]
     ours = sum(f["count"] for r in regions for f in r["ours"])
     others = sum(f["count"] for r in regions for f in r["others"])
@@ -181,6 +191,11 @@ def section_sync(plan: Plan) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # 2-3. mask generation and sampling loss (the rows of benchmarks/micro.py, judged here)
 
+def _verdict(met: Optional[bool], value: float) -> bool:
+    """The ``ok`` of a row judged where it was measured: its ``met`` (None counts as not met)."""
+    return met if met is not None else False
+
+
 def _micro_section(rows: List[Dict[str, Any]], plan: Plan) -> Dict[str, Any]:
     lines = ["| comparison | adamask ms (median) | baseline ms (median) | speedup | target |", "|---|---|---|---|---|"]
     targets = []
@@ -188,8 +203,7 @@ def _micro_section(rows: List[Dict[str, Any]], plan: Plan) -> Dict[str, Any]:
         lines.append(f"| {r['name']} vs {r['baseline']} | {r['ours_ms']['median']:.4g} | "
                      f"{r['baseline_ms']['median']:.4g} | {r['speedup']:.1f}x | {r['target']} |")
         if r["target"]:
-            targets.append(target(r["name"], r["speedup"], r["target"],
-                                  lambda v, r=r: r["met"] if r["met"] is not None else False, plan,
+            targets.append(target(r["name"], r["speedup"], r["target"], partial(_verdict, r["met"]), plan,
                                   shown=f"{r['speedup']:.1f}x"))
     timer = "CUDA events" if plan.device.type == "cuda" else "perf_counter"
     lines.append(f"(interleaved repeats, {timer}; {plan.micro.repeats} samples each)")

@@ -119,6 +119,7 @@ class SyncRecorder:
         warnings.showwarning = self._on_warning
 
     def release_warnings(self, *exc: Any) -> None:
+        assert self._warnings is not None, "catch_warnings() first"
         self._warnings.__exit__(*(exc or (None, None, None)))
 
     def __enter__(self) -> "SyncRecorder":
@@ -140,6 +141,7 @@ class SyncRecorder:
             torch.cuda.synchronize(self.device)
             self.release_warnings(*exc)
         else:
+            assert self._mode is not None, "entered on the CPU"
             self._mode.__exit__(*exc)
             for owner, name, original in reversed(self._undo):
                 setattr(owner, name, original)

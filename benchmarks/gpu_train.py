@@ -56,12 +56,14 @@ def paper_costs(configs: List[Config], batch: int) -> Dict[str, Dict[str, float]
 def _measure(plan: Plan, configs: List[Config]) -> Dict[str, Dict[str, Any]]:
     """Step times (interleaved) and, on CUDA, the step's peak and the model's resident bytes."""
     cfg, dev = MAE_CONFIGS[plan.train_size], plan.device
-    steps, resident, models = {}, {}, []
+    steps, models = {}, []
+    resident: Dict[str, int] = {}  # CUDA only
     for label, masking, ratio, opts in configs:
         base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
         model, steps[label] = build_step(cfg, masking, ratio, opts, plan.train_batch, dev, autocast=plan.autocast)
         steps[label]()  # gradients and optimiser state exist from here on
-        resident[label] = (torch.cuda.memory_allocated(dev) - base) if dev.type == "cuda" else None
+        if dev.type == "cuda":
+            resident[label] = torch.cuda.memory_allocated(dev) - base
         models.append(model)
     times = interleaved(steps, plan.train_repeats, dev, warmup=1)
     out = {}
@@ -128,22 +130,23 @@ def _lines(plan: Plan, rows: List[Dict[str, Any]], peak: Optional[float]) -> Lis
              "saved act. MB | vs tube | MFU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['time_ms']['median']:.4g} | {_fmt(r['time_vs_tube'])} | "
-                     f"{_fmt(r['peak_mb'], '.0f', '')} | {_fmt(r['peak_vs_tube'])} | {_fmt(r['step_peak_mb'], '.0f', '')} | "
+                     f"{_fmt(r['peak_mb'], '.0f', '')} | {_fmt(r['peak_vs_tube'])} | "
+                     f"{_fmt(r['step_peak_mb'], '.0f', '')} | "
                      f"{r['paper_scale_gflops']:.0f} | {r['gflops_vs_tube']:.2f}x | "
                      f"{r['paper_scale_activation_mb']:.0f} | {r['activation_vs_tube']:.2f}x | "
                      f"{_fmt(r['mfu'], '.1%', '')} |")
     paper = PAPER_MEMORY["adaptive 0.95"] / PAPER_MEMORY["tube 0.90"]
     block = next(r for r in rows if r["config"] == "adaptive 0.95, paper block")
-    lines.append(f"paper (Table 1a, whole-process GPU memory, their code): adaptive 0.95 {PAPER_MEMORY['adaptive 0.95']} "
-                 f"GB vs tube 0.90 {PAPER_MEMORY['tube 0.90']} GB = {paper:.2f}x; here the paper block's peak is "
-                 f"{_fmt(block['peak_vs_tube'])} tube's")
+    lines.append(f"paper (Table 1a, whole-process GPU memory, their code): adaptive 0.95 "
+                 f"{PAPER_MEMORY['adaptive 0.95']} GB vs tube 0.90 {PAPER_MEMORY['tube 0.90']} GB = {paper:.2f}x; here "
+                 f"the paper block's peak is {_fmt(block['peak_vs_tube'])} tube's")
     return lines
 
 
 def section_train(plan: Plan) -> Dict[str, Any]:
     configs = check_configs(MAE_CONFIGS[plan.train_size]["embed_dim"])
     paper_configs = check_configs(MAE_CONFIGS["base"]["embed_dim"])
-    costs = dict(zip([c[0] for c in configs], paper_costs(paper_configs, PAPER_BATCH).values()))
+    costs = dict(zip([c[0] for c in configs], paper_costs(paper_configs, PAPER_BATCH).values(), strict=True))
     measured = _measure(plan, configs)
     name = torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else ""
     peak = peak_bf16_flops(name)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Dict, List, Optional, Tuple
+from functools import partial
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import torch
 from torch import Tensor
 
-from adamask import create_masking, gumbel_topk, sampling_loss
-from baselines import (NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks,
-                       loss_per_sample_loop)
+from adamask import MaskingStrategy, create_masking, gumbel_topk, sampling_loss
+from baselines import NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks, loss_per_sample_loop
 from timing import Sizes, comparison, interleaved, sync
 
 
@@ -80,13 +80,13 @@ def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     rows = []
     n = math.prod(sz.grid)
     for kind, gen_cls in (("random", NumpyRandomMask), ("tube", NumpyTubeMask), ("frame", NumpyFrameMask)):
-        strategy = create_masking(kind, grid=sz.grid, mask_ratio=0.9)
+        strategy = cast(MaskingStrategy, create_masking(kind, grid=sz.grid, mask_ratio=0.9))
         gen = gen_cls(sz.grid, 0.9)
         ours_mask = strategy.sample(sz.batch, device).mask
         base_mask = collate_numpy_masks(gen, sz.batch, device)
         same_counts = bool((ours_mask.sum(1) == base_mask.sum(1)).all())
-        t = interleaved({"ours": lambda: strategy.sample(sz.batch, device),
-                         "baseline": lambda: collate_numpy_masks(gen, sz.batch, device)},
+        t = interleaved({"ours": partial(strategy.sample, sz.batch, device),
+                         "baseline": partial(collate_numpy_masks, gen, sz.batch, device)},
                         sz.repeats, device, max(sz.number, 10))
         speedup = statistics.median(t["baseline"]) / statistics.median(t["ours"])
         rows.append(comparison(f"{kind} mask, batch (B={sz.batch}, N={n})", t["ours"], t["baseline"], ">= 10x",
@@ -107,8 +107,8 @@ def bench_draw(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     for label, scale in (("N(0, 1) logits", 1.0), ("peaked, N(0, 10^2) logits", 10.0)):
         logits = (torch.randn(sz.batch, n, generator=g) * scale).to(device)
         log_probs, probs = torch.log_softmax(logits, -1), torch.softmax(logits, -1)
-        t = interleaved({"ours": lambda: gumbel_topk(log_probs, k),
-                         "baseline": lambda: torch.multinomial(probs, k, replacement=False)},
+        t = interleaved({"ours": partial(gumbel_topk, log_probs, k),
+                         "baseline": partial(torch.multinomial, probs, k, replacement=False)},
                         sz.repeats, device, max(sz.number, 10))
         ratio = statistics.median(t["ours"]) / statistics.median(t["baseline"])
         rows.append(comparison(f"draw {k} of {n}, B={sz.batch}, {label}", t["ours"], t["baseline"],
@@ -152,7 +152,8 @@ def draw_failure_cases(sz: Sizes, device: torch.device, n: int, k: int, g: torch
     fo = _overlap(ours, best)
     rows.append({"name": f"draw {k} of {n}, B={sz.batch}, scores N(0, 100^2): {nonzero.mean().item():.1f} nonzero "
                          f"float32 probabilities per row on average (max {int(nonzero.max().item())})",
-                 "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most probable",
+                 "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most "
+                                "probable",
                  "gumbel_topk": f"{fo:.0%} of the draw among the {k} most probable (log-space keys)",
                  "multinomial_top_fraction": fm, "gumbel_top_fraction": fo,
                  "target": "no failure where multinomial fails",

@@ -9,7 +9,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, cast
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -17,7 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from adamask import sampling_loss  # noqa: E402
+from adamask import AdaptiveTokenSampler, Masking, MaskingStrategy, sampling_loss  # noqa: E402
+from adamask.mae import MaskedVideoAutoencoder  # noqa: E402
 from timing import FULL, interleaved  # noqa: E402
 from train_step import build_step, train_configs  # noqa: E402
 
@@ -27,18 +28,20 @@ def component_steps(batch: int, device: torch.device) -> Dict[str, Callable[[], 
     cfg = FULL.train_model
     tube, tube_step = build_step(cfg, "tube", 0.9, None, batch, device)
     ada, ada_step = build_step(cfg, "adaptive", 0.95, {}, batch, device)
+    tube_sampler = cast(MaskingStrategy, tube.mask_sampler)
+    ada_sampler = cast(AdaptiveTokenSampler, ada.mask_sampler)
     video = torch.randn(batch, *ada.input_shape, device=device)
     tokens = ada.tokenize(video).detach()
-    masks = {"tube": tube.mask_sampler.sample(batch, device), "adaptive": ada.mask_sampler(tokens)}
+    masks: Dict[str, Masking] = {"tube": tube_sampler.sample(batch, device), "adaptive": ada_sampler(tokens)}
 
     def sampler() -> None:
-        m = ada.mask_sampler(tokens)
+        m = ada_sampler(tokens)
         sampling_loss(m.probs, m.mask, torch.rand(batch, m.num_masked, device=device)).backward()
 
-    def encoder(model, masking) -> Callable[[], None]:
+    def encoder(model: MaskedVideoAutoencoder, masking: Masking) -> Callable[[], None]:
         return lambda: model.encode(tokens, masking.visible_idx).sum().backward()
 
-    def decoder(model, masking) -> Callable[[], None]:
+    def decoder(model: MaskedVideoAutoencoder, masking: Masking) -> Callable[[], None]:
         latent = torch.randn(batch, masking.num_visible, cfg["embed_dim"], device=device, requires_grad=True)
         return lambda: model.decode(latent, masking).sum().backward()
 

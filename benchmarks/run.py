@@ -114,7 +114,7 @@ def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
     micro = bench_loss(sz, device) + bench_masks(sz, device) + bench_draw(sz, device)
     train = bench_train(sz, device)
     paper = paper_scale_table(sz.paper_size, **sz.paper_overrides)
-    res = {
+    res: Dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "mode": "smoke" if smoke else "full",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -28,7 +28,7 @@ def train_configs(embed_dim: int) -> List[Tuple[str, str, float, Optional[Dict[s
     return sorted(configs, key=lambda c: c[0] != "tube 0.90")
 
 
-def step_fn(module: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor,
+def step_fn(module: Callable[[torch.Tensor], Any], opt: torch.optim.Optimizer, video: torch.Tensor,
             autocast: Optional[torch.dtype] = None) -> Callable[[], None]:
     """One training step of ``module`` (the model or its ``torch.compile``d form): zero_grad, forward
     (under ``torch.autocast(video.device.type, autocast)`` when ``autocast`` is a dtype), backward, ``opt.step()``."""
@@ -129,7 +129,7 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
         models[label], steps[label] = build_step(cfg, masking, ratio, opts, sz.train_batch, device)
     times = interleaved(steps, sz.train_repeats, device, warmup=1)
     del steps, models
-    rows = []
+    rows: List[Dict[str, Any]] = []
     for label, masking, ratio, opts in configs:
         spec = {"model": cfg, "masking": masking, "ratio": ratio, "opts": opts, "batch": sz.train_batch,
                 "threads": torch.get_num_threads()}
@@ -142,8 +142,10 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
     ref = rows[0]
     for r in rows:
         r["time_vs_tube"] = r["time_ms"]["median"] / ref["time_ms"]["median"]
-        r["step_peak_vs_tube"] = r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0 else float("nan")
-        r["total_peak_vs_tube"] = r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0 else float("nan")
+        r["step_peak_vs_tube"] = (r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0
+                                  else float("nan"))
+        r["total_peak_vs_tube"] = (r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0
+                                   else float("nan"))
         r["gflops_vs_tube"] = r["gflops"] / ref["gflops"]
         r["activation_vs_tube"] = r["activation_mb"] / ref["activation_mb"]
     model_desc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
@@ -168,5 +170,6 @@ def train_targets(train: Dict[str, Any], smoke: bool) -> List[Dict[str, Any]]:
         {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step time <= 0.90x tube-0.90",
          "value": cheapest["time_vs_tube"], "target": "<= 0.90x", "met": judge(cheapest["time_vs_tube"] <= 0.90)},
         {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step peak memory <= tube-0.90",
-         "value": cheapest["step_peak_vs_tube"], "target": "<= 1.00x", "met": judge(cheapest["step_peak_vs_tube"] <= 1.0)},
+         "value": cheapest["step_peak_vs_tube"], "target": "<= 1.00x",
+         "met": judge(cheapest["step_peak_vs_tube"] <= 1.0)},
     ]

@@ -6,7 +6,7 @@ shims); import from there.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 from torch import nn
 
@@ -54,4 +54,4 @@ def attach_sampler(model: nn.Module, sampler: nn.Module, sampling_weight: float)
     """Register ``sampler`` as ``model.mask_sampler`` and store lambda as ``model.sampling_weight``."""
     weight = check_sampling_weight(sampling_weight)
     attach_strategy(model, sampler)
-    model.sampling_weight = weight
+    cast(Any, model).sampling_weight = weight  # a plain attribute nn.Module does not declare

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Type, cast
 
 import torch
 from torch import Tensor, nn
@@ -208,14 +208,21 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     for _ in range(8):
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
-        else:
+            continue
+        compiled = getattr(model, "_orig_mod", None)
+        if not isinstance(compiled, nn.Module):
             return model
+        model = compiled
     return model
 
 
-class AdaptedModel:
+if TYPE_CHECKING:  # the mixins below are only ever mixed into an nn.Module subclass (`adaptive_subclass`)
+    _ModelBase = nn.Module
+else:
+    _ModelBase = object
+
+
+class AdaptedModel(_ModelBase):
     """Mixed into a wrapped model's class (before its own class): the loss settings and weight decay.
 
     ``model.loss_settings`` (`adamask.LossSettings`) holds lambda, the estimator and the baseline;
@@ -260,9 +267,9 @@ def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> typ
     return _SUBCLASSES[key]
 
 
-def adapt_model(model: nn.Module, mixin: type, namespace: Dict[str, Any], *, grid: Grid, embed_dim: int,
-                device: torch.device, strategy: str, mask_ratio: Optional[float], settings: LossSettings,
-                sampler: Optional[nn.Module] = None, **options: Any) -> nn.Module:
+def adapt_model(model: nn.Module, mixin: Type[AdaptedModel], namespace: Dict[str, Any], *, grid: Grid,
+                embed_dim: int, device: torch.device, strategy: str, mask_ratio: Optional[float],
+                settings: LossSettings, sampler: Optional[nn.Module] = None, **options: Any) -> nn.Module:
     """The shared body of ``wrap``: build (or check a ready ``sampler``), attach on ``device``, swap
     the class for ``Adaptive<Class>(mixin, Class)`` and store ``settings``. Returns the model."""
     if sampler is None:
@@ -271,5 +278,6 @@ def adapt_model(model: nn.Module, mixin: type, namespace: Dict[str, Any], *, gri
         check_strategy_fits(sampler, grid, embed_dim)
     attach_strategy(model, sampler.to(device))
     model.__class__ = adaptive_subclass(mixin, type(model), namespace)
-    model.loss_settings = settings
-    return model
+    adapted = cast(AdaptedModel, model)
+    adapted.loss_settings = settings
+    return adapted

@@ -33,6 +33,12 @@ def _importable(name: str) -> bool:
         return False
 
 
+def _install(owner: Any, name: str, value: Any) -> None:
+    """Set ``owner.name`` (an attribute the owner's type does not declare: a module's new member, a
+    function's marker)."""
+    setattr(owner, name, value)
+
+
 def _disp(mesg: Any, device: Any = None, linefeed: bool = True) -> None:
     out = sys.stdout if device is None else device
     out.write(f"{mesg}\n" if linefeed else f"{mesg}")
@@ -121,7 +127,7 @@ def _numpy_function_base() -> List[str]:
         return []
     mod = _module("numpy.lib.function_base", disp=_disp)
     sys.modules["numpy.lib.function_base"] = mod
-    setattr(np_lib, "function_base", mod)
+    _install(np_lib, "function_base", mod)
     return ["numpy.lib.function_base"]
 
 
@@ -133,10 +139,10 @@ def _timm_optimizers() -> List[str]:
         return []
     done = []
     if not hasattr(nadam, "Nadam") and hasattr(nadam, "NAdamLegacy"):
-        nadam.Nadam = nadam.NAdamLegacy
+        _install(nadam, "Nadam", nadam.NAdamLegacy)
         done.append("timm.optim.nadam.Nadam")
     if not hasattr(radam, "RAdam") and hasattr(radam, "RAdamLegacy"):
-        radam.RAdam = radam.RAdamLegacy
+        _install(radam, "RAdam", radam.RAdamLegacy)
         done.append("timm.optim.radam.RAdam")
     if not _importable("timm.optim.novograd"):
         sys.modules["timm.optim.novograd"] = _module(
@@ -152,7 +158,7 @@ def _torch_fb_zeus() -> List[str]:
     rdzv = _module("torch.fb.rendezvous", zeus=zeus)
     fb = _module("torch.fb", rendezvous=rdzv)
     for mod in (fb, rdzv, zeus):
-        mod.__path__ = []  # type: ignore[attr-defined]
+        _install(mod, "__path__", [])  # a package, so that its submodules import
         sys.modules[mod.__name__] = mod
     return ["torch.fb.rendezvous.zeus"]
 
@@ -161,7 +167,7 @@ def _torch_multi_tensor() -> List[str]:
     if _importable("torch.optim._multi_tensor"):  # no longer imported with torch.optim
         return []
     sys.modules["torch.optim._multi_tensor"] = _module("torch.optim._multi_tensor", AdamW=torch.optim.AdamW)
-    torch.optim._multi_tensor = sys.modules["torch.optim._multi_tensor"]  # type: ignore[attr-defined]
+    _install(torch.optim, "_multi_tensor", sys.modules["torch.optim._multi_tensor"])
     return ["torch.optim._multi_tensor"]
 
 
@@ -173,8 +179,8 @@ def _torchvision_video_reader() -> List[str]:
         importlib.import_module("av")
     except ImportError:
         return []
-    tv_io._probe_video_from_memory = _probe_video_from_memory
-    tv_io._read_video_from_memory = _read_video_from_memory
+    _install(tv_io, "_probe_video_from_memory", _probe_video_from_memory)
+    _install(tv_io, "_read_video_from_memory", _read_video_from_memory)
     return ["torchvision.io._read_video_from_memory"]
 
 
@@ -185,7 +191,7 @@ def _cuda_synchronize() -> List[str]:
     def synchronize(device: Any = None) -> None:
         return None
 
-    synchronize._adamask_noop = True  # type: ignore[attr-defined]
+    _install(synchronize, "_adamask_noop", True)
     torch.cuda.synchronize = synchronize
     return ["torch.cuda.synchronize"]
 
@@ -229,5 +235,5 @@ def timm_create_model_shim(original: Any, post: Any) -> Any:
             model = entry(pretrained=pretrained, **kw)
         return post(model, model_name, kwargs)
 
-    create_model._adamask_shim = True  # type: ignore[attr-defined]
+    _install(create_model, "_adamask_shim", True)
     return create_model

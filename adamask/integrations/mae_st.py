@@ -20,7 +20,7 @@ import importlib
 import os
 import runpy
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -70,9 +70,10 @@ def token_error(model: nn.Module, imgs: Tensor, pred: Tensor) -> Tensor:
     """Per-token squared error (B, N) float32 with mae_st's targets: ``pred_t_dim`` frames picked
     evenly, ``model.patchify``, and per-patch normalisation (unbiased var, +1e-6 inside the sqrt)
     if ``model.norm_pix_loss``."""
-    frames = torch.linspace(0, imgs.shape[2] - 1, model.pred_t_dim).long().to(imgs.device)
-    target = model.patchify(torch.index_select(imgs, 2, frames)).float()
-    if model.norm_pix_loss:
+    mae: Any = model  # mae_st's attributes, untyped
+    frames = torch.linspace(0, imgs.shape[2] - 1, mae.pred_t_dim).long().to(imgs.device)
+    target = mae.patchify(torch.index_select(imgs, 2, frames)).float()
+    if mae.norm_pix_loss:
         target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
     return (pred.float() - target).pow(2).mean(dim=-1)
 
@@ -80,13 +81,15 @@ def token_error(model: nn.Module, imgs: Tensor, pred: Tensor) -> Tensor:
 class _AdaptiveMAEST(AdaptedModel):
     """Mixed into the model's class by `wrap`; see `wrap`."""
 
+    patch_embed: Any  # the upstream model's patch embedding (its proj)
+
     def forward(self, imgs: Tensor, *args: Any, **kwargs: Any) -> Any:
         """Their forward, with ``imgs`` (B, C, T, H, W) checked first: float pixels of another dtype are
         cast to the patch embedding's, integer pixels and an empty batch refused by name."""
         imgs = model_pixels(imgs, "imgs", "(B, C, T, H, W)", self.patch_embed.proj.weight.dtype)
         return super().forward(imgs, *args, **kwargs)
 
-    def random_masking(self, x: Tensor, mask_ratio: float):
+    def random_masking(self, x: Tensor, mask_ratio: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """x (B, N, D) patch embeddings -> (x_masked, mask float 1 = removed, ids_restore, ids_keep)."""
         strategy = getattr(self, SAMPLER_NAME)
         keep = visible_count(x.shape[1], check_mask_ratio(mask_ratio))
@@ -136,8 +139,9 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = 
     check_bare_model(model)
     settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     grid = model_grid(model)
-    return adapt_model(model, _AdaptiveMAEST, globals(), grid=grid, embed_dim=int(model.patch_embed.proj.out_channels),
-                       device=model.patch_embed.proj.weight.device, strategy=strategy, mask_ratio=mask_ratio,
+    proj = cast(Any, model).patch_embed.proj  # upstream attributes, untyped
+    return adapt_model(model, _AdaptiveMAEST, globals(), grid=grid, embed_dim=int(proj.out_channels),
+                       device=proj.weight.device, strategy=strategy, mask_ratio=mask_ratio,
                        settings=settings, sampler=sampler, depth=depth, num_heads=num_heads, width=width,
                        **sampler_options)
 
@@ -149,7 +153,7 @@ patch = wrap  # the earlier name of `wrap`
 # launcher
 
 def _wrapped_constructor(fn: Callable[..., nn.Module], models: List[nn.Module], strategy: str,
-                         **options: Any) -> Callable:
+                         **options: Any) -> Callable[..., nn.Module]:
     @functools.wraps(fn)
     def build(*args: Any, **kwargs: Any) -> nn.Module:
         model = fn(*args, **kwargs)
@@ -172,7 +176,7 @@ def _swap_for_strategy(misc: Any, models_mae: Any, strategy: str, options: Dict[
     add_weight_decay = misc.add_weight_decay
 
     def add_weight_decay_with_sampler(model: nn.Module, weight_decay: float = 1e-5, skip_list: Any = (),
-                                      bias_wd: bool = False):
+                                      bias_wd: bool = False) -> Any:
         skip = set(skip_list) | set(getattr(model, "no_weight_decay", lambda: set())())
         return add_weight_decay(model, weight_decay, skip_list=tuple(sorted(skip)), bias_wd=bias_wd)
 
@@ -181,8 +185,9 @@ def _swap_for_strategy(misc: Any, models_mae: Any, strategy: str, options: Dict[
 
     def update_with_terms(self: Any, **kwargs: Any) -> None:
         # read after their own loss.item() of the same step: the values are already computed
-        if "loss" in kwargs and models and getattr(models[-1], "adamask_losses", None) is not None:
-            rec, ls = models[-1].adamask_losses.tolist()
+        losses = getattr(models[-1], "adamask_losses", None) if "loss" in kwargs and models else None
+        if losses is not None:
+            rec, ls = losses.tolist()
             kwargs.update(loss_rec=rec, loss_sampling=ls)
         update(self, **kwargs)
 

@@ -11,15 +11,14 @@ import json
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union, cast
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-
 from transformers import VideoMAEConfig, VideoMAEForPreTraining
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput
+from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput, VideoMAEPatchEmbeddings
 
 from ...loss import LossSettings
 from ...masking import Masking
@@ -139,7 +138,7 @@ def _checked_strategy_options(value: Any) -> Optional[Dict[str, Any]]:
     return dict(value)
 
 
-def _token_grid(patch_embeddings: torch.nn.Module, config: VideoMAEConfig) -> Tuple[int, int, int]:
+def _token_grid(patch_embeddings: VideoMAEPatchEmbeddings, config: VideoMAEConfig) -> Tuple[int, int, int]:
     """(T', H', W') from HF's VideoMAE patch embedding and its config."""
     pe = patch_embeddings
     grid = (config.num_frames // pe.tubelet_size, pe.image_size[0] // pe.patch_size[0],
@@ -187,6 +186,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     # The loss is a per-batch mean: Trainer must not pass num_items_in_batch to forward.
     accepts_loss_kwargs = False
+    mask_sampler: torch.nn.Module  # the masking strategy, a sub-module added by `_setup_adamask`
 
     def __init__(self, config: VideoMAEConfig, **adamask_options: Any) -> None:
         super().__init__(copy.deepcopy(config))
@@ -211,7 +211,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             old = self.config
             for module in self.modules():
                 if getattr(module, "config", None) is old:
-                    module.config = config
+                    cast(Any, module).config = config
         self.adamask_grid = grid
         self.add_module(SAMPLER_NAME, strategy)
         self._mask_seed: Optional[int] = None
@@ -279,11 +279,12 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         token, as the stock loss builds them: ImageNet-un-normalised (3 channels), then per-patch
         normalised if ``config.norm_pix_loss``."""
         cfg = self.config
-        tubelet = (int(cfg.tubelet_size), int(cfg.patch_size), int(cfg.patch_size))
+        patch = int(cast(int, cfg.patch_size))  # an int: VideoMAE's decoder and stock loss take no pair
+        tubelet = (int(cfg.tubelet_size), patch, patch)
         frames = pixel_values.float()
         if cfg.num_channels == 3:  # Python scalars: no host-to-device copy
             frames = torch.stack([frames[:, :, c] * s + m for c, (m, s) in
-                                  enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD))], dim=2)
+                                  enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, strict=True))], dim=2)
         elif not cfg.norm_pix_loss:
             raise ValueError("norm_pix_loss=False needs 3-channel (ImageNet-normalised) pixel_values")
         if cfg.norm_pix_loss:
@@ -379,10 +380,11 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
         hint = " (wrap the model before DistributedDataParallel)" if hasattr(model, "module") else ""
         raise TypeError(f"model must be a transformers.VideoMAEForPreTraining, got {type(model).__name__}{hint}")
     model.__class__ = AdaptiveVideoMAEForPreTraining
+    adaptive = cast(AdaptiveVideoMAEForPreTraining, model)
     try:
-        model._setup_adamask(adamask_options, copy.deepcopy(model.config))
+        adaptive._setup_adamask(adamask_options, copy.deepcopy(model.config))
     except BaseException:
         model.__class__ = VideoMAEForPreTraining
         raise
-    model.mask_sampler.train(model.training)
-    return model
+    adaptive.mask_sampler.train(model.training)
+    return adaptive

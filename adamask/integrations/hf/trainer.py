@@ -18,6 +18,9 @@ class AdaMaskTrainer(Trainer):
     Values are accumulated on the device and read only when the Trainer logs; a model whose
     strategy is not learned logs no ``sampling_loss``."""
 
+    _adamask_sums: Dict[str, torch.Tensor]  # loss term -> its sum over the steps since the last log (on device)
+    _adamask_count: int  # training steps since the last log
+
     def compute_loss(self, model: torch.nn.Module, inputs: Dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Optional[Any] = None) -> Any:
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True,

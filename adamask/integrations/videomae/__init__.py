@@ -22,13 +22,15 @@ never imported here at module import time; objects are taken as arguments.
 Layouts: videos (B, C, T, H, W) normalised with the ImageNet mean/std; tokens (t, h, w) order;
 masks (B, N) bool, True = masked.
 """
-from ...loss import DEFAULT_SAMPLING_WEIGHT
-from ..adapter import SAMPLER_NAME, unwrap_model
+# ``name as name``: importable from this package, not in ``__all__``
+from ...loss import DEFAULT_SAMPLING_WEIGHT as DEFAULT_SAMPLING_WEIGHT
+from ..adapter import SAMPLER_NAME as SAMPLER_NAME
+from ..adapter import unwrap_model as unwrap_model
 from ..compat import install_compat_shims
 from .engine import train_one_epoch
+from .generators import GENERATOR_SHAPES as GENERATOR_SHAPES
+from .generators import MASK_TYPES as MASK_TYPES
 from .generators import (
-    GENERATOR_SHAPES,
-    MASK_TYPES,
     MaskingGenerator,
     RandomMaskingGenerator,
     RunningCellMaskingGenerator,
@@ -37,7 +39,9 @@ from .generators import (
     mask_types,
 )
 from .launcher import main, run
-from .loss import IMAGENET_MEAN, IMAGENET_STD, StepLosses, pretraining_losses
+from .loss import IMAGENET_MEAN as IMAGENET_MEAN
+from .loss import IMAGENET_STD as IMAGENET_STD
+from .loss import StepLosses, pretraining_losses
 from .model import model_grid, wrap
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Sized, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,7 @@ class _Meters:
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
         t = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64, device=device)
         dist.all_reduce(t)
-        for k, (s, c) in zip(keys, t.tolist()):
+        for k, (s, c) in zip(keys, t.tolist(), strict=True):
             self.sums[k], self.counts[k] = s, int(c)
 
     def averages(self) -> Dict[str, float]:
@@ -128,7 +128,7 @@ def train_one_epoch(model: nn.Module, data_loader: Iterable, optimizer: torch.op
     meters = _Meters()
     start_steps = 0 if start_steps is None else start_steps
     try:
-        num_steps: Optional[int] = len(data_loader)  # type: ignore[arg-type]
+        num_steps: Optional[int] = len(cast(Sized, data_loader))  # TypeError: a loader without a length
     except TypeError:
         num_steps = None
     use_amp = device.type == "cuda" and loss_scaler is not None

@@ -6,14 +6,17 @@ the wrapped model samples the mask itself.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, cast
 
 import torch
 from torch import Tensor
 
-from ...masking import create_masking, list_maskings, strategy_info
+from ...masking import MaskingStrategy, create_masking, list_maskings, strategy_info
 from ...strategies import lowest_k_mask
 from ...validation import check_grid, check_mask_ratio, masked_count
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MaskingGenerator", "TubeMaskingGenerator", "TubeMaskingGeneratorV2", "RandomMaskingGenerator",
            "RunningCellMaskingGenerator", "MASK_TYPES", "GENERATOR_SHAPES", "mask_types"]
@@ -47,10 +50,10 @@ class MaskingGenerator:
 
     def __init__(self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "tube",
                  shape: str = "flat") -> None:
-        if isinstance(input_size, int) and not isinstance(input_size, bool):
-            input_size = (input_size,) * 3
-        self.grid = check_grid(tuple(input_size) if isinstance(input_size, (list, tuple)) else input_size,
-                               "input_size")
+        size: Any = input_size  # checked by check_grid
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = (size,) * 3
+        self.grid = check_grid(tuple(size) if isinstance(size, (list, tuple)) else size, "input_size")
         self.mask_ratio = check_mask_ratio(mask_ratio)
         if strategy not in mask_types():
             raise ValueError(f"strategy must be one of {mask_types()}, got {strategy!r}")
@@ -60,7 +63,7 @@ class MaskingGenerator:
         t, h, w = self.grid
         self.num_tokens = t * h * w
         self.placeholder = strategy_info(strategy).needs == "tokens"
-        self._draw = None
+        self._draw: Optional[MaskingStrategy] = None
         self.num_masked: Optional[int] = 0
         if strategy == "random":
             self.num_masked = masked_count(self.num_tokens, self.mask_ratio)  # VideoMAE's int(ratio * N)
@@ -68,18 +71,20 @@ class MaskingGenerator:
                 raise ValueError(f"mask_ratio={mask_ratio} masks {self.num_masked} of {self.num_tokens} tokens; "
                                  f"it must leave at least one visible and one masked token")
         elif not self.placeholder:
-            self._draw = create_masking(strategy, grid=self.grid, mask_ratio=self.mask_ratio)
+            # a strategy that needs nothing draws its masks with sample(batch_size)
+            self._draw = cast(MaskingStrategy, create_masking(strategy, grid=self.grid, mask_ratio=self.mask_ratio))
             self.num_masked = getattr(self._draw, "num_masked", None)
 
     def sample(self) -> Tensor:
         """One mask (N,) bool, True = masked (all False for a placeholder)."""
         if self.strategy == "random":
-            return lowest_k_mask(torch.rand(1, self.num_tokens), self.num_masked)[0]
+            count = cast(int, self.num_masked)  # VideoMAE's count, set by __init__
+            return lowest_k_mask(torch.rand(1, self.num_tokens), count)[0]
         if self._draw is None:
             return torch.zeros(self.num_tokens, dtype=torch.bool)
         return self._draw.sample(1).mask[0]
 
-    def __call__(self):
+    def __call__(self) -> np.ndarray:
         out = self.sample().to(torch.float64).numpy()
         return out.reshape(self.grid[0], -1) if self.shape == "frames" else out
 

@@ -92,7 +92,7 @@ def _create_model_shim(strategy: Optional[str], mask_ratio: float, options: Dict
     original = timm.models.create_model
     original = getattr(original, "_adamask_original", original)
     shim = timm_create_model_shim(original, post)
-    shim._adamask_original = original  # type: ignore[attr-defined]
+    shim._adamask_original = original
     return shim
 
 

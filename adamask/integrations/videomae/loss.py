@@ -3,7 +3,7 @@ the model sampled (their loop builds them from the loader's mask, before calling
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,9 @@ from ...masking import masking_from_mask
 from ...tokens import gather_tokens, normalized_targets, patchify, token_mse
 from ..adapter import SAMPLER_NAME, total_loss, unwrap_model
 
+if TYPE_CHECKING:
+    from .model import _AdaptiveVideoMAE
+
 __all__ = ["StepLosses", "pretraining_losses", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -21,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 StepLosses = MAEOutput  # loss, reconstruction_loss, sampling_loss, pred, target, token_error, masking
 
 
-def _pixel_targets(videos: Tensor, tubelet, normlize_target: bool) -> Tensor:
+def _pixel_targets(videos: Tensor, tubelet: Tuple[int, int, int], normlize_target: bool) -> Tensor:
     """ImageNet-normalised videos (B, C, T, H, W) -> targets (B, N, P) float32 of every token."""
     with torch.no_grad():
         mean = videos.new_tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, -1, 1, 1, 1)
@@ -48,10 +51,11 @@ def pretraining_losses(model: nn.Module, videos: Tensor, decode_mask: Optional[T
     uses) and ``decoder_masking`` is the decoder's `Masking` (True = not reconstructed).
     videos of another float dtype are cast to the model's; integer videos raise TypeError.
     """
-    base = unwrap_model(model)
+    unwrapped = unwrap_model(model)
     decoder_masking = None
-    if getattr(base, SAMPLER_NAME, None) is None or not hasattr(base, "loss_settings"):
+    if getattr(unwrapped, SAMPLER_NAME, None) is None or not hasattr(unwrapped, "loss_settings"):
         raise TypeError("model has no mask_sampler: adapt it with adamask.integrations.videomae.wrap(model) first")
+    base = cast("_AdaptiveVideoMAE", unwrapped)  # adapted by `wrap`
     videos = base.model_videos(videos)
     tubelet = (int(getattr(base.encoder.patch_embed, "tubelet_size", 2)), int(patch_size), int(patch_size))
     targets = _pixel_targets(videos, tubelet, normlize_target)

@@ -2,7 +2,7 @@
 ``model(videos)`` samples its own mask. Videos (B, C, T, H, W); masks (B, N) bool, True = masked."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, cast
 
 from torch import Tensor, nn
 
@@ -40,6 +40,8 @@ def model_grid(model: nn.Module) -> Tuple[int, int, int]:
 class _AdaptiveVideoMAE(AdaptedModel):
     """Mixed into the model's class by `wrap`; see `wrap`."""
 
+    encoder: Any  # the upstream model's encoder (its patch_embed, embed_dim)
+
     def sample_mask(self, x: Tensor) -> Masking:
         """videos (B, C, T, H, W) -> Masking from the strategy on the raw patch embeddings."""
         strategy = getattr(self, SAMPLER_NAME)
@@ -50,7 +52,7 @@ class _AdaptiveVideoMAE(AdaptedModel):
         embedding's dtype, integer pixels and an empty batch refused (see `adapter.model_pixels`)."""
         return model_pixels(x, "videos", "(B, C, T, H, W)", self.encoder.patch_embed.proj.weight.dtype)
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None, decode_mask: Optional[Tensor] = None):
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, decode_mask: Optional[Tensor] = None) -> Any:
         """``model(videos)`` -> (pred (B, N_m or N_d, P), Masking). ``decode_mask`` (v2, (B, N) bool, True =
         not reconstructed) is passed on. An explicit ``mask`` runs the original model (eval only).
         Float videos of another dtype are cast to the model's; integer videos raise TypeError."""
@@ -93,7 +95,8 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     if grid is not None and check_grid(grid) != mgrid:
         raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} "
                          f"(from encoder.patch_embed)")
-    return adapt_model(model, _AdaptiveVideoMAE, globals(), grid=mgrid, embed_dim=int(model.encoder.embed_dim),
-                       device=model.encoder.patch_embed.proj.weight.device, strategy=strategy,
+    encoder = cast(Any, model).encoder  # upstream attributes, untyped
+    return adapt_model(model, _AdaptiveVideoMAE, globals(), grid=mgrid, embed_dim=int(encoder.embed_dim),
+                       device=encoder.patch_embed.proj.weight.device, strategy=strategy,
                        mask_ratio=mask_ratio, settings=settings, sampler=sampler, depth=depth, num_heads=num_heads,
                        width=width, **sampler_options)
