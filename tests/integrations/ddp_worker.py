@@ -17,7 +17,6 @@ import tempfile
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-
 from transformers import VideoMAEConfig
 
 from adamask.integrations.hf import AdaMaskTrainer, AdaptiveVideoMAEForPreTraining

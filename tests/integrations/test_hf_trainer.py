@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
 from _hf_helpers import clips, fixed_mask, sampler_vector, tiny_config  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------------
 # training: plain loop and Trainer
 

@@ -19,7 +19,6 @@ import _upstream_helpers as H  # noqa: E402
 import _videomae_checks as C  # noqa: E402
 from _toy_strategies import ToyLearned  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------------
 # against a real VideoMAE checkout
 

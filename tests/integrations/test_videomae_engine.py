@@ -11,9 +11,9 @@ import torch
 from adamask.integrations import videomae as vm
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
 import _videomae_checks as C  # noqa: E402
 from _toy_models import toy_videomae as toy  # noqa: E402
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
 
 
 class MinimalScaler:
@@ -36,7 +36,7 @@ def test_train_one_epoch_trains_sampler_and_backbone(batches, scaler, capsys):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     before = C.snapshot(model)
     loader = []
-    for i in range(3):
+    for _ in range(3):
         x, enc = torch.randn(2, 3, 4, 16, 16), torch.zeros(2, 8)
         if batches == "v1":
             loader.append((x, enc))

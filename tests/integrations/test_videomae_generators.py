@@ -12,7 +12,6 @@ from adamask.integrations import videomae as vm
 sys.path.insert(0, str(Path(__file__).parent))
 import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
 
-
 # ---------------------------------------------------------------------------------------------
 # the generator drop-in: call and output contract, counts re-derived without numpy
 

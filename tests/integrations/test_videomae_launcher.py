@@ -13,7 +13,6 @@ from adamask.integrations import videomae as vm
 sys.path.insert(0, str(Path(__file__).parent))
 import _upstream_helpers as H  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------------
 # launcher argument handling
 
