@@ -8,6 +8,7 @@ token helpers, reference MAE); ``adamask.integrations`` and ``adamask.compare`` 
 ``import adamask`` is instant: each public name (and each submodule, e.g. ``adamask.masking``) is
 imported on first use, so the ``adamask`` command parses its arguments without importing torch.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -45,9 +46,21 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time `_
 _EXPORTS = {
     "loss": ("LossSettings", "plackett_luce_log_prob", "sampling_loss"),
     "mae": ("MAE_CONFIGS", "MAEOutput", "MaskedVideoAutoencoder", "create_mae"),
-    "masking": ("LearnedMaskingStrategy", "Masking", "MaskingStrategy", "StrategyInfo", "create_masking",
-                "default_ratio", "is_learned", "learned_loss", "list_maskings", "masking_from_draw",
-                "masking_from_mask", "register_masking", "strategy_info"),
+    "masking": (
+        "LearnedMaskingStrategy",
+        "Masking",
+        "MaskingStrategy",
+        "StrategyInfo",
+        "create_masking",
+        "default_ratio",
+        "is_learned",
+        "learned_loss",
+        "list_maskings",
+        "masking_from_draw",
+        "masking_from_mask",
+        "register_masking",
+        "strategy_info",
+    ),
     "error_predictor": ("ErrorPredictor", "error_prediction_loss"),
     "motion": ("MotionMasking", "PixelMotionMasking"),
     "running_cell": ("RunningCellMasking",),

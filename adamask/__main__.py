@@ -1,4 +1,5 @@
 """``python -m adamask`` = the ``adamask`` command."""
+
 import sys
 
 from .cli import main

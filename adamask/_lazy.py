@@ -1,6 +1,7 @@
 """Lazy module attributes (PEP 562): a package lists which submodule defines each public name, and the
 name is imported on first use. Keeps ``import adamask`` (and the ``adamask`` command's argument parsing)
 free of torch."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,8 +10,9 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 __all__ = ["lazy_attributes"]
 
 
-def lazy_attributes(package: str, namespace: Dict[str, Any],
-                    exports: Mapping[str, Sequence[str]]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+def lazy_attributes(
+    package: str, namespace: Dict[str, Any], exports: Mapping[str, Sequence[str]]
+) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
     """``(__getattr__, __dir__)`` for the module ``package`` whose globals are ``namespace``: ``exports`` maps a
     submodule's name to the public names it defines. Unknown attributes are tried as submodules."""
     owner = {name: module for module, names in exports.items() for name in names}

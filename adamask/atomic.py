@@ -1,4 +1,5 @@
 """Compatibility name: atomic file writes live in `adamask.compare.io`."""
+
 from .compare.io import (  # noqa: F401
     atomic_path,
     atomic_torch_save,
@@ -9,5 +10,12 @@ from .compare.io import (  # noqa: F401
     write_json,
 )
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "json_default", "strict_json",
-           "write_json"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_torch_save",
+    "json_default",
+    "strict_json",
+    "write_json",
+]

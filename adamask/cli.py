@@ -12,6 +12,7 @@ Exit status: 0 done; 2 bad input (an option, a file, a missing extra: one line o
 The options live in `adamask.compare.options` (no torch import: ``--help`` is instant), the handlers in
 `adamask.compare.commands` (imported when a subcommand runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,11 @@ INTERRUPTED = "adamask: interrupted; files written so far are complete - run the
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adamask", description="Compare and visualise video MAE masking strategies.",
-                                     epilog="Exit status: 0 done, 2 bad input (one line on stderr), 130 interrupted.")
+    parser = argparse.ArgumentParser(
+        prog="adamask",
+        description="Compare and visualise video MAE masking strategies.",
+        epilog="Exit status: 0 done, 2 bad input (one line on stderr), 130 interrupted.",
+    )
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 

@@ -1,4 +1,5 @@
 """Compatibility name: the comparison's clips live in `adamask.compare.data`."""
+
 from .compare.data import (  # noqa: F401
     DIRECTIONS,
     MEAN,

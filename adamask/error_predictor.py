@@ -14,6 +14,7 @@ error's units (raw or normalised pixels) like a ranking loss, at O(N) instead of
 it gives P a plain meaning (proportional to the predicted error). A supervised target has no
 sampling noise: no baseline is needed. The errors are detached: L_E trains the predictor only.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -31,8 +32,9 @@ __all__ = ["ErrorPredictor", "error_prediction_loss"]
 _TINY = torch.finfo(torch.float32).tiny
 
 
-def error_prediction_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, temperature: float = 1.0,
-                          eps: float = 1e-6) -> Tensor:
+def error_prediction_loss(
+    probs: Tensor, mask: Tensor, token_error: Tensor, *, temperature: float = 1.0, eps: float = 1e-6
+) -> Tensor:
     """Unweighted loss of the error predictor (scalar float32); add ``lambda * L_E`` to L_R.
 
     probs:       (B, N) the predictor's probabilities (Masking.probs), softmax(l / temperature); the
@@ -64,9 +66,18 @@ class ErrorPredictor(AdaptiveTokenSampler):
     (``LossSettings.weight``; the estimator and baseline settings do not apply).
     """
 
-    def __init__(self, embed_dim: int, num_heads: Optional[int] = None, num_tokens: Optional[int] = None,
-                 mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
-                 eps: float = 1e-6, **options: Any) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: Optional[int] = None,
+        num_tokens: Optional[int] = None,
+        mask_ratio: float = 0.95,
+        depth: int = 1,
+        *,
+        grid: Optional[Sequence[int]] = None,
+        eps: float = 1e-6,
+        **options: Any,
+    ) -> None:
         super().__init__(embed_dim, num_heads, num_tokens, mask_ratio, depth, grid=grid, **options)
         self.eps = check_real(eps, "eps", low=0.0, low_open=True)
 
@@ -77,5 +88,6 @@ class ErrorPredictor(AdaptiveTokenSampler):
     def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
         if masking.probs is None:
             raise ValueError("error_predictor's loss needs the probs of a masking it drew (Masking.probs is None)")
-        return error_prediction_loss(masking.probs, masking.scored_mask, token_error, temperature=self.temperature,
-                                     eps=self.eps)
+        return error_prediction_loss(
+            masking.probs, masking.scored_mask, token_error, temperature=self.temperature, eps=self.eps
+        )

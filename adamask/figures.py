@@ -1,4 +1,5 @@
 """Compatibility name: the comparison's figures live in `adamask.compare.figures`."""
+
 from .compare.figures import (  # noqa: F401
     CELL_IN,
     CURVES_SIZE,

@@ -1,7 +1,8 @@
 """Compatibility name: cost accounting lives in `adamask.compare.costs`.
 
-    python -m adamask.flops        # the paper-scale cost table (also: adamask costs)
+python -m adamask.flops        # the paper-scale cost table (also: adamask costs)
 """
+
 import sys
 
 from .compare.costs import (  # noqa: F401
@@ -17,8 +18,15 @@ from .compare.costs import (  # noqa: F401
 
 build_model = build_cost_model
 
-__all__ = ["COMPONENTS", "CHECKPOINT", "build_model", "step_costs", "paper_scale_configs",
-           "paper_scale_table", "format_cost_table"]
+__all__ = [
+    "COMPONENTS",
+    "CHECKPOINT",
+    "build_model",
+    "step_costs",
+    "paper_scale_configs",
+    "paper_scale_table",
+    "format_cost_table",
+]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

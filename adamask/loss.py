@@ -1,5 +1,6 @@
 """AdaMAE's sampling loss (REINFORCE-style), vectorised over the batch, and the settings of a
 learned strategy's loss term (`LossSettings`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,17 @@ from torch import Tensor
 from .tokens import scatter_masked
 from .validation import assert_on_device, check_choice, check_sampling_weight
 
-__all__ = ["sampling_loss", "plackett_luce_log_prob", "entropy", "masked_errors", "scatter_masked", "LossSettings", "ESTIMATORS",
-           "BASELINES", "DEFAULT_SAMPLING_WEIGHT"]
+__all__ = [
+    "sampling_loss",
+    "plackett_luce_log_prob",
+    "entropy",
+    "masked_errors",
+    "scatter_masked",
+    "LossSettings",
+    "ESTIMATORS",
+    "BASELINES",
+    "DEFAULT_SAMPLING_WEIGHT",
+]
 
 _TINY = torch.finfo(torch.float32).tiny
 ESTIMATORS = ("paper", "plackett_luce")
@@ -83,21 +93,26 @@ def _check_inputs(probs: Tensor, mask: Tensor, token_error: Tensor) -> None:
     if probs.dim() != 2 or probs.shape[0] < 1:
         raise ValueError(f"probs must have shape (B, N) with B >= 1, got {tuple(probs.shape)}")
     if mask.dtype != torch.bool or mask.shape != probs.shape:
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(probs.shape)} (True = masked), "
-                         f"got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must be a bool tensor of shape {tuple(probs.shape)} (True = masked), "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
     b, n = probs.shape
     if token_error.dim() != 2 or token_error.shape[0] != b or not 0 < token_error.shape[1] <= n:
-        raise ValueError(f"token_error must have shape (B, N_m) or (B, N) with B={b}, N={n}, "
-                         f"got {tuple(token_error.shape)}")
+        raise ValueError(
+            f"token_error must have shape (B, N_m) or (B, N) with B={b}, N={n}, got {tuple(token_error.shape)}"
+        )
 
 
 def _check_counts_on_device(mask: Tensor, token_error: Tensor) -> None:
     """A (B, N_m) token_error needs exactly N_m masked tokens in every row (checked without a sync)."""
     n_m = token_error.shape[1]
     if n_m != mask.shape[1]:
-        assert_on_device((mask.sum(1) == n_m).all(),
-                         f"token_error has {n_m} columns but a row of mask does not mask exactly {n_m} tokens "
-                         f"(pass the errors of the masked tokens in ascending order, or (B, N))")
+        assert_on_device(
+            (mask.sum(1) == n_m).all(),
+            f"token_error has {n_m} columns but a row of mask does not mask exactly {n_m} tokens "
+            f"(pass the errors of the masked tokens in ascending order, or (B, N))",
+        )
 
 
 def _baseline(values: Tensor, weights: Tensor, baseline: Optional[str]) -> Tensor:
@@ -109,7 +124,7 @@ def _baseline(values: Tensor, weights: Tensor, baseline: Optional[str]) -> Tenso
     if baseline == "mean":
         return total / count.clamp_min(1.0)
     own, own_count = (values * weights).sum(1, keepdim=True), weights.sum(1, keepdim=True)
-    others = (count - own_count)
+    others = count - own_count
     return torch.where(others > 0, (total - own) / others.clamp_min(1.0), 0.0)
 
 
@@ -119,9 +134,16 @@ def entropy(probs: Tensor) -> Tensor:
     return -(p * torch.log(p.clamp_min(_TINY))).sum(1)
 
 
-def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator: str = "paper",
-                  baseline: Optional[str] = None, draw_order: Optional[Tensor] = None,
-                  entropy_weight: float = 0.0) -> Tensor:
+def sampling_loss(
+    probs: Tensor,
+    mask: Tensor,
+    token_error: Tensor,
+    *,
+    estimator: str = "paper",
+    baseline: Optional[str] = None,
+    draw_order: Optional[Tensor] = None,
+    entropy_weight: float = 0.0,
+) -> Tensor:
     """Unweighted sampling loss L_S (scalar, float32); add ``lambda * L_S`` (lambda = 1e-4) to L_R.
 
     probs:       (B, N) sampling probabilities (Masking.probs); the only input that gets gradient.
@@ -159,8 +181,10 @@ def sampling_loss(probs: Tensor, mask: Tensor, token_error: Tensor, *, estimator
         if draw_order is None:
             raise ValueError("estimator='plackett_luce' needs draw_order (Masking.draw_order)")
         if not isinstance(draw_order, Tensor) or draw_order.dim() != 2 or draw_order.shape[0] != probs.shape[0]:
-            raise ValueError(f"draw_order must have shape (B, N_v) with B={probs.shape[0]}, got "
-                             f"{tuple(getattr(draw_order, 'shape', ()))}")
+            raise ValueError(
+                f"draw_order must have shape (B, N_v) with B={probs.shape[0]}, got "
+                f"{tuple(getattr(draw_order, 'shape', ()))}"
+            )
         reward = (err.sum(1) / (n_masked if n_masked is not None else n_m))[:, None]
         reward = (reward - _baseline(reward, torch.ones_like(reward), baseline))[:, 0]
         loss = -(plackett_luce_log_prob(probs, draw_order).float() * reward).mean()

@@ -4,6 +4,7 @@ Encoder: ViT on the visible tokens only; decoder: a light ViT on all tokens (mas
 hidden ones); both from timm blocks with fused attention and fixed sinusoidal position embeddings.
 Video layout (B, C, T, H, W); tubelet (t, h, w); tokens in (t, h, w) order; mask True = masked.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,33 +24,32 @@ from .masking import (
     strategy_info,
     validate_strategy_output,
 )
-from .tokens import gather_tokens, normalized_targets, patchify, token_grid, token_mse
+from .tokens import gather_tokens, normalized_targets, patchify, sinusoid_embedding, token_grid, token_mse
 from .validation import Grid, check_mask_ratio, check_tubelet
 
-__all__ = ["MaskedVideoAutoencoder", "MAEOutput", "MAE_CONFIGS", "create_mae", "sinusoid_embedding", "gather_tokens",
-           "DEFAULT_SAMPLING_WEIGHT"]
+__all__ = [
+    "MaskedVideoAutoencoder",
+    "MAEOutput",
+    "MAE_CONFIGS",
+    "create_mae",
+    "sinusoid_embedding",
+    "gather_tokens",
+    "DEFAULT_SAMPLING_WEIGHT",
+]
 
-MAE_CONFIGS: Dict[str, Dict[str, Any]] = {
+_CONFIG_FIELDS = ("img_size", "num_frames", "tubelet", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
+                  "decoder_depth", "decoder_num_heads")  # fmt: skip
+_CONFIG_ROWS = {
     # CPU-test sizes
-    "nano": dict(img_size=32, num_frames=4, tubelet=(2, 8, 8), embed_dim=32, depth=1, num_heads=2,
-                 decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2),
-    "tiny": dict(img_size=64, num_frames=8, tubelet=(2, 16, 16), embed_dim=96, depth=2, num_heads=3,
-                 decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=2),
+    "nano": (32, 4, (2, 8, 8), 32, 1, 2, 32, 1, 2),
+    "tiny": (64, 8, (2, 16, 16), 96, 2, 3, 64, 1, 2),
     # ViT sizes at the paper's input (16 x 224 x 224, tubelet 2 x 16 x 16 -> 1568 tokens)
-    "small": dict(img_size=224, num_frames=16, tubelet=(2, 16, 16), embed_dim=384, depth=12, num_heads=6,
-                  decoder_embed_dim=192, decoder_depth=4, decoder_num_heads=3),
-    "base": dict(img_size=224, num_frames=16, tubelet=(2, 16, 16), embed_dim=768, depth=12, num_heads=12,
-                 decoder_embed_dim=384, decoder_depth=4, decoder_num_heads=6),
+    "small": (224, 16, (2, 16, 16), 384, 12, 6, 192, 4, 3),
+    "base": (224, 16, (2, 16, 16), 768, 12, 12, 384, 4, 6),
 }
-
-
-def sinusoid_embedding(num_positions: int, dim: int) -> Tensor:
-    """Fixed 1-D sinusoidal table (1, num_positions, dim), float32."""
-    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    freq = torch.pow(10000.0, -2.0 * (torch.arange(dim, dtype=torch.float64) // 2) / dim)
-    angle = pos * freq
-    table = torch.where(torch.arange(dim) % 2 == 0, torch.sin(angle), torch.cos(angle))
-    return table.float().unsqueeze(0)
+MAE_CONFIGS: Dict[str, Dict[str, Any]] = {
+    name: dict(zip(_CONFIG_FIELDS, row, strict=True)) for name, row in _CONFIG_ROWS.items()
+}
 
 
 @dataclass
@@ -84,15 +84,30 @@ class MaskedVideoAutoencoder(nn.Module):
     pos_embed: Tensor  # buffers: fixed sinusoidal tables (1, N, D)
     decoder_pos_embed: Tensor
 
-    def __init__(self, img_size: int = 224, num_frames: int = 16, tubelet: Sequence[int] = (2, 16, 16),
-                 in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
-                 mlp_ratio: float = 4.0, decoder_embed_dim: int = 384, decoder_depth: int = 4,
-                 decoder_num_heads: int = 6, masking: Union[str, Callable[..., Masking]] = "adaptive",
-                 mask_ratio: Optional[float] = None, masking_options: Optional[Dict[str, Any]] = None,
-                 sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, norm_pix_loss: bool = True,
-                 sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
-                 decoder_masking: Union[None, str, MaskingStrategy] = None,
-                 decoder_mask_ratio: Optional[float] = None, sampling_entropy_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        img_size: int = 224,
+        num_frames: int = 16,
+        tubelet: Sequence[int] = (2, 16, 16),
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        decoder_embed_dim: int = 384,
+        decoder_depth: int = 4,
+        decoder_num_heads: int = 6,
+        masking: Union[str, Callable[..., Masking]] = "adaptive",
+        mask_ratio: Optional[float] = None,
+        masking_options: Optional[Dict[str, Any]] = None,
+        sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+        norm_pix_loss: bool = True,
+        sampling_estimator: str = "paper",
+        sampling_baseline: Optional[str] = None,
+        decoder_masking: Union[None, str, MaskingStrategy] = None,
+        decoder_mask_ratio: Optional[float] = None,
+        sampling_entropy_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.tubelet: Grid = check_tubelet(tubelet)
         self.in_chans = in_chans
@@ -100,26 +115,12 @@ class MaskedVideoAutoencoder(nn.Module):
         self.grid = token_grid((1, *self.input_shape), self.tubelet)
         self.num_tokens = math.prod(self.grid)
         self.embed_dim = embed_dim
-        self.loss_settings = LossSettings(sampling_weight, sampling_estimator, sampling_baseline,
-                                          sampling_entropy_weight)
+        self.loss_settings = LossSettings(
+            sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight
+        )
         self.norm_pix_loss = norm_pix_loss
 
-        if isinstance(masking, str):
-            opts = dict(masking_options or {})
-            width = opts.pop("embed_dim", embed_dim)
-            masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, embed_dim=width, **opts)
-        elif not callable(masking):
-            raise TypeError(f"masking must be a strategy name or a callable (tokens) -> Masking, got {masking!r}")
-        strategy_tokens = getattr(masking, "num_tokens", self.num_tokens)
-        if strategy_tokens != self.num_tokens:
-            raise ValueError(f"masking strategy expects {strategy_tokens} tokens but the model's grid "
-                             f"{self.grid} has {self.num_tokens}")
-        self.mask_sampler: Optional[nn.Module] = None
-        self._masking_fn: Optional[Callable[..., Masking]] = None  # a callable that is not a module
-        if isinstance(masking, nn.Module):
-            self.mask_sampler = masking
-        else:
-            self._masking_fn = masking
+        self._attach_strategy(masking, mask_ratio, masking_options)
         self.decoder_masking = self._decoder_strategy(decoder_masking, decoder_mask_ratio)
 
         from timm.models.vision_transformer import Block  # imported when a model is built: `import adamask` stays light
@@ -132,16 +133,45 @@ class MaskedVideoAutoencoder(nn.Module):
         patch_dim = math.prod(self.tubelet) * in_chans
         self.encoder_to_decoder = nn.Linear(embed_dim, decoder_embed_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.register_buffer("decoder_pos_embed", sinusoid_embedding(self.num_tokens, decoder_embed_dim),
-                             persistent=False)
+        self.register_buffer(
+            "decoder_pos_embed", sinusoid_embedding(self.num_tokens, decoder_embed_dim), persistent=False
+        )
         self.decoder_blocks = nn.ModuleList(
-            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True) for _ in range(decoder_depth))
+            Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True) for _ in range(decoder_depth)
+        )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
         self.decoder_head = nn.Linear(decoder_embed_dim, patch_dim)
         self._init_backbone()
 
-    def _decoder_strategy(self, strategy: Union[None, str, MaskingStrategy],
-                          ratio: Optional[float]) -> Optional[MaskingStrategy]:
+    def _attach_strategy(
+        self,
+        masking: Union[str, Callable[..., Masking]],
+        mask_ratio: Optional[float],
+        options: Optional[Dict[str, Any]],
+    ) -> None:
+        """Build a named strategy on the model's grid; a module strategy becomes ``mask_sampler``."""
+        if isinstance(masking, str):
+            opts = dict(options or {})
+            width = opts.pop("embed_dim", self.embed_dim)
+            masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, embed_dim=width, **opts)
+        elif not callable(masking):
+            raise TypeError(f"masking must be a strategy name or a callable (tokens) -> Masking, got {masking!r}")
+        strategy_tokens = getattr(masking, "num_tokens", self.num_tokens)
+        if strategy_tokens != self.num_tokens:
+            raise ValueError(
+                f"masking strategy expects {strategy_tokens} tokens but the model's grid "
+                f"{self.grid} has {self.num_tokens}"
+            )
+        self.mask_sampler: Optional[nn.Module] = None
+        self._masking_fn: Optional[Callable[..., Masking]] = None  # a callable that is not a module
+        if isinstance(masking, nn.Module):
+            self.mask_sampler = masking
+        else:
+            self._masking_fn = masking
+
+    def _decoder_strategy(
+        self, strategy: Union[None, str, MaskingStrategy], ratio: Optional[float]
+    ) -> Optional[MaskingStrategy]:
         if strategy is None:
             if ratio is not None:
                 raise ValueError("decoder_mask_ratio needs decoder_masking (e.g. 'running_cell')")
@@ -149,12 +179,15 @@ class MaskedVideoAutoencoder(nn.Module):
         built: Any = strategy
         if isinstance(strategy, str):
             if strategy_info(strategy).needs != "nothing":
-                raise ValueError(f"decoder_masking must be a strategy that needs no tokens (e.g. 'running_cell'), "
-                                 f"got {strategy!r}")
+                raise ValueError(
+                    f"decoder_masking must be a strategy that needs no tokens (e.g. 'running_cell'), got {strategy!r}"
+                )
             built = create_masking(strategy, grid=self.grid, mask_ratio=ratio)
         if not isinstance(built, MaskingStrategy) or built.num_tokens != self.num_tokens:
-            raise TypeError(f"decoder_masking must be a registered name or a MaskingStrategy over the model's "
-                            f"{self.num_tokens} tokens, got {strategy!r}")
+            raise TypeError(
+                f"decoder_masking must be a registered name or a MaskingStrategy over the model's "
+                f"{self.num_tokens} tokens, got {strategy!r}"
+            )
         return built
 
     def set_mask_ratio(self, mask_ratio: float) -> None:
@@ -211,11 +244,15 @@ class MaskedVideoAutoencoder(nn.Module):
         if not isinstance(video, Tensor):
             raise TypeError(f"video must be a torch.Tensor (B, C, T, H, W), got {type(video).__name__}")
         if video.dim() != 5 or tuple(video.shape[1:]) != self.input_shape:
-            raise ValueError(f"video must have shape (B, {', '.join(map(str, self.input_shape))}) = (B, C, T, H, W), "
-                             f"got {tuple(video.shape)}")
+            raise ValueError(
+                f"video must have shape (B, {', '.join(map(str, self.input_shape))}) = (B, C, T, H, W), "
+                f"got {tuple(video.shape)}"
+            )
         if not video.is_floating_point():
-            raise TypeError(f"video must be a floating-point tensor of normalised pixels, got {video.dtype}; "
-                            f"convert it first, e.g. (video.float() / 255 - mean) / std")
+            raise TypeError(
+                f"video must be a floating-point tensor of normalised pixels, got {video.dtype}; "
+                f"convert it first, e.g. (video.float() / 255 - mean) / std"
+            )
 
     def tokenize(self, video: Tensor) -> Tensor:
         """video (B, C, T, H, W) float -> patch embeddings (B, N, D) (no position embedding).
@@ -263,7 +300,7 @@ class MaskedVideoAutoencoder(nn.Module):
             x = torch.cat([y + gather_tokens(pos, masking.visible_idx), queries], dim=1)
         for blk in self.decoder_blocks:
             x = blk(x)
-        out = gather_tokens(x, masking.masked_idx) if decoded_idx is None else x[:, y.shape[1]:]
+        out = gather_tokens(x, masking.masked_idx) if decoded_idx is None else x[:, y.shape[1] :]
         return cast(Tensor, self.decoder_head(self.decoder_norm(out)))
 
     @torch.no_grad()
@@ -274,18 +311,27 @@ class MaskedVideoAutoencoder(nn.Module):
     def targets(self, video: Tensor) -> Tensor:
         return normalized_targets(video, self.tubelet) if self.norm_pix_loss else patchify(video, self.tubelet).float()
 
-    def forward(self, video: Tensor, masking: Optional[Masking] = None,
-                generator: Optional[torch.Generator] = None) -> MAEOutput:
+    def forward(
+        self, video: Tensor, masking: Optional[Masking] = None, generator: Optional[torch.Generator] = None
+    ) -> MAEOutput:
         """video (B, C, T, H, W) -> MAEOutput. ``masking`` overrides the model's strategy."""
         tokens = self.tokenize(video)
         if masking is None:
             masking = self.sample_masking(tokens, generator)
         elif masking.mask.shape != tokens.shape[:2]:
-            raise ValueError(f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}")
+            raise ValueError(
+                f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}"
+            )
         return self.reconstruct(video, tokens, masking, generator=generator)
 
-    def reconstruct(self, video: Tensor, tokens: Tensor, masking: Masking, decoder_masking: Optional[Masking] = None,
-                    generator: Optional[torch.Generator] = None) -> MAEOutput:
+    def reconstruct(
+        self,
+        video: Tensor,
+        tokens: Tensor,
+        masking: Masking,
+        decoder_masking: Optional[Masking] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> MAEOutput:
         """The MAE step after masking: video (B, C, T, H, W), its patch embeddings (B, N, D) and the
         masking -> MAEOutput with both losses. With decoder masking configured, its mask is drawn
         here unless ``decoder_masking`` (True = not reconstructed) is given."""
@@ -311,8 +357,13 @@ class MaskedVideoAutoencoder(nn.Module):
         return MAEOutput(loss, rec, ls, pred, target, err, masking, decoder_masking)
 
 
-def create_mae(size: str = "tiny", *, masking: Union[str, Callable[..., Masking]] = "adaptive",
-               mask_ratio: Optional[float] = None, **overrides: Any) -> MaskedVideoAutoencoder:
+def create_mae(
+    size: str = "tiny",
+    *,
+    masking: Union[str, Callable[..., Masking]] = "adaptive",
+    mask_ratio: Optional[float] = None,
+    **overrides: Any,
+) -> MaskedVideoAutoencoder:
     """Build a reference MAE from a named size in MAE_CONFIGS (nano, tiny, small, base)."""
     if size not in MAE_CONFIGS:
         raise ValueError(f"unknown size {size!r}; known: {sorted(MAE_CONFIGS)}")

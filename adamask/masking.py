@@ -12,6 +12,7 @@ Two kinds of strategy, told apart by what they declare, never by their name:
   (``masking_loss``). Models add it as the sub-module ``mask_sampler`` and add
   ``weight * masking_loss(...)`` to the reconstruction loss.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -27,12 +28,14 @@ from .validation import (
     Grid,
     assert_on_device,
     check_batch_size,
-    check_choice,
     check_counts,
     check_grid,
     check_mask_ratio,
+    check_masking,
     check_positive_int,
     check_tokens,
+    set_validation,
+    validate_strategy_output,
 )
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "check_batch_size",
 ]
 
+
 @dataclass(frozen=True)
 class Masking:
     """One batch of masks.
@@ -84,7 +88,9 @@ class Masking:
 
     def __post_init__(self) -> None:  # shape checks only: no data access, no host sync
         if self.mask.dtype != torch.bool or self.mask.dim() != 2:
-            raise TypeError(f"Masking.mask must be a (B, N) bool tensor, got {self.mask.dtype} {tuple(self.mask.shape)}")
+            raise TypeError(
+                f"Masking.mask must be a (B, N) bool tensor, got {self.mask.dtype} {tuple(self.mask.shape)}"
+            )
         b, n = self.mask.shape
         nv, nm = self.visible_idx.shape[-1], self.masked_idx.shape[-1]
         if self.visible_idx.shape != (b, nv) or self.masked_idx.shape != (b, nm) or nv + nm != n:
@@ -95,8 +101,10 @@ class Masking:
         if self.probs is not None and self.probs.shape != (b, n):
             raise ValueError(f"Masking.probs must be (B, N) = {(b, n)}, got {tuple(self.probs.shape)}")
         if self.error_mask is not None and (self.error_mask.shape != (b, n) or self.error_mask.dtype != torch.bool):
-            raise ValueError(f"Masking.error_mask must be a (B, N) = {(b, n)} bool tensor, got "
-                             f"{self.error_mask.dtype} {tuple(self.error_mask.shape)}")
+            raise ValueError(
+                f"Masking.error_mask must be a (B, N) = {(b, n)} bool tensor, got "
+                f"{self.error_mask.dtype} {tuple(self.error_mask.shape)}"
+            )
 
     @property
     def num_visible(self) -> int:
@@ -110,8 +118,14 @@ class Masking:
         def move(t: Optional[Tensor]) -> Optional[Tensor]:
             return None if t is None else t.to(device)
 
-        return Masking(self.mask.to(device), self.visible_idx.to(device), self.masked_idx.to(device),
-                       move(self.probs), move(self.draw_order), move(self.error_mask))
+        return Masking(
+            self.mask.to(device),
+            self.visible_idx.to(device),
+            self.masked_idx.to(device),
+            move(self.probs),
+            move(self.draw_order),
+            move(self.error_mask),
+        )
 
     @property
     def scored_mask(self) -> Tensor:
@@ -119,8 +133,9 @@ class Masking:
         return self.mask if self.error_mask is None else self.error_mask
 
 
-def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = None,
-                      draw_order: Optional[Tensor] = None) -> Masking:
+def masking_from_mask(
+    mask: Tensor, num_visible: int, probs: Optional[Tensor] = None, draw_order: Optional[Tensor] = None
+) -> Masking:
     """Build a `Masking` from a (B, N) bool mask holding exactly N - num_visible True per row.
 
     The extension point for custom strategies: draw a mask, then call this. A counting sort
@@ -129,22 +144,27 @@ def masking_from_mask(mask: Tensor, num_visible: int, probs: Optional[Tensor] = 
     CPU, a device assert on CUDA; see `adamask.validation.assert_on_device`): never garbage indices.
     """
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
-        raise TypeError(f"mask must be a (B, N) bool tensor (True = masked), got "
-                        f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        raise TypeError(
+            f"mask must be a (B, N) bool tensor (True = masked), got "
+            f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}"
+        )
     b, n = mask.shape
     if isinstance(num_visible, bool) or not isinstance(num_visible, numbers.Integral) or not 0 <= num_visible <= n:
         raise ValueError(f"num_visible must be an int in [0, N={n}], got {num_visible!r}")
     num_visible = int(num_visible)
     masked_rank = mask.cumsum(1)
-    assert_on_device((masked_rank[:, -1] == n - num_visible).all() if n else torch.ones((), dtype=torch.bool),
-                     f"masking_from_mask: every row of mask must mask exactly N - num_visible = {n - num_visible} "
-                     f"of its {n} tokens (num_visible={num_visible})")
+    assert_on_device(
+        (masked_rank[:, -1] == n - num_visible).all() if n else torch.ones((), dtype=torch.bool),
+        f"masking_from_mask: every row of mask must mask exactly N - num_visible = {n - num_visible} "
+        f"of its {n} tokens (num_visible={num_visible})",
+    )
     order = _visible_first_order(mask, num_visible, masked_rank)
     return Masking(mask, order[:, :num_visible], order[:, num_visible:], probs, draw_order)
 
 
-def masking_from_draw(draw: Tensor, num_tokens: int, probs: Optional[Tensor] = None,
-                      draw_order: Optional[Tensor] = None) -> Masking:
+def masking_from_draw(
+    draw: Tensor, num_tokens: int, probs: Optional[Tensor] = None, draw_order: Optional[Tensor] = None
+) -> Masking:
     """Build a `Masking` from ``draw`` (B, N_v) int64: N_v *distinct* visible token indices per row, in
     any order (what ``topk(...).indices`` and `gumbel_topk` return), over ``num_tokens`` tokens.
 
@@ -170,79 +190,9 @@ def _visible_first_order(mask: Tensor, num_visible: int, masked_rank: Optional[T
     return torch.zeros_like(target).scatter_(1, target, pos.expand(b, n))
 
 
-def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:
-    """Full check of a `Masking` (reads its values: one host sync; for tests, debugging and the first
-    call of a strategy, not for every step): every row masks the same count, ``visible_idx`` and
-    ``masked_idx`` are int64, strictly ascending, in range, and agree with ``mask`` (so they are
-    disjoint and cover all N tokens); ``probs``, if any, are finite probabilities summing to 1 per row;
-    ``draw_order``, if any, holds the visible indices. Raises ValueError naming ``what``."""
-    if not isinstance(masking, Masking):
-        raise TypeError(f"{what} must be an adamask.Masking, got {type(masking).__name__}")
-    mask, vis, msk = masking.mask, masking.visible_idx, masking.masked_idx
-    b, n = mask.shape
-    if num_tokens is not None and n != num_tokens:
-        raise ValueError(f"{what}: mask has {n} tokens, expected {num_tokens}")
-    for name, idx in (("visible_idx", vis), ("masked_idx", msk)):
-        if idx.dtype != torch.int64:
-            raise ValueError(f"{what}: {name} must be int64, got {idx.dtype}")
-    if b == 0 or n == 0 or mask.device.type == "meta":  # nothing to read
-        return
-    idx = torch.cat([vis, msk], 1)
-    safe = idx.clamp(0, n - 1)
-    ascending = torch.ones((), dtype=torch.bool, device=mask.device)
-    for part in (vis, msk):
-        if part.shape[1] > 1:
-            ascending = ascending & (part[:, 1:] > part[:, :-1]).all()
-    checks = {
-        "every row masks num_masked tokens": (mask.sum(1) == msk.shape[1]).all(),
-        "indices in [0, N)": ((idx >= 0) & (idx < n)).all(),
-        "indices strictly ascending": ascending,
-        "visible_idx unmasked and masked_idx masked":
-            (~mask.gather(1, safe[:, :vis.shape[1]])).all() & mask.gather(1, safe[:, vis.shape[1]:]).all(),
-    }
-    if masking.probs is not None:
-        p = masking.probs.float()
-        checks["probs finite and >= 0"] = (torch.isfinite(p) & (p >= 0)).all()
-        checks["probs sum to 1 per row"] = ((p.sum(1) - 1).abs() < 1e-3).all()
-    if masking.draw_order is not None:
-        d = masking.draw_order
-        checks["draw_order holds the visible indices"] = (
-            d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool))
-    values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
-    failed = [name for name, ok in zip(checks, values, strict=True) if not ok]
-    if failed:
-        raise ValueError(f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
-                         f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)")
-
-
-_VALIDATION_MODES = ("first", "always", "off")
-_validation = {"mode": "first"}
-
-
-def set_validation(mode: str) -> None:
-    """How models check the `Masking` their strategy returns with `check_masking` (one host sync each):
-    "first" (default) on a strategy's first call in each model, "always" on every call (debugging a
-    custom strategy), "off" never. Masks built with `masking_from_mask` are count-checked on the
-    device in every mode."""
-    _validation["mode"] = check_choice(mode, _VALIDATION_MODES, "mode")
-
-
-def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_tokens: int) -> Masking:
-    """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
-    model using the strategy) remembers that its first output was checked. Returns ``masking``."""
-    mode = _validation["mode"]
-    if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
-        name = getattr(strategy, "__name__", type(strategy).__name__)
-        check_masking(masking, num_tokens, f"the output of masking strategy {name}")
-        try:
-            object.__setattr__(owner, "_adamask_masking_checked", True)
-        except AttributeError:  # objects without a __dict__ are checked every time
-            pass
-    return masking
-
-
 # ---------------------------------------------------------------------------------------------
 # base classes
+
 
 class MaskingStrategy(nn.Module):
     """Base of the strategies: ``strategy(tokens) -> Masking``.
@@ -302,12 +252,21 @@ class MaskingStrategy(nn.Module):
             self._set_counts()
             raise
 
-    def sample(self, batch_size: int, device: torch.device | str | None = None,
-               generator: Optional[torch.Generator] = None) -> Masking:
-        raise NotImplementedError(f"{type(self).__name__} draws its masks from the tokens: call it with tokens (B, N, D)")
+    def sample(
+        self, batch_size: int, device: torch.device | str | None = None, generator: Optional[torch.Generator] = None
+    ) -> Masking:
+        raise NotImplementedError(
+            f"{type(self).__name__} draws its masks from the tokens: call it with tokens (B, N, D)"
+        )
 
-    def forward(self, tokens: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, *,
-                batch_size: Optional[int] = None, device: torch.device | str | None = None) -> Masking:
+    def forward(
+        self,
+        tokens: Optional[Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+        *,
+        batch_size: Optional[int] = None,
+        device: torch.device | str | None = None,
+    ) -> Masking:
         """tokens: (B, N, D) on any device -> Masking on the same device.
 
         Without tokens, give ``batch_size`` (and ``device``): the same as ``sample``.
@@ -338,8 +297,14 @@ class LearnedMaskingStrategy(MaskingStrategy):
     learned: ClassVar[bool] = True
     needs: ClassVar[str] = "tokens"
 
-    def __init__(self, embed_dim: int, mask_ratio: float, *, grid: Optional[Sequence[int]] = None,
-                 num_tokens: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        mask_ratio: float,
+        *,
+        grid: Optional[Sequence[int]] = None,
+        num_tokens: Optional[int] = None,
+    ) -> None:
         super().__init__(grid, mask_ratio, num_tokens=num_tokens)
         self.embed_dim: int = check_positive_int(embed_dim, "embed_dim")
 
@@ -351,10 +316,18 @@ class LearnedMaskingStrategy(MaskingStrategy):
         """Unweighted loss term of this strategy for ``masking`` (drawn by it) and the per-token
         reconstruction error (B, N_m) of its masked tokens (ascending) or (B, N)."""
         if masking.probs is None:
-            raise ValueError(f"{type(self).__name__}'s loss needs the probs of a masking it drew (Masking.probs is None)")
-        return sampling_loss(masking.probs, masking.scored_mask, token_error, estimator=settings.estimator,
-                             baseline=settings.baseline, draw_order=masking.draw_order,
-                             entropy_weight=settings.entropy_weight)
+            raise ValueError(
+                f"{type(self).__name__}'s loss needs the probs of a masking it drew (Masking.probs is None)"
+            )
+        return sampling_loss(
+            masking.probs,
+            masking.scored_mask,
+            token_error,
+            estimator=settings.estimator,
+            baseline=settings.baseline,
+            draw_order=masking.draw_order,
+            entropy_weight=settings.entropy_weight,
+        )
 
     def no_weight_decay(self) -> Set[str]:
         return set()
@@ -375,4 +348,3 @@ def learned_loss(strategy: Any, masking: Masking, token_error: Tensor, settings:
     if callable(own):
         return cast(Tensor, own(masking, token_error, settings))
     return LearnedMaskingStrategy.masking_loss(strategy, masking, token_error, settings)
-

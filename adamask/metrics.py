@@ -1,4 +1,5 @@
 """Compatibility name: the comparison's metrics live in `adamask.compare.metrics`."""
+
 from .compare.metrics import (  # noqa: F401
     foreground_allocation,
     knn_probe,

@@ -12,6 +12,7 @@ the (detached) probabilities so they can be shown.
 tokens (B, N, D) in (t, h, w) order over the grid (T', H', W'); video (B, C, T, H, W); mask (B, N)
 bool, True = masked.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -28,7 +29,11 @@ from .validation import check_choice, check_real, check_tokens, check_tubelet, c
 __all__ = ["MotionMasking", "PixelMotionMasking", "token_motion", "pixel_motion", "DISTANCES", "FIRST_SLICE"]
 
 DISTANCES = ("l2", "cosine")
-FIRST_SLICE = ("next", "zero", "mean")  # the first time slice has no predecessor: copy slice 1's score, 0, or the clip mean
+FIRST_SLICE = (
+    "next",
+    "zero",
+    "mean",
+)  # the first time slice has no predecessor: copy slice 1's score, 0, or the clip mean
 
 
 def _fill_first_slice(d: Tensor, first_slice: str) -> Tensor:
@@ -82,8 +87,9 @@ class _ScoredMasking(MaskingStrategy):
     name = "scored"
 
     def _set_counts(self) -> None:
-        self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
-                                                 f"{self.name} masking of {self.num_tokens} tokens")
+        self.num_visible = checked_visible_count(
+            self.num_tokens, self.mask_ratio, f"{self.name} masking of {self.num_tokens} tokens"
+        )
 
     def draw(self, scores: Tensor, generator: Optional[torch.Generator]) -> Masking:
         """scores (B, N) -> Masking with probs = softmax(z / temperature) (detached), draw_order."""
@@ -114,18 +120,31 @@ class MotionMasking(_ScoredMasking):
     needs = "tokens"
     name = "motion"
 
-    def __init__(self, grid: Sequence[int], mask_ratio: float = 0.95, *, temperature: float = 0.5,
-                 distance: str = "l2", first_slice: str = "next") -> None:
+    def __init__(
+        self,
+        grid: Sequence[int],
+        mask_ratio: float = 0.95,
+        *,
+        temperature: float = 0.5,
+        distance: str = "l2",
+        first_slice: str = "next",
+    ) -> None:
         super().__init__(grid, mask_ratio, temperature, first_slice)
         self.distance = check_choice(distance, DISTANCES, "distance")
 
-    def sample(self, batch_size: int, device: torch.device | str | None = None,
-               generator: Optional[torch.Generator] = None) -> Masking:
-        raise TypeError("motion masking scores the tokens: call it with tokens (B, N, D); for a data loader, "
-                        "use 'motion_pixels' on the clip")
+    def sample(
+        self, batch_size: int, device: torch.device | str | None = None, generator: Optional[torch.Generator] = None
+    ) -> Masking:
+        raise TypeError(
+            "motion masking scores the tokens: call it with tokens (B, N, D); for a data loader, "
+            "use 'motion_pixels' on the clip"
+        )
 
-    def forward(self, tokens: Optional[Tensor] = None,  # type: ignore[override]  # always needs the tokens
-                generator: Optional[torch.Generator] = None) -> Masking:
+    def forward(  # type: ignore[override]  # always needs the tokens
+        self,
+        tokens: Optional[Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Masking:
         """tokens (B, N, D) -> Masking (True = masked) with probs (B, N) and draw_order."""
         if tokens is None:
             raise TypeError("motion masking scores the tokens: call it with tokens (B, N, D)")
@@ -147,26 +166,41 @@ class PixelMotionMasking(_ScoredMasking):
     needs = "video"
     name = "motion_pixels"
 
-    def __init__(self, grid: Sequence[int], mask_ratio: float = 0.95, *, tubelet: Sequence[int] = (2, 16, 16),
-                 temperature: float = 0.5, first_slice: str = "next") -> None:
+    def __init__(
+        self,
+        grid: Sequence[int],
+        mask_ratio: float = 0.95,
+        *,
+        tubelet: Sequence[int] = (2, 16, 16),
+        temperature: float = 0.5,
+        first_slice: str = "next",
+    ) -> None:
         super().__init__(grid, mask_ratio, temperature, first_slice)
         self.tubelet = check_tubelet(tubelet)
 
-    def forward(self, video: Optional[Tensor] = None,  # type: ignore[override]  # always needs the video
-                generator: Optional[torch.Generator] = None) -> Masking:
+    def forward(  # type: ignore[override]  # always needs the video
+        self,
+        video: Optional[Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Masking:
         """video (B, C, T, H, W) (or one clip (C, T, H, W)) -> Masking over the grid (True = masked)."""
         if not isinstance(video, Tensor) or video.dim() not in (4, 5):
-            raise TypeError(f"video must be a (B, C, T, H, W) or (C, T, H, W) tensor, got "
-                            f"{tuple(getattr(video, 'shape', ())) or type(video).__name__}")
+            raise TypeError(
+                f"video must be a (B, C, T, H, W) or (C, T, H, W) tensor, got "
+                f"{tuple(getattr(video, 'shape', ())) or type(video).__name__}"
+            )
         v = video if video.dim() == 5 else video[None]
         grid = tuple(s // p for s, p in zip(v.shape[2:], self.tubelet, strict=True))
         if grid != self.grid or any(s % p for s, p in zip(v.shape[2:], self.tubelet, strict=True)):
-            raise ValueError(f"video of (T, H, W) = {tuple(v.shape[2:])} with tubelet {self.tubelet} does not give "
-                             f"the strategy's grid {self.grid}")
+            raise ValueError(
+                f"video of (T, H, W) = {tuple(v.shape[2:])} with tubelet {self.tubelet} does not give "
+                f"the strategy's grid {self.grid}"
+            )
         with torch.no_grad():
             scores = pixel_motion(v, self.tubelet, self.first_slice)
         return self.draw(scores, generator)
 
-    def sample(self, batch_size: int, device: torch.device | str | None = None,
-               generator: Optional[torch.Generator] = None) -> Masking:
+    def sample(
+        self, batch_size: int, device: torch.device | str | None = None, generator: Optional[torch.Generator] = None
+    ) -> Masking:
         raise TypeError("motion_pixels scores the clip's pixels: call it with the video (B, C, T, H, W)")

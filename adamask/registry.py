@@ -1,6 +1,7 @@
 """The strategy registry: ``register_masking(name)`` makes a strategy usable everywhere a strategy name
 is accepted (`create_masking`, the reference MAE, ``adamask compare``, the integrations).
 Re-exported by `adamask.masking`, whose contract it is part of."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,8 +14,15 @@ from .validation import check_grid, check_mask_ratio
 if TYPE_CHECKING:
     from .masking import Masking
 
-__all__ = ["NEEDS", "StrategyInfo", "register_masking", "create_masking", "list_maskings", "default_ratio",
-           "strategy_info"]
+__all__ = [
+    "NEEDS",
+    "StrategyInfo",
+    "register_masking",
+    "create_masking",
+    "list_maskings",
+    "default_ratio",
+    "strategy_info",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])  # a strategy factory: a class or a function
 
@@ -60,8 +68,14 @@ def _takes(factory: Callable[..., Any], param: str) -> bool:
     return param in sig.parameters
 
 
-def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = False,
-                     learned: Optional[bool] = None, needs: Optional[str] = None) -> Callable[[F], F]:
+def register_masking(
+    name: str,
+    *,
+    default_ratio: float = 0.9,
+    override: bool = False,
+    learned: Optional[bool] = None,
+    needs: Optional[str] = None,
+) -> Callable[[F], F]:
     """Decorator: register a strategy factory (a class or a function) under ``name``.
 
     The factory is called as ``factory(grid=(T', H', W'), mask_ratio=rho, **options)`` and must
@@ -88,8 +102,9 @@ def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = 
         nd = needs if needs is not None else getattr(factory, "needs", "tokens")
         if nd not in NEEDS:
             raise ValueError(f"{name!r} declares needs={nd!r}; it must be one of {NEEDS}")
-        _REGISTRY[name] = StrategyInfo(name, factory, default_ratio, is_l, nd,
-                                       takes_embed_dim=is_l or _takes(factory, "embed_dim"))
+        _REGISTRY[name] = StrategyInfo(
+            name, factory, default_ratio, is_l, nd, takes_embed_dim=is_l or _takes(factory, "embed_dim")
+        )
         return factory
 
     return deco
@@ -116,8 +131,14 @@ def default_ratio(name: str) -> float:
     return strategy_info(name).default_ratio
 
 
-def create_masking(name: str, *, grid: Sequence[int], mask_ratio: Optional[float] = None,
-                   embed_dim: Optional[int] = None, **options: Any) -> Callable[..., Masking]:
+def create_masking(
+    name: str,
+    *,
+    grid: Sequence[int],
+    mask_ratio: Optional[float] = None,
+    embed_dim: Optional[int] = None,
+    **options: Any,
+) -> Callable[..., Masking]:
     """Build the strategy registered as ``name`` for a token grid (T', H', W').
 
     mask_ratio defaults to the strategy's own default (0.9; 0.95 for ``adaptive``). ``embed_dim``,

@@ -11,6 +11,7 @@ Use it with the reference MAE (``create_mae(..., decoder_masking="running_cell")
 mean error over the tokens both masked by the encoder's strategy and reconstructed by the decoder)
 or as the decoder mask of VideoMAE V2's loop (True = not reconstructed, its convention).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -41,8 +42,9 @@ class RunningCellMasking(MaskingStrategy):
         check_counts(4, 4 - per_cell, "running_cell masking of a 2 x 2 cell (mask_ratio in [0.25, 1))")
         self.masked_per_cell, self.num_visible = per_cell, t * h * w * (4 - per_cell) // 4
 
-    def sample(self, batch_size: int, device: torch.device | str | None = None,
-               generator: Optional[torch.Generator] = None) -> Masking:
+    def sample(
+        self, batch_size: int, device: torch.device | str | None = None, generator: Optional[torch.Generator] = None
+    ) -> Masking:
         """(B, N) decoder mask, True = not reconstructed; a random phase per clip."""
         t, h, w = self.require_grid()
         b = check_batch_size(batch_size)

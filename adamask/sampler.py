@@ -1,4 +1,5 @@
 """AdaMAE's adaptive token sampler and the Gumbel-top-k draw without replacement."""
+
 from __future__ import annotations
 
 import math
@@ -61,14 +62,25 @@ def gumbel_topk(log_probs: Tensor, k: int, generator: Optional[torch.Generator] 
 class SamplerBlock(nn.Module):
     """Pre-norm residual block: attention and/or MLP (fused attention from timm)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attention: bool, mlp: bool,
-                 dropout: float = 0.0, qkv_bias: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        attention: bool,
+        mlp: bool,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+    ) -> None:
         super().__init__()
         from timm.layers import Attention, Mlp  # imported when a sampler is built: `import adamask` stays light
 
         self.norm1 = nn.LayerNorm(dim) if attention else None
-        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=dropout,
-                              proj_drop=dropout) if attention else None
+        self.attn = (
+            Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=dropout, proj_drop=dropout)
+            if attention
+            else None
+        )
         self.norm2 = nn.LayerNorm(dim) if mlp else None
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=dropout) if mlp else None
 
@@ -112,12 +124,26 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
     takes the N_v most probable tokens instead while the sampler is in eval mode.
     """
 
-    def __init__(self, embed_dim: int, num_heads: Optional[int] = None, num_tokens: Optional[int] = None,
-                 mask_ratio: float = 0.95, depth: int = 1, *, grid: Optional[Sequence[int]] = None,
-                 width: Optional[int] = None, mlp_ratio: float = 4.0, variant: str = "block",
-                 token_pool: Optional[Sequence[int]] = None, detach_input: bool = True,
-                 dropout: float = 0.0, qkv_bias: bool = True, checkpoint: bool = False,
-                 temperature: float = 1.0, deterministic_eval: bool = False) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: Optional[int] = None,
+        num_tokens: Optional[int] = None,
+        mask_ratio: float = 0.95,
+        depth: int = 1,
+        *,
+        grid: Optional[Sequence[int]] = None,
+        width: Optional[int] = None,
+        mlp_ratio: float = 4.0,
+        variant: str = "block",
+        token_pool: Optional[Sequence[int]] = None,
+        detach_input: bool = True,
+        dropout: float = 0.0,
+        qkv_bias: bool = True,
+        checkpoint: bool = False,
+        temperature: float = 1.0,
+        deterministic_eval: bool = False,
+    ) -> None:
         embed_dim = check_positive_int(embed_dim, "embed_dim")
         detach_input, checkpoint = check_bool(detach_input, "detach_input"), check_bool(checkpoint, "checkpoint")
         deterministic_eval = check_bool(deterministic_eval, "deterministic_eval")
@@ -131,14 +157,8 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         if variant != "mlp" and width % num_heads:
             raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads})")
         super().__init__(embed_dim, mask_ratio, grid=grid, num_tokens=num_tokens)
-        self.token_pool: Optional[Tuple[int, int, int]] = None
-        scored = self.num_tokens
-        if token_pool is not None:
-            pool = check_grid(token_pool, "token_pool")
-            if self.grid is None or any(g % p for g, p in zip(self.grid, pool, strict=True)):
-                raise ValueError(f"token_pool {pool} needs a grid divisible by it, got grid={self.grid}")
-            self.token_pool = pool
-            scored = self.num_tokens // math.prod(pool)
+        self.token_pool = self._check_token_pool(token_pool)
+        scored = self.num_tokens // (1 if self.token_pool is None else math.prod(self.token_pool))
         self.width = width
         self._set_counts()
         self.variant, self.detach_input, self.checkpoint = variant, detach_input, checkpoint
@@ -147,16 +167,33 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         self.proj = nn.Linear(embed_dim, width) if width != embed_dim else nn.Identity()
         self.pos_embed = nn.Parameter(torch.zeros(1, scored, width))
         self.blocks = nn.ModuleList(
-            SamplerBlock(width, num_heads, mlp_ratio, attention=variant != "mlp", mlp=variant != "attention",
-                         dropout=dropout, qkv_bias=qkv_bias)
+            SamplerBlock(
+                width,
+                num_heads,
+                mlp_ratio,
+                attention=variant != "mlp",
+                mlp=variant != "attention",
+                dropout=dropout,
+                qkv_bias=qkv_bias,
+            )
             for _ in range(depth)
         )
         self.head = nn.Linear(width, 1)
         self.apply(self._init_weights)
 
     def _set_counts(self) -> None:
-        self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
-                                                 f"adaptive masking of {self.num_tokens} tokens")
+        self.num_visible = checked_visible_count(
+            self.num_tokens, self.mask_ratio, f"adaptive masking of {self.num_tokens} tokens"
+        )
+
+    def _check_token_pool(self, token_pool: Optional[Sequence[int]]) -> Optional[Tuple[int, int, int]]:
+        """``token_pool`` as a (pt, ph, pw) tuple that divides the grid, or None."""
+        if token_pool is None:
+            return None
+        pool = check_grid(token_pool, "token_pool")
+        if self.grid is None or any(g % p for g, p in zip(self.grid, pool, strict=True)):
+            raise ValueError(f"token_pool {pool} needs a grid divisible by it, got grid={self.grid}")
+        return pool
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -178,8 +215,9 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         x = torch.nan_to_num(x.to(self.pos_embed.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(-TOKEN_CLIP, TOKEN_CLIP)
         if self.token_pool is not None:
             (t, h, w), (pt, ph, pw) = self.require_grid(), self.token_pool
-            x = reduce(x, "b (t pt h ph w pw) d -> b (t h w) d", "mean", t=t // pt, pt=pt, h=h // ph, ph=ph,
-                       w=w // pw, pw=pw)
+            x = reduce(
+                x, "b (t pt h ph w pw) d -> b (t h w) d", "mean", t=t // pt, pt=pt, h=h // ph, ph=ph, w=w // pw, pw=pw
+            )
         x = self.proj(x) + self.pos_embed
         for blk in self.blocks:
             if self.checkpoint and x.requires_grad:
@@ -197,8 +235,13 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         """tokens: (B, N, D) -> log-probabilities (B, N) float32 (also under autocast)."""
         return safe_log_softmax(self.scores(tokens))
 
-    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None, *,  # type: ignore[override]
-                deterministic: Optional[bool] = None) -> Masking:
+    def forward(  # type: ignore[override]
+        self,
+        tokens: Tensor,
+        generator: Optional[torch.Generator] = None,
+        *,
+        deterministic: Optional[bool] = None,
+    ) -> Masking:
         """tokens: (B, N, D) -> Masking (True = masked) with probs (B, N) float32 and draw_order.
 
         deterministic: take the N_v most probable tokens instead of drawing them; default
@@ -214,9 +257,11 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         return masking_from_draw(draw, self.num_tokens, probs=log_probs.exp(), draw_order=draw)
 
     def extra_repr(self) -> str:
-        return (f"num_tokens={self.num_tokens}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}, "
-                f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}, "
-                f"temperature={self.temperature:g}")
+        return (
+            f"num_tokens={self.num_tokens}, mask_ratio={self.mask_ratio}, num_visible={self.num_visible}, "
+            f"variant={self.variant!r}, token_pool={self.token_pool}, detach_input={self.detach_input}, "
+            f"temperature={self.temperature:g}"
+        )
 
 
 @register_masking("adaptive", default_ratio=0.95, learned=True, needs="tokens")

@@ -9,6 +9,7 @@ sample of a batch, as the models require; it changes between steps.
 Each distinct count is a new tensor shape: under torch.compile, prefer a schedule with few distinct
 ratios (``every=...``) or compile with dynamic shapes.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,7 +58,7 @@ class RatioSchedule:
 
 
 def parse_ratio_schedule(text: str, steps: Optional[int] = None) -> RatioSchedule:
-    """"START:END[:KIND[:STEPS]]" -> RatioSchedule, e.g. "0.75:0.95" or "0.75:0.95:cosine:500";
+    """ "START:END[:KIND[:STEPS]]" -> RatioSchedule, e.g. "0.75:0.95" or "0.75:0.95:cosine:500";
     STEPS defaults to ``steps`` (the run's length)."""
     parts = text.split(":") if isinstance(text, str) else []
     if not 2 <= len(parts) <= 4:

@@ -1,4 +1,5 @@
 """The classical masking strategies: random, tube and frame. Batched, on the requested device."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
@@ -63,8 +64,9 @@ class RandomMasking(MaskingStrategy):
         self._set_counts()
 
     def _set_counts(self) -> None:
-        self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
-                                                 f"random masking of {self.num_tokens} tokens")
+        self.num_visible = checked_visible_count(
+            self.num_tokens, self.mask_ratio, f"random masking of {self.num_tokens} tokens"
+        )
 
     def sample(self, batch_size: int, device: Device = None, generator: Optional[torch.Generator] = None) -> Masking:
         noise = _noise(batch_size, self.num_tokens, device, generator)

@@ -4,6 +4,7 @@ per-token MSE, and gathering / scattering tokens by index.
 Conventions: tokens (B, N, D) in (t, h, w) order; index tensors (B, K) int64; masks (B, N) bool with
 True = masked; values "of the masked tokens" are (B, N_m) in ascending token order.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Tuple
@@ -14,8 +15,17 @@ from torch import Tensor
 
 from .validation import check_tubelet
 
-__all__ = ["patchify", "unpatchify", "normalized_targets", "token_mse", "token_grid", "gather_tokens",
-           "scatter_masked", "LAYOUTS"]
+__all__ = [
+    "patchify",
+    "unpatchify",
+    "normalized_targets",
+    "token_mse",
+    "token_grid",
+    "gather_tokens",
+    "scatter_masked",
+    "sinusoid_embedding",
+    "LAYOUTS",
+]
 
 LAYOUTS = ("bcthw", "btchw")  # reference MAE / VideoMAE / mae_st  vs  Hugging Face
 
@@ -53,22 +63,26 @@ def patchify(video: Tensor, tubelet: Sequence[int] = (2, 16, 16), layout: str = 
     return rearrange(video, f"{src} -> b (t h w) (p0 p1 p2 c)", p0=pt, p1=ph, p2=pw)
 
 
-def unpatchify(patches: Tensor, grid: Sequence[int], tubelet: Sequence[int] = (2, 16, 16),
-               layout: str = "bcthw") -> Tensor:
+def unpatchify(
+    patches: Tensor, grid: Sequence[int], tubelet: Sequence[int] = (2, 16, 16), layout: str = "bcthw"
+) -> Tensor:
     """Inverse of `patchify`: (B, N, t*h*w*C) -> video in ``layout``."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     t, h, w = grid
     pt, ph, pw = tubelet
     if patches.dim() != 3 or patches.shape[1] != t * h * w or patches.shape[2] % (pt * ph * pw):
-        raise ValueError(f"patches must be (B, {t * h * w}, {pt * ph * pw}*C) for grid {tuple(grid)} and "
-                         f"tubelet {tuple(tubelet)}, got {tuple(patches.shape)}")
+        raise ValueError(
+            f"patches must be (B, {t * h * w}, {pt * ph * pw}*C) for grid {tuple(grid)} and "
+            f"tubelet {tuple(tubelet)}, got {tuple(patches.shape)}"
+        )
     dst = "b c (t p0) (h p1) (w p2)" if layout == "bcthw" else "b (t p0) c (h p1) (w p2)"
     return rearrange(patches, f"b (t h w) (p0 p1 p2 c) -> {dst}", t=t, h=h, w=w, p0=pt, p1=ph, p2=pw)
 
 
-def normalized_targets(video: Tensor, tubelet: Sequence[int] = (2, 16, 16), layout: str = "bcthw",
-                       eps: float = 1e-6) -> Tensor:
+def normalized_targets(
+    video: Tensor, tubelet: Sequence[int] = (2, 16, 16), layout: str = "bcthw", eps: float = 1e-6
+) -> Tensor:
     """Per-patch normalised pixels (B, N, t*h*w*C), float32: each tubelet's pixels, per channel, minus
     their mean and divided by their unbiased std + eps (VideoMAE / Hugging Face ``norm_pix_loss``)."""
     _check_video(video, layout)
@@ -96,3 +110,12 @@ def scatter_masked(values: Tensor, mask: Tensor) -> Tensor:
     """values (B, N_m) for the masked tokens in ascending order -> (B, N), zero where visible."""
     rank = (mask.cumsum(1) - 1).clamp_(0, values.shape[1] - 1)  # j-th masked token <- values[:, j]
     return torch.where(mask, values.gather(1, rank), 0.0)
+
+
+def sinusoid_embedding(num_positions: int, dim: int) -> Tensor:
+    """Fixed 1-D sinusoidal table (1, num_positions, dim), float32."""
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    freq = torch.pow(10000.0, -2.0 * (torch.arange(dim, dtype=torch.float64) // 2) / dim)
+    angle = pos * freq
+    table = torch.where(torch.arange(dim) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float().unsqueeze(0)

@@ -4,14 +4,18 @@ Each check returns the normalised value (plain Python ``int`` / ``float`` / tupl
 ``TypeError`` (wrong kind of value) / ``ValueError`` (right kind, wrong value) whose message names the
 argument, what is allowed and what was given. None of them reads tensor data (no host sync).
 """
+
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Collection, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Collection, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from .masking import Masking
 
 Grid = Tuple[int, int, int]
 T = TypeVar("T")
@@ -33,6 +37,9 @@ __all__ = [
     "check_sampling_weight",
     "check_choice",
     "visible_count",
+    "check_masking",
+    "set_validation",
+    "validate_strategy_output",
 ]
 
 
@@ -51,8 +58,15 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_real(value: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
-               low_open: bool = False, high_open: bool = False) -> float:
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` must be a finite real number (Python or numpy; not bool) in [low, high] (open ends if asked)."""
     if not _is_real(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
@@ -81,8 +95,12 @@ def check_grid(grid: Sequence[int], name: str = "grid") -> Grid:
 
 def check_tubelet(tubelet: Sequence[int], name: str = "tubelet") -> Grid:
     """A tubelet (t, h, w) in frames x pixels x pixels: three positive ints."""
-    if isinstance(tubelet, (str, bytes)) or not isinstance(tubelet, Sequence) or len(tubelet) != 3 \
-            or not all(_is_int(p) and int(p) >= 1 for p in tubelet):
+    if (
+        isinstance(tubelet, (str, bytes))
+        or not isinstance(tubelet, Sequence)
+        or len(tubelet) != 3
+        or not all(_is_int(p) and int(p) >= 1 for p in tubelet)
+    ):
         raise ValueError(f"{name} must be 3 positive ints (t, h, w), got {tubelet!r}")
     return (int(tubelet[0]), int(tubelet[1]), int(tubelet[2]))
 
@@ -144,8 +162,10 @@ def check_tokens(tokens: Tensor, num_tokens: int, name: str = "tokens", embed_di
     if tokens.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one sample (B >= 1), got shape {tuple(tokens.shape)}")
     if embed_dim is not None and tokens.shape[2] != embed_dim:
-        raise ValueError(f"{name} have width D={tokens.shape[2]} but the strategy was built for embed_dim={embed_dim}; "
-                         f"build it with embed_dim={tokens.shape[2]} (the width of your patch embeddings)")
+        raise ValueError(
+            f"{name} have width D={tokens.shape[2]} but the strategy was built for embed_dim={embed_dim}; "
+            f"build it with embed_dim={tokens.shape[2]} (the width of your patch embeddings)"
+        )
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -176,3 +196,83 @@ def check_choice(value: T, allowed: Collection[T], name: str) -> T:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# the Masking contract, checked in full (one host sync)
+
+
+def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:
+    """Full check of a `Masking` (reads its values: one host sync; for tests, debugging and the first
+    call of a strategy, not for every step): every row masks the same count, ``visible_idx`` and
+    ``masked_idx`` are int64, strictly ascending, in range, and agree with ``mask`` (so they are
+    disjoint and cover all N tokens); ``probs``, if any, are finite probabilities summing to 1 per row;
+    ``draw_order``, if any, holds the visible indices. Raises ValueError naming ``what``."""
+    from .masking import Masking  # the contract's type (imported here: masking imports this module)
+
+    if not isinstance(masking, Masking):
+        raise TypeError(f"{what} must be an adamask.Masking, got {type(masking).__name__}")
+    mask, vis, msk = masking.mask, masking.visible_idx, masking.masked_idx
+    b, n = mask.shape
+    if num_tokens is not None and n != num_tokens:
+        raise ValueError(f"{what}: mask has {n} tokens, expected {num_tokens}")
+    for name, idx in (("visible_idx", vis), ("masked_idx", msk)):
+        if idx.dtype != torch.int64:
+            raise ValueError(f"{what}: {name} must be int64, got {idx.dtype}")
+    if b == 0 or n == 0 or mask.device.type == "meta":  # nothing to read
+        return
+    idx = torch.cat([vis, msk], 1)
+    safe = idx.clamp(0, n - 1)
+    ascending = torch.ones((), dtype=torch.bool, device=mask.device)
+    for part in (vis, msk):
+        if part.shape[1] > 1:
+            ascending = ascending & (part[:, 1:] > part[:, :-1]).all()
+    checks = {
+        "every row masks num_masked tokens": (mask.sum(1) == msk.shape[1]).all(),
+        "indices in [0, N)": ((idx >= 0) & (idx < n)).all(),
+        "indices strictly ascending": ascending,
+        "visible_idx unmasked and masked_idx masked": (~mask.gather(1, safe[:, : vis.shape[1]])).all()
+        & mask.gather(1, safe[:, vis.shape[1] :]).all(),
+    }
+    if masking.probs is not None:
+        p = masking.probs.float()
+        checks["probs finite and >= 0"] = (torch.isfinite(p) & (p >= 0)).all()
+        checks["probs sum to 1 per row"] = ((p.sum(1) - 1).abs() < 1e-3).all()
+    if masking.draw_order is not None:
+        d = masking.draw_order
+        checks["draw_order holds the visible indices"] = (
+            d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool)
+        )
+    values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
+    failed = [name for name, ok in zip(checks, values, strict=True) if not ok]
+    if failed:
+        raise ValueError(
+            f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
+            f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)"
+        )
+
+
+_VALIDATION_MODES = ("first", "always", "off")
+_validation = {"mode": "first"}
+
+
+def set_validation(mode: str) -> None:
+    """How models check the `Masking` their strategy returns with `check_masking` (one host sync each):
+    "first" (default) on a strategy's first call in each model, "always" on every call (debugging a
+    custom strategy), "off" never. Masks built with `masking_from_mask` are count-checked on the
+    device in every mode."""
+    _validation["mode"] = check_choice(mode, _VALIDATION_MODES, "mode")
+
+
+def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_tokens: int) -> Masking:
+    """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
+    model using the strategy) remembers that its first output was checked. Returns ``masking``."""
+    mode = _validation["mode"]
+    if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
+        name = getattr(strategy, "__name__", type(strategy).__name__)
+        check_masking(masking, num_tokens, f"the output of masking strategy {name}")
+        try:
+            object.__setattr__(owner, "_adamask_masking_checked", True)
+        except AttributeError:  # objects without a __dict__ are checked every time
+            pass
+    return masking

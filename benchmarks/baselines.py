@@ -1,5 +1,6 @@
 """Baselines, re-implemented from the behaviour of the AdaMAE / VideoMAE code: the sampling loss as a per-clip
 loop, and per-clip numpy mask generators collated by a data loader."""
+
 from __future__ import annotations
 
 import math

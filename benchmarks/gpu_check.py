@@ -13,6 +13,7 @@ section (device name, torch / CUDA versions, every figure, each target with its 
 true / false, or null where not measured or in smoke mode). Exit status 1 if a section raised.
 Needs torch, einops, timm, transformers (sections 1 and 6), scikit-learn (7); no network, no PyAV.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,13 +79,21 @@ def pick_sections(spec: Optional[str]) -> List[Section]:
 
 
 def environment(device: torch.device) -> Dict[str, Any]:
-    env = {**machine(device), "torch_cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-           "cuda_available": torch.cuda.is_available()}
+    env = {
+        **machine(device),
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "cuda_available": torch.cuda.is_available(),
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(capability=f"{props.major}.{props.minor}", memory_gb=props.total_memory / 2**30,
-                   multiprocessors=props.multi_processor_count, gpu_count=torch.cuda.device_count(),
-                   peak_bf16_flops=peak_bf16_flops(env["device_name"]))
+        env.update(
+            capability=f"{props.major}.{props.minor}",
+            memory_gb=props.total_memory / 2**30,
+            multiprocessors=props.multi_processor_count,
+            gpu_count=torch.cuda.device_count(),
+            peak_bf16_flops=peak_bf16_flops(env["device_name"]),
+        )
     return env
 
 
@@ -95,8 +104,13 @@ def run_section(section: Section, plan: Plan) -> Dict[str, Any]:
         res = section.run(plan)
         res.setdefault("status", "ok")
     except Exception as e:
-        res = {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:],
-               "lines": [f"ERROR {type(e).__name__}: {e}"], "targets": []}
+        res = {
+            "status": "error",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc()[-4000:],
+            "lines": [f"ERROR {type(e).__name__}: {e}"],
+            "targets": [],
+        }
     res["seconds"] = time.perf_counter() - t0
     res["estimate_s"] = section.estimate_s
     gc.collect()  # the next section starts without this one's models
@@ -117,27 +131,41 @@ def targets_table(sections: Dict[str, Dict[str, Any]]) -> List[str]:
 def run(plan: Plan, chosen: Sequence[Section], budget_s: Optional[float]) -> Dict[str, Any]:
     path = plan.out / "gpu_check.json"
     res: Dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "mode": "smoke" if plan.smoke else "full",
+        "schema_version": SCHEMA_VERSION,
+        "mode": "smoke" if plan.smoke else "full",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment(plan.device), "budget_s": budget_s, "sections": {}, "targets": []}
+        "environment": environment(plan.device),
+        "budget_s": budget_s,
+        "sections": {},
+        "targets": [],
+    }
     env = res["environment"]
-    print(f"device: {env['device_name']}; torch {env['torch']}, CUDA {env['torch_cuda']}, cuDNN {env['cudnn']}; "
-          f"{res['mode']} run")
+    print(
+        f"device: {env['device_name']}; torch {env['torch']}, CUDA {env['torch_cuda']}, cuDNN {env['cudnn']}; "
+        f"{res['mode']} run"
+    )
     t0 = time.perf_counter()
     for section in chosen:
         left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
         print(f"\n== {section.title} (about {section.estimate_s:.0f} s on one H100)", flush=True)
         if left is not None and left < section.estimate_s / 2:
-            out = {"status": "skipped", "reason": f"time budget: {left:.0f} s left, estimate {section.estimate_s} s",
-                   "lines": [], "targets": []}
+            out = {
+                "status": "skipped",
+                "reason": f"time budget: {left:.0f} s left, estimate {section.estimate_s} s",
+                "lines": [],
+                "targets": [],
+            }
         else:
             timeout = plan.compare_timeout_s if left is None else max(30.0, min(plan.compare_timeout_s, left - 10))
             out = run_section(section, replace(plan, compare_timeout_s=timeout))
         res["sections"][section.key] = out
         print("\n".join(out["lines"]))
-        print(f"-- {section.key}: {out['status']} in {out.get('seconds', 0):.1f} s "
-              f"(total {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"-- {section.key}: {out['status']} in {out.get('seconds', 0):.1f} s "
+            f"(total {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         res["targets"] = [{"section": k, **t} for k, r in res["sections"].items() for t in r.get("targets", [])]
         res["seconds"] = time.perf_counter() - t0
         write_json(path, res)
@@ -151,11 +179,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", type=Path, default=Path("gpu-check"), help="output folder (gpu_check.json, compare/)")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, every section with a CPU meaning, seconds")
-    p.add_argument("--sections", default=None, help="comma-separated keys or numbers (default: all): "
-                   + ", ".join(s.key for s in SECTIONS))
-    p.add_argument("--budget-s", type=float, default=450.0,
-                   help="full runs: skip a section when less than half its estimate is left of this budget, and "
-                        "bound the compare subprocess by what is left (default 450)")
+    p.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated keys or numbers (default: all): " + ", ".join(s.key for s in SECTIONS),
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=450.0,
+        help="full runs: skip a section when less than half its estimate is left of this budget, and "
+        "bound the compare subprocess by what is left (default 450)",
+    )
     p.add_argument("--list", action="store_true", help="list the sections and their time estimates, then exit")
     args = p.parse_args(argv)
     if args.list:

@@ -1,5 +1,6 @@
 """Sections 5-7 of the device check: torch.compile of the reference MAE's training step, the Hugging Face
 integration at ViT-B, and ``adamask compare`` on the device."""
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,22 @@ from train_step import build_training, step_fn
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAMASK_DIR = Path(adamask.__file__).resolve().parent
-MASKING_PATH = ("masking.py", "registry.py", "sampler.py", "loss.py", "strategies.py", "motion.py",
-                "error_predictor.py", "tokens.py", "validation.py")
+MASKING_PATH = (
+    "masking.py",
+    "registry.py",
+    "sampler.py",
+    "loss.py",
+    "strategies.py",
+    "motion.py",
+    "error_predictor.py",
+    "tokens.py",
+    "validation.py",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # 5. torch.compile
+
 
 def _break_rows(explanation: Any) -> List[Dict[str, Any]]:
     """Each graph break: its reason, the innermost user frame, and whether any frame of its user stack lies
@@ -56,11 +67,19 @@ def section_compile(plan: Plan) -> Dict[str, Any]:
     breaks = _break_rows(ex)
     in_path = sum(b["masking_path"] for b in breaks)
     res: Dict[str, Any] = {
-        "model": plan.compile_size, "batch": plan.compile_batch, "graphs": ex.graph_count,
-        "graph_breaks": ex.graph_break_count, "breaks": breaks, "masking_path_breaks": in_path,
-        "lines": [f"torch._dynamo.explain of the reference MAE's forward + loss ({plan.compile_size}, adaptive 0.95, "
-                  f"batch {plan.compile_batch}): {ex.graph_count} graph(s), {ex.graph_break_count} break(s), "
-                  f"{in_path} in the masking path"] + [f"  - {b['site']}: {b['reason']}" for b in breaks]}
+        "model": plan.compile_size,
+        "batch": plan.compile_batch,
+        "graphs": ex.graph_count,
+        "graph_breaks": ex.graph_break_count,
+        "breaks": breaks,
+        "masking_path_breaks": in_path,
+        "lines": [
+            f"torch._dynamo.explain of the reference MAE's forward + loss ({plan.compile_size}, adaptive 0.95, "
+            f"batch {plan.compile_batch}): {ex.graph_count} graph(s), {ex.graph_break_count} break(s), "
+            f"{in_path} in the masking path"
+        ]
+        + [f"  - {b['site']}: {b['reason']}" for b in breaks],
+    }
     res["targets"] = [target("graph breaks in the masking path", in_path, "0", lambda v: v == 0, plan)]
     if plan.smoke:  # explain only: compiling is minutes of CPU
         res["compiled"] = None
@@ -70,8 +89,9 @@ def section_compile(plan: Plan) -> Dict[str, Any]:
     return res
 
 
-def _compiled_timing(plan: Plan, model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor,
-                     eager: Any, res: Dict[str, Any]) -> None:
+def _compiled_timing(
+    plan: Plan, model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, eager: Any, res: Dict[str, Any]
+) -> None:
     """Compile (inductor), time the first compiled step, then compiled vs eager steps, interleaved; a
     failure to compile is recorded (target not met), not raised."""
     torch._dynamo.reset()
@@ -83,22 +103,34 @@ def _compiled_timing(plan: Plan, model: torch.nn.Module, opt: torch.optim.Optimi
     except Exception as e:
         res.update(compiled=False, error=f"{type(e).__name__}: {str(e)[:2000]}")
         res["lines"].append(f"torch.compile FAILED: {res['error'][:300]}")
-        res["targets"].append(target("compiles (inductor) and runs a training step", 0.0, "yes", bool, plan,
-                                     shown="no"))
+        res["targets"].append(
+            target("compiles (inductor) and runs a training step", 0.0, "yes", bool, plan, shown="no")
+        )
         return
     res["compile_s"] = time.perf_counter() - t0
     times = interleaved({"eager": eager, "compiled": compiled}, plan.compile_repeats, plan.device, warmup=1)
     res.update(compiled=True, eager_ms=stats(times["eager"]), compiled_ms=stats(times["compiled"]))
     res["speedup"] = res["eager_ms"]["median"] / res["compiled_ms"]["median"]
-    res["lines"].append(f"compile (first step) {res['compile_s']:.0f} s; step ms eager "
-                        f"{res['eager_ms']['median']:.4g}, compiled {res['compiled_ms']['median']:.4g} "
-                        f"({res['speedup']:.2f}x)")
-    res["targets"].append(target("compiles (inductor) and runs a training step", 1.0, "yes", bool, plan,
-                                 shown=f"yes, {res['speedup']:.2f}x eager"))
+    res["lines"].append(
+        f"compile (first step) {res['compile_s']:.0f} s; step ms eager "
+        f"{res['eager_ms']['median']:.4g}, compiled {res['compiled_ms']['median']:.4g} "
+        f"({res['speedup']:.2f}x)"
+    )
+    res["targets"].append(
+        target(
+            "compiles (inductor) and runs a training step",
+            1.0,
+            "yes",
+            bool,
+            plan,
+            shown=f"yes, {res['speedup']:.2f}x eager",
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 6. Hugging Face
+
 
 def hf_config(size: str) -> Any:
     """A random-init VideoMAEConfig: "base" = ViT-B (transformers' defaults: 16 x 224^2, tubelet 2 x 16 x 16,
@@ -107,10 +139,21 @@ def hf_config(size: str) -> Any:
 
     if size == "base":
         return VideoMAEConfig(use_mean_pooling=False)
-    return VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-                          decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
-                          use_mean_pooling=False)
+    return VideoMAEConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        use_mean_pooling=False,
+    )
 
 
 def hf_model(size: str, batch: int, device: torch.device, with_stock: bool = False) -> Tuple[Any, Any, torch.Tensor]:
@@ -150,7 +193,7 @@ def section_hf(plan: Plan) -> Dict[str, Any]:
     dev = plan.device
     model, stock, x = hf_model(plan.hf_size, plan.hf_batch, dev, with_stock=True)
     n = model.videomae.embeddings.num_patches
-    keep = torch.rand(plan.hf_batch, n, device=dev).argsort(1)[:, int(0.9 * n):]
+    keep = torch.rand(plan.hf_batch, n, device=dev).argsort(1)[:, int(0.9 * n) :]
     mask = torch.ones(plan.hf_batch, n, dtype=torch.bool, device=dev).scatter_(1, keep, False)
     model.eval()
     stock.eval()
@@ -162,32 +205,65 @@ def section_hf(plan: Plan) -> Dict[str, Any]:
     adamask_syncs = sum(f["count"] for f in region["ours"])
     model.train()
     stock.train()
-    times = interleaved({"adaptive": _hf_step(model, x, plan.autocast),
-                         "stock, 0.9 random mask": _hf_step(stock, x, plan.autocast, mask)},
-                        plan.train_repeats, dev, warmup=1)
+    times = interleaved(
+        {
+            "adaptive": _hf_step(model, x, plan.autocast),
+            "stock, 0.9 random mask": _hf_step(stock, x, plan.autocast, mask),
+        },
+        plan.train_repeats,
+        dev,
+        warmup=1,
+    )
     grad = model.mask_sampler.head.weight.grad
     finite = bool(grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0)
     prec = "bf16 autocast" if plan.autocast else "float32"
-    return {"config": plan.hf_size, "batch": plan.hf_batch, "precision": prec, "loss_adamask": ours.item(),
-            "loss_stock": theirs.item(), "loss_rel_diff": rel, "tolerance": tol, "sync": region,
-            "step_ms": {k: stats(v) for k, v in times.items()}, "sampler_grad_finite_nonzero": finite,
-            "lines": [f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same "
-                      f"mask {ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in "
-                      f"the sampled forward {adamask_syncs}, transformers' own "
-                      f"{sum(f['count'] for f in region['others'])}; step ms adaptive "
-                      f"{stats(times['adaptive'])['median']:.4g}, stock (0.9 random mask) "
-                      f"{stats(times['stock, 0.9 random mask'])['median']:.4g}; sampler gradient finite and "
-                      f"nonzero: {finite}"],
-            "targets": [target("HF: loss equals the stock model's given the same mask (rel. diff)", rel,
-                               f"<= {tol:g}", lambda v: v <= tol, plan, shown=f"{rel:.1e}"),
-                        target("HF: no host sync issued by adamask in the sampled forward", adamask_syncs, "0",
-                               lambda v: v == 0, plan),
-                        target("HF: training step updates the sampler (finite, nonzero gradient)", float(finite),
-                               "yes", bool, plan, shown=str(finite).lower())]}
+    return {
+        "config": plan.hf_size,
+        "batch": plan.hf_batch,
+        "precision": prec,
+        "loss_adamask": ours.item(),
+        "loss_stock": theirs.item(),
+        "loss_rel_diff": rel,
+        "tolerance": tol,
+        "sync": region,
+        "step_ms": {k: stats(v) for k, v in times.items()},
+        "sampler_grad_finite_nonzero": finite,
+        "lines": [
+            f"HF VideoMAE ({plan.hf_size}, random init), batch {plan.hf_batch}, {prec}: loss with the same "
+            f"mask {ours.item():.5g} vs stock {theirs.item():.5g} (rel. diff {rel:.1e}); adamask syncs in "
+            f"the sampled forward {adamask_syncs}, transformers' own "
+            f"{sum(f['count'] for f in region['others'])}; step ms adaptive "
+            f"{stats(times['adaptive'])['median']:.4g}, stock (0.9 random mask) "
+            f"{stats(times['stock, 0.9 random mask'])['median']:.4g}; sampler gradient finite and "
+            f"nonzero: {finite}"
+        ],
+        "targets": [
+            target(
+                "HF: loss equals the stock model's given the same mask (rel. diff)",
+                rel,
+                f"<= {tol:g}",
+                lambda v: v <= tol,
+                plan,
+                shown=f"{rel:.1e}",
+            ),
+            target(
+                "HF: no host sync issued by adamask in the sampled forward", adamask_syncs, "0", lambda v: v == 0, plan
+            ),
+            target(
+                "HF: training step updates the sampler (finite, nonzero gradient)",
+                float(finite),
+                "yes",
+                bool,
+                plan,
+                shown=str(finite).lower(),
+            ),
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # 7. adamask compare
+
 
 def _table_header(results_md: Path) -> List[str]:
     first = next(line for line in results_md.read_text().splitlines() if line.startswith("| strategy"))
@@ -208,8 +284,21 @@ def _expected_header(results_json: Path) -> Optional[List[str]]:
 
 def section_compare(plan: Plan) -> Dict[str, Any]:
     out = plan.out / "compare"
-    cmd = [sys.executable, "-m", "adamask", "compare", "--device", str(plan.device), "--out", str(out),
-           "--no-figures", "--no-progress", "--quiet", "--overwrite", *plan.compare_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "adamask",
+        "compare",
+        "--device",
+        str(plan.device),
+        "--out",
+        str(out),
+        "--no-figures",
+        "--no-progress",
+        "--quiet",
+        "--overwrite",
+        *plan.compare_args,
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     res: Dict[str, Any] = {"command": " ".join(cmd[1:]), "timeout_s": plan.compare_timeout_s}
     t0 = time.perf_counter()
@@ -227,14 +316,24 @@ def section_compare(plan: Plan) -> Dict[str, Any]:
     rows = 0
     if ok:
         rows = len(json.loads((out / "results.json").read_text()).get("strategies", {}))
-    res.update(status="ok" if ok else "error", header=header, expected_header=expected, same_header=same,
-               strategies=rows)
+    res.update(
+        status="ok" if ok else "error", header=header, expected_header=expected, same_header=same, strategies=rows
+    )
     shown = "same columns" if same else ("different columns" if same is False else "not compared")
-    res["lines"] = [f"adamask compare ({'--quick' if plan.smoke else 'defaults'}) on {plan.device}: "
-                    f"{'ok' if ok else 'FAILED'} in {res['wall_s']:.0f} s; {rows} strategies; results.md header: "
-                    f"{shown} ({len(header or [])} columns)"] + ([f"  error: {res.get('error') or res['stderr_tail']}"]
-                                                              if not ok else [])
+    res["lines"] = [
+        f"adamask compare ({'--quick' if plan.smoke else 'defaults'}) on {plan.device}: "
+        f"{'ok' if ok else 'FAILED'} in {res['wall_s']:.0f} s; {rows} strategies; results.md header: "
+        f"{shown} ({len(header or [])} columns)"
+    ] + ([f"  error: {res.get('error') or res['stderr_tail']}"] if not ok else [])
     value = 0.0 if not ok else (None if same is None else float(same))  # a failed run is a measured failure
-    res["targets"] = [target("compare runs on the device; results.md has the CPU table's columns", value,
-                             "same columns", bool, plan, shown=shown if ok else "run failed")]
+    res["targets"] = [
+        target(
+            "compare runs on the device; results.md has the CPU table's columns",
+            value,
+            "same columns",
+            bool,
+            plan,
+            shown=shown if ok else "run failed",
+        )
+    ]
     return res

@@ -6,6 +6,7 @@ the number of kernels launched, and the top kernels by GPU time.
 
 Needs CUDA. Companion to section 4 of `gpu_check.py` (same models, bf16 autocast, fused AdamW).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -13,6 +13,7 @@ adamask's sampler counts as adamask's. Autograd's backward runs without Python f
 warnings are replayed at the ``.backward()`` call): a sync in a region's backward phase counts as ours
 unless transformers issued it. Only adamask's syncs (and backward ones) fail a region.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,16 +28,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import adamask
 
 _THIS = Path(__file__).resolve()
-_ROOTS: List[Tuple[str, Path]] = [("adamask", Path(adamask.__file__).resolve().parent),
-                                  ("harness", Path(__file__).resolve().parent)]
+_ROOTS: List[Tuple[str, Path]] = [
+    ("adamask", Path(adamask.__file__).resolve().parent),
+    ("harness", Path(__file__).resolve().parent),
+]
 _spec = importlib.util.find_spec("transformers")
 if _spec is not None and _spec.submodule_search_locations:
     _ROOTS.append(("transformers", Path(list(_spec.submodule_search_locations)[0]).resolve()))
 
 PATCHED = ("item", "tolist", "__bool__", "nonzero", "cpu", "numpy")
 _aten = torch.ops.aten
-_READS_DATA = {_aten._local_scalar_dense, _aten.nonzero, _aten.masked_select, _aten._unique2, _aten.unique_dim,
-               _aten.unique_consecutive}
+_READS_DATA = {
+    _aten._local_scalar_dense,
+    _aten.nonzero,
+    _aten.masked_select,
+    _aten._unique2,
+    _aten.unique_dim,
+    _aten.unique_consecutive,
+}
 _BOOL_INDEXED = {_aten.index, _aten.index_put, _aten.index_put_, _aten._index_put_impl_}
 
 
@@ -62,9 +71,13 @@ class _DataReads(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         packet = func.overloadpacket
-        if packet in _READS_DATA or (packet in _BOOL_INDEXED and any(
+        if packet in _READS_DATA or (
+            packet in _BOOL_INDEXED
+            and any(
                 isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
-                for i in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ()))):
+                for i in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ())
+            )
+        ):
             self.recorder.record(f"aten.{packet.__name__}")
         return func(*args, **(kwargs or {}))
 
@@ -149,9 +162,18 @@ class SyncRecorder:
 
     def findings(self) -> List[Dict[str, Any]]:
         """One dict per (origin, site, op, phase) with its count and whether it fails the region."""
-        return [{"origin": o, "site": s, "code": c, "op": op, "phase": ph, "count": n,
-                 "ours": o == "adamask" or (ph == "backward" and o != "transformers")}
-                for (o, s, c, op, ph), n in sorted(self.records.items())]
+        return [
+            {
+                "origin": o,
+                "site": s,
+                "code": c,
+                "op": op,
+                "phase": ph,
+                "count": n,
+                "ours": o == "adamask" or (ph == "backward" and o != "transformers"),
+            }
+            for (o, s, c, op, ph), n in sorted(self.records.items())
+        ]
 
 
 Phase = Tuple[str, Callable[[Any], Any]]
@@ -173,11 +195,17 @@ def check_region(label: str, phases: Sequence[Phase], device: torch.device, warm
             out = fn(out)
     found = rec.findings()
     ours = [f for f in found if f["ours"]]
-    return {"region": label, "status": "failed" if ours else "ok", "ours": ours,
-            "others": [f for f in found if not f["ours"]]}
+    return {
+        "region": label,
+        "status": "failed" if ours else "ok",
+        "ours": ours,
+        "others": [f for f in found if not f["ours"]],
+    }
 
 
 def describe(finding: Dict[str, Any]) -> str:
     """One line: where and what, e.g. ``adamask/x.py:12 `mask.sum().item()` (Tensor.item, forward) x1``."""
-    return (f"{finding['site']} `{finding['code']}` ({finding['op']}, {finding['phase']}) "
-            f"x{finding['count']} [{finding['origin']}]")
+    return (
+        f"{finding['site']} `{finding['code']}` ({finding['op']}, {finding['phase']}) "
+        f"x{finding['count']} [{finding['origin']}]"
+    )

@@ -8,6 +8,7 @@ cheapest setting) plus every other learned strategy registered and motion maskin
 control). FLOPs and saved activations come from the cost accounting on meta tensors, at paper scale in
 every mode, so the CPU and GPU tables read side by side.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -37,8 +38,10 @@ def check_configs(embed_dim: int) -> List[Config]:
     wanted = ("random 0.90", "tube 0.90", "adaptive 0.95, paper block", "adaptive 0.95, paper block, checkpointed")
     picked = [c for c in shared if c[0] in wanted] + [c for c in shared if _cheapest(c)]
     learned = [n for n in list_maskings() if strategy_info(n).learned and n != "adaptive"]
-    extra = [(f"{n} {strategy_info(n).default_ratio:.2f}", n, strategy_info(n).default_ratio, None)
-             for n in learned + ["motion"]]
+    extra = [
+        (f"{n} {strategy_info(n).default_ratio:.2f}", n, strategy_info(n).default_ratio, None)
+        for n in learned + ["motion"]
+    ]
     return picked + extra
 
 
@@ -69,9 +72,11 @@ def _measure(plan: Plan, configs: List[Config]) -> Dict[str, Dict[str, Any]]:
     out = {}
     for label, _, _, _ in configs:
         peak = cuda_step_peak(steps[label], dev) if dev.type == "cuda" else None
-        out[label] = {"time_ms": stats(times[label]),
-                      "step_peak_mb": None if peak is None else peak / 2**20,
-                      "peak_mb": None if peak is None else (peak + resident[label]) / 2**20}
+        out[label] = {
+            "time_ms": stats(times[label]),
+            "step_peak_mb": None if peak is None else peak / 2**20,
+            "peak_mb": None if peak is None else (peak + resident[label]) / 2**20,
+        }
     return out
 
 
@@ -79,22 +84,36 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or not b else a / b
 
 
-def _rows(plan: Plan, configs: List[Config], measured: Dict[str, Dict[str, Any]],
-          costs: Dict[str, Dict[str, float]], peak: Optional[float]) -> List[Dict[str, Any]]:
+def _rows(
+    plan: Plan,
+    configs: List[Config],
+    measured: Dict[str, Dict[str, Any]],
+    costs: Dict[str, Dict[str, float]],
+    peak: Optional[float],
+) -> List[Dict[str, Any]]:
     paper_scale = plan.train_size == "base" and plan.train_batch == PAPER_BATCH
     tube = measured["tube 0.90"], costs["tube 0.90"]
     rows = []
     for label, masking, ratio, opts in configs:
         m, c = measured[label], costs[label]
         sec = m["time_ms"]["median"] / 1e3
-        rows.append({"config": label, "masking": masking, "mask_ratio": ratio, "sampler_options": opts, **m,
-                     "time_vs_tube": _ratio(m["time_ms"]["median"], tube[0]["time_ms"]["median"]),
-                     "peak_vs_tube": _ratio(m["peak_mb"], tube[0]["peak_mb"]),
-                     "step_peak_vs_tube": _ratio(m["step_peak_mb"], tube[0]["step_peak_mb"]),
-                     "paper_scale_gflops": c["gflops"], "gflops_vs_tube": c["gflops"] / tube[1]["gflops"],
-                     "paper_scale_activation_mb": c["activation_mb"],
-                     "activation_vs_tube": c["activation_mb"] / tube[1]["activation_mb"],
-                     "mfu": c["gflops"] * 1e9 / sec / peak if peak and paper_scale else None})
+        rows.append(
+            {
+                "config": label,
+                "masking": masking,
+                "mask_ratio": ratio,
+                "sampler_options": opts,
+                **m,
+                "time_vs_tube": _ratio(m["time_ms"]["median"], tube[0]["time_ms"]["median"]),
+                "peak_vs_tube": _ratio(m["peak_mb"], tube[0]["peak_mb"]),
+                "step_peak_vs_tube": _ratio(m["step_peak_mb"], tube[0]["step_peak_mb"]),
+                "paper_scale_gflops": c["gflops"],
+                "gflops_vs_tube": c["gflops"] / tube[1]["gflops"],
+                "paper_scale_activation_mb": c["activation_mb"],
+                "activation_vs_tube": c["activation_mb"] / tube[1]["activation_mb"],
+                "mfu": c["gflops"] * 1e9 / sec / peak if peak and paper_scale else None,
+            }
+        )
     return rows
 
 
@@ -105,12 +124,27 @@ def _targets(plan: Plan, rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     gap = _ratio(block["time_vs_tube"], block["gflops_vs_tube"])
     measured = plan.device.type == "cuda"
     return [
-        target(f"cheapest sampler ({cheap['config']}) step time vs tube-0.90", cheap["time_vs_tube"] if measured
-               else None, "<= 0.85x", lambda v: v <= 0.85, plan),
-        target(f"cheapest sampler ({cheap['config']}) peak memory vs tube-0.90", cheap["peak_vs_tube"], "<= 0.90x",
-               lambda v: v <= 0.90, plan),
-        target("paper block: step-time ratio / FLOP ratio (both vs tube-0.90)", gap if measured else None,
-               "within 5% of 1", lambda v: abs(v - 1) <= 0.05, plan),
+        target(
+            f"cheapest sampler ({cheap['config']}) step time vs tube-0.90",
+            cheap["time_vs_tube"] if measured else None,
+            "<= 0.85x",
+            lambda v: v <= 0.85,
+            plan,
+        ),
+        target(
+            f"cheapest sampler ({cheap['config']}) peak memory vs tube-0.90",
+            cheap["peak_vs_tube"],
+            "<= 0.90x",
+            lambda v: v <= 0.90,
+            plan,
+        ),
+        target(
+            "paper block: step-time ratio / FLOP ratio (both vs tube-0.90)",
+            gap if measured else None,
+            "within 5% of 1",
+            lambda v: abs(v - 1) <= 0.05,
+            plan,
+        ),
     ]
 
 
@@ -120,26 +154,33 @@ def _fmt(v: Optional[float], spec: str = ".2f", suffix: str = "x") -> str:
 
 def _lines(plan: Plan, rows: List[Dict[str, Any]], peak: Optional[float]) -> List[str]:
     cfg = MAE_CONFIGS[plan.train_size]
-    lines = [f"training step: {plan.train_size} ({cfg['depth']} x {cfg['embed_dim']}, {cfg['num_frames']} x "
-             f"{cfg['img_size']}^2, tubelet {tuple(cfg['tubelet'])}, decoder {cfg['decoder_depth']} x "
-             f"{cfg['decoder_embed_dim']}), batch {plan.train_batch}, "
-             f"{'bf16 autocast' if plan.autocast else 'float32'}, fused AdamW; peak bf16 "
-             f"{'unknown' if not peak else f'{peak / 1e12:.0f} TFLOP/s'}; GFLOP / activations: ViT-B, batch "
-             f"{PAPER_BATCH}, meta tensors",
-             "| config | step ms | vs tube | peak MB | vs tube | step peak MB | GFLOP (paper scale) | vs tube | "
-             "saved act. MB | vs tube | MFU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"training step: {plan.train_size} ({cfg['depth']} x {cfg['embed_dim']}, {cfg['num_frames']} x "
+        f"{cfg['img_size']}^2, tubelet {tuple(cfg['tubelet'])}, decoder {cfg['decoder_depth']} x "
+        f"{cfg['decoder_embed_dim']}), batch {plan.train_batch}, "
+        f"{'bf16 autocast' if plan.autocast else 'float32'}, fused AdamW; peak bf16 "
+        f"{'unknown' if not peak else f'{peak / 1e12:.0f} TFLOP/s'}; GFLOP / activations: ViT-B, batch "
+        f"{PAPER_BATCH}, meta tensors",
+        "| config | step ms | vs tube | peak MB | vs tube | step peak MB | GFLOP (paper scale) | vs tube | "
+        "saved act. MB | vs tube | MFU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['config']} | {r['time_ms']['median']:.4g} | {_fmt(r['time_vs_tube'])} | "
-                     f"{_fmt(r['peak_mb'], '.0f', '')} | {_fmt(r['peak_vs_tube'])} | "
-                     f"{_fmt(r['step_peak_mb'], '.0f', '')} | "
-                     f"{r['paper_scale_gflops']:.0f} | {r['gflops_vs_tube']:.2f}x | "
-                     f"{r['paper_scale_activation_mb']:.0f} | {r['activation_vs_tube']:.2f}x | "
-                     f"{_fmt(r['mfu'], '.1%', '')} |")
+        lines.append(
+            f"| {r['config']} | {r['time_ms']['median']:.4g} | {_fmt(r['time_vs_tube'])} | "
+            f"{_fmt(r['peak_mb'], '.0f', '')} | {_fmt(r['peak_vs_tube'])} | "
+            f"{_fmt(r['step_peak_mb'], '.0f', '')} | "
+            f"{r['paper_scale_gflops']:.0f} | {r['gflops_vs_tube']:.2f}x | "
+            f"{r['paper_scale_activation_mb']:.0f} | {r['activation_vs_tube']:.2f}x | "
+            f"{_fmt(r['mfu'], '.1%', '')} |"
+        )
     paper = PAPER_MEMORY["adaptive 0.95"] / PAPER_MEMORY["tube 0.90"]
     block = next(r for r in rows if r["config"] == "adaptive 0.95, paper block")
-    lines.append(f"paper (Table 1a, whole-process GPU memory, their code): adaptive 0.95 "
-                 f"{PAPER_MEMORY['adaptive 0.95']} GB vs tube 0.90 {PAPER_MEMORY['tube 0.90']} GB = {paper:.2f}x; here "
-                 f"the paper block's peak is {_fmt(block['peak_vs_tube'])} tube's")
+    lines.append(
+        f"paper (Table 1a, whole-process GPU memory, their code): adaptive 0.95 "
+        f"{PAPER_MEMORY['adaptive 0.95']} GB vs tube 0.90 {PAPER_MEMORY['tube 0.90']} GB = {paper:.2f}x; here "
+        f"the paper block's peak is {_fmt(block['peak_vs_tube'])} tube's"
+    )
     return lines
 
 
@@ -151,6 +192,14 @@ def section_train(plan: Plan) -> Dict[str, Any]:
     name = torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else ""
     peak = peak_bf16_flops(name)
     rows = _rows(plan, configs, measured, costs, peak)
-    return {"model": plan.train_size, "batch": plan.train_batch, "autocast": str(plan.autocast),
-            "optimizer": "AdamW (fused)", "peak_bf16_flops": peak, "paper_memory_gb": PAPER_MEMORY, "rows": rows,
-            "lines": _lines(plan, rows, peak), "targets": _targets(plan, rows)}
+    return {
+        "model": plan.train_size,
+        "batch": plan.train_batch,
+        "autocast": str(plan.autocast),
+        "optimizer": "AdamW (fused)",
+        "peak_bf16_flops": peak,
+        "paper_memory_gb": PAPER_MEMORY,
+        "rows": rows,
+        "lines": _lines(plan, rows, peak),
+        "targets": _targets(plan, rows),
+    }

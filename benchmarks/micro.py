@@ -1,5 +1,6 @@
 """Micro-benchmarks against the baselines: the sampling loss, batched mask generation and the visible-token
 draw (with the cases where torch.multinomial fails)."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,9 @@ from baselines import NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_nu
 from timing import Sizes, comparison, interleaved, sync
 
 
-def _adaptive_inputs(batch: int, n: int, ratio: float, device: torch.device, dtype=torch.float32,
-                     seed: int = 0) -> Tuple[Tensor, Tensor, Tensor]:
+def _adaptive_inputs(
+    batch: int, n: int, ratio: float, device: torch.device, dtype=torch.float32, seed: int = 0
+) -> Tuple[Tensor, Tensor, Tensor]:
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(batch, n, generator=g, dtype=torch.float64) * 2
     n_visible = int(n * (1 - ratio))
@@ -57,24 +59,48 @@ def bench_loss(sz: Sizes, device: torch.device, min_speedup: float = 20.0) -> Li
     agree = value_rel < 1e-5 and grad_rel < 1e-5
 
     with torch.no_grad():
-        t_fwd = interleaved({"ours": lambda: sampling_loss(probs, mask, err),
-                             "baseline": lambda: loss_per_sample_loop(probs, mask, err)},
-                            sz.repeats, device, sz.number)
+        t_fwd = interleaved(
+            {
+                "ours": lambda: sampling_loss(probs, mask, err),
+                "baseline": lambda: loss_per_sample_loop(probs, mask, err),
+            },
+            sz.repeats,
+            device,
+            sz.number,
+        )
     t_fb = interleaved({"ours": ours_fb, "baseline": base_fb}, sz.repeats, device, sz.number)
-    check = {"value_rel_err_vs_float64_loop": value_rel, "grad_rel_err_vs_float64_loop": grad_rel,
-             "float64_inputs_value_rel_err": abs(got64.item() - ref.item()) / abs(ref.item()), "agree": agree}
+    check = {
+        "value_rel_err_vs_float64_loop": value_rel,
+        "grad_rel_err_vs_float64_loop": grad_rel,
+        "float64_inputs_value_rel_err": abs(got64.item() - ref.item()) / abs(ref.item()),
+        "agree": agree,
+    }
     shape = f"B={sz.batch}, N={n}"
     speedup = statistics.median(t_fb["baseline"]) / statistics.median(t_fb["ours"])
     return [
-        comparison(f"sampling_loss fwd+bwd ({shape})", t_fb["ours"], t_fb["baseline"], f">= {min_speedup:g}x",
-                   sz.judge(speedup >= min_speedup and agree), baseline="per-clip Categorical loop", check=check),
-        comparison(f"sampling_loss fwd ({shape})", t_fwd["ours"], t_fwd["baseline"], "", None,
-                   baseline="per-clip Categorical loop"),
+        comparison(
+            f"sampling_loss fwd+bwd ({shape})",
+            t_fb["ours"],
+            t_fb["baseline"],
+            f">= {min_speedup:g}x",
+            sz.judge(speedup >= min_speedup and agree),
+            baseline="per-clip Categorical loop",
+            check=check,
+        ),
+        comparison(
+            f"sampling_loss fwd ({shape})",
+            t_fwd["ours"],
+            t_fwd["baseline"],
+            "",
+            None,
+            baseline="per-clip Categorical loop",
+        ),
     ]
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. mask generation
+
 
 def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     rows = []
@@ -85,19 +111,33 @@ def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
         ours_mask = strategy.sample(sz.batch, device).mask
         base_mask = collate_numpy_masks(gen, sz.batch, device)
         same_counts = bool((ours_mask.sum(1) == base_mask.sum(1)).all())
-        t = interleaved({"ours": partial(strategy.sample, sz.batch, device),
-                         "baseline": partial(collate_numpy_masks, gen, sz.batch, device)},
-                        sz.repeats, device, max(sz.number, 10))
+        t = interleaved(
+            {
+                "ours": partial(strategy.sample, sz.batch, device),
+                "baseline": partial(collate_numpy_masks, gen, sz.batch, device),
+            },
+            sz.repeats,
+            device,
+            max(sz.number, 10),
+        )
         speedup = statistics.median(t["baseline"]) / statistics.median(t["ours"])
-        rows.append(comparison(f"{kind} mask, batch (B={sz.batch}, N={n})", t["ours"], t["baseline"], ">= 10x",
-                               sz.judge(speedup >= 10 and same_counts),
-                               baseline="per-clip numpy generator + collate",
-                               check={"same_masked_count": same_counts, "masked": int(ours_mask[0].sum())}))
+        rows.append(
+            comparison(
+                f"{kind} mask, batch (B={sz.batch}, N={n})",
+                t["ours"],
+                t["baseline"],
+                ">= 10x",
+                sz.judge(speedup >= 10 and same_counts),
+                baseline="per-clip numpy generator + collate",
+                check={"same_masked_count": same_counts, "masked": int(ours_mask[0].sum())},
+            )
+        )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. visible-token draw
+
 
 def bench_draw(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     n = math.prod(sz.grid)
@@ -107,13 +147,27 @@ def bench_draw(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
     for label, scale in (("N(0, 1) logits", 1.0), ("peaked, N(0, 10^2) logits", 10.0)):
         logits = (torch.randn(sz.batch, n, generator=g) * scale).to(device)
         log_probs, probs = torch.log_softmax(logits, -1), torch.softmax(logits, -1)
-        t = interleaved({"ours": partial(gumbel_topk, log_probs, k),
-                         "baseline": partial(torch.multinomial, probs, k, replacement=False)},
-                        sz.repeats, device, max(sz.number, 10))
+        t = interleaved(
+            {
+                "ours": partial(gumbel_topk, log_probs, k),
+                "baseline": partial(torch.multinomial, probs, k, replacement=False),
+            },
+            sz.repeats,
+            device,
+            max(sz.number, 10),
+        )
         ratio = statistics.median(t["ours"]) / statistics.median(t["baseline"])
-        rows.append(comparison(f"draw {k} of {n}, B={sz.batch}, {label}", t["ours"], t["baseline"],
-                               "<= 1.0x time", sz.judge(ratio <= 1.0),
-                               baseline="torch.multinomial(replacement=False)", time_ratio=ratio))
+        rows.append(
+            comparison(
+                f"draw {k} of {n}, B={sz.batch}, {label}",
+                t["ours"],
+                t["baseline"],
+                "<= 1.0x time",
+                sz.judge(ratio <= 1.0),
+                baseline="torch.multinomial(replacement=False)",
+                time_ratio=ratio,
+            )
+        )
     rows += draw_failure_cases(sz, device, n, k, g)
     return rows
 
@@ -150,14 +204,18 @@ def draw_failure_cases(sz: Sizes, device: torch.device, n: int, k: int, g: torch
     ours = gumbel_topk(log_probs, k)
     fm = None if multi is None else _overlap(multi, best)
     fo = _overlap(ours, best)
-    rows.append({"name": f"draw {k} of {n}, B={sz.batch}, scores N(0, 100^2): {nonzero.mean().item():.1f} nonzero "
-                         f"float32 probabilities per row on average (max {int(nonzero.max().item())})",
-                 "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most "
-                                "probable",
-                 "gumbel_topk": f"{fo:.0%} of the draw among the {k} most probable (log-space keys)",
-                 "multinomial_top_fraction": fm, "gumbel_top_fraction": fo,
-                 "target": "no failure where multinomial fails",
-                 "met": sz.judge(fo >= 0.95 and (fm is None or fm < fo))})
+    rows.append(
+        {
+            "name": f"draw {k} of {n}, B={sz.batch}, scores N(0, 100^2): {nonzero.mean().item():.1f} nonzero "
+            f"float32 probabilities per row on average (max {int(nonzero.max().item())})",
+            "multinomial": f"{status}; {'-' if fm is None else f'{fm:.0%}'} of the draw among the {k} most probable",
+            "gumbel_topk": f"{fo:.0%} of the draw among the {k} most probable (log-space keys)",
+            "multinomial_top_fraction": fm,
+            "gumbel_top_fraction": fo,
+            "target": "no failure where multinomial fails",
+            "met": sz.judge(fo >= 0.95 and (fm is None or fm < fo)),
+        }
+    )
     support = max(1, k * 2 // 3)
     scores = torch.full((sz.batch, n), float("-inf"))
     scores[:, :support] = torch.randn(sz.batch, support, generator=g)
@@ -166,11 +224,17 @@ def draw_failure_cases(sz: Sizes, device: torch.device, n: int, k: int, g: torch
     ours = gumbel_topk(torch.log_softmax(scores, -1), k)
 
     def ok(d: Optional[Tensor]) -> bool:  # k distinct indices, the nonzero-probability ones first
-        return d is not None and bool((d[:, :support] < support).all()) and all(
-            len(set(r.tolist())) == k for r in d.cpu())
+        return (
+            d is not None and bool((d[:, :support] < support).all()) and all(len(set(r.tolist())) == k for r in d.cpu())
+        )
 
-    rows.append({"name": f"draw {k} of {n} with only {support} nonzero probabilities",
-                 "multinomial": f"{status}; {'the nonzero ones first, k distinct' if ok(multi) else 'invalid draw'}",
-                 "gumbel_topk": "the nonzero ones first, k distinct" if ok(ours) else "invalid draw",
-                 "target": "k distinct indices, support first", "met": sz.judge(ok(ours))})
+    rows.append(
+        {
+            "name": f"draw {k} of {n} with only {support} nonzero probabilities",
+            "multinomial": f"{status}; {'the nonzero ones first, k distinct' if ok(multi) else 'invalid draw'}",
+            "gumbel_topk": "the nonzero ones first, k distinct" if ok(ours) else "invalid draw",
+            "target": "k distinct indices, support first",
+            "met": sz.judge(ok(ours)),
+        }
+    )
     return rows

@@ -3,6 +3,7 @@ sampler / encoder / decoder / tokenizer / targets timed alone (forward + backwar
 
     python benchmarks/profile_step.py [--batch 4] [--threads N] [--rows 15]
 """
+
 from __future__ import annotations
 
 import argparse

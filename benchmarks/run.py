@@ -11,6 +11,7 @@ Modules: timing.py (sizes, interleaved timing), baselines.py (the re-implemented
 micro.py (sampling loss, masks, draw), train_step.py (the training-step rows, whose configurations are
 `adamask.compare.costs.paper_scale_configs`, and their targets).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,43 +47,65 @@ def _ms(s: Dict[str, Any]) -> str:
 def format_tables(res: Dict[str, Any]) -> str:
     mc = res["machine"]
     load = "/".join(f"{x:.1f}" for x in mc["load_average_start"])
-    out = [f"device: {mc['device_name']} ({mc['cpu_count']} cores); torch {mc['torch']}; {mc['threads']} threads; "
-           f"{res['mode']} run; load average at start {load}", ""]
-    out.append("| comparison | adamask ms, median (min-max) | baseline ms, median (min-max) | "
-               "ratio of medians | target | met |")
+    out = [
+        f"device: {mc['device_name']} ({mc['cpu_count']} cores); torch {mc['torch']}; {mc['threads']} threads; "
+        f"{res['mode']} run; load average at start {load}",
+        "",
+    ]
+    out.append(
+        "| comparison | adamask ms, median (min-max) | baseline ms, median (min-max) | "
+        "ratio of medians | target | met |"
+    )
     out.append("|---|---|---|---|---|---|")
     for row in res["micro"]:
         if "ours_ms" not in row:
             continue
-        ratio = (f"time {row['time_ratio']:.2f}x" if "time_ratio" in row else f"speedup {row['speedup']:.1f}x")
+        ratio = f"time {row['time_ratio']:.2f}x" if "time_ratio" in row else f"speedup {row['speedup']:.1f}x"
         met = "" if row["met"] is None else ("yes" if row["met"] else "NO")
-        out.append(f"| {row['name']} vs {row['baseline']} | {_ms(row['ours_ms'])} | {_ms(row['baseline_ms'])} | "
-                   f"{ratio} | {row['target']} | {met} |")
+        out.append(
+            f"| {row['name']} vs {row['baseline']} | {_ms(row['ours_ms'])} | {_ms(row['baseline_ms'])} | "
+            f"{ratio} | {row['target']} | {met} |"
+        )
     for row in res["micro"]:
         if "multinomial" in row:
             out += ["", f"{row['name']}: multinomial -> {row['multinomial']}; gumbel_topk -> {row['gumbel_topk']}"]
         if "check" in row and "value_rel_err_vs_float64_loop" in row["check"]:
             c = row["check"]
-            out += ["", f"sampling_loss vs the float64 loop: value rel. err {c['value_rel_err_vs_float64_loop']:.1e}, "
-                        f"grad (w.r.t. scores) rel. err {c['grad_rel_err_vs_float64_loop']:.1e}"]
+            out += [
+                "",
+                f"sampling_loss vs the float64 loop: value rel. err {c['value_rel_err_vs_float64_loop']:.1e}, "
+                f"grad (w.r.t. scores) rel. err {c['grad_rel_err_vs_float64_loop']:.1e}",
+            ]
     tr = res["train"]
     m = tr["model"]
-    out += ["", f"training step: encoder {m['depth']} x {m['embed_dim']}, decoder {m['decoder_depth']} x "
-                f"{m['decoder_embed_dim']}, {m['num_frames']} x {m['img_size']}^2, tubelet {tuple(m['tubelet'])}, "
-                f"batch {tr['batch']}, {tr['optimizer']}; memory: {res['memory_method']}", ""]
-    out.append("| config | step ms, median (min-max) | vs tube | step peak MB | vs tube | total peak MB | "
-               "GFLOP | vs tube | saved act. MB | vs tube |")
+    out += [
+        "",
+        f"training step: encoder {m['depth']} x {m['embed_dim']}, decoder {m['decoder_depth']} x "
+        f"{m['decoder_embed_dim']}, {m['num_frames']} x {m['img_size']}^2, tubelet {tuple(m['tubelet'])}, "
+        f"batch {tr['batch']}, {tr['optimizer']}; memory: {res['memory_method']}",
+        "",
+    ]
+    out.append(
+        "| config | step ms, median (min-max) | vs tube | step peak MB | vs tube | total peak MB | "
+        "GFLOP | vs tube | saved act. MB | vs tube |"
+    )
     out.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in tr["rows"]:
-        out.append(f"| {r['config']} | {_ms(r['time_ms'])} | {r['time_vs_tube']:.2f}x | {r['step_peak_mb']:.0f} | "
-                   f"{r['step_peak_vs_tube']:.2f}x | {r['total_peak_mb']:.0f} | {r['gflops']:.1f} | "
-                   f"{r['gflops_vs_tube']:.2f}x | {r['activation_mb']:.0f} | {r['activation_vs_tube']:.2f}x |")
+        out.append(
+            f"| {r['config']} | {_ms(r['time_ms'])} | {r['time_vs_tube']:.2f}x | {r['step_peak_mb']:.0f} | "
+            f"{r['step_peak_vs_tube']:.2f}x | {r['total_peak_mb']:.0f} | {r['gflops']:.1f} | "
+            f"{r['gflops_vs_tube']:.2f}x | {r['activation_mb']:.0f} | {r['activation_vs_tube']:.2f}x |"
+        )
     out += ["", "| training-step target | value | target | met |", "|---|---|---|---|"]
     for t in res["train_targets"]:
         met = "" if t["met"] is None else ("yes" if t["met"] else "NO")
         out.append(f"| {t['name']} | {t['value']:.2f}x | {t['target']} | {met} |")
-    out += ["", f"paper-scale cost per clip ({res['paper_scale']['size']}), one training step, float32:", "",
-            res["paper_scale"]["table"]]
+    out += [
+        "",
+        f"paper-scale cost per clip ({res['paper_scale']['size']}), one training step, float32:",
+        "",
+        res["paper_scale"]["table"],
+    ]
     return "\n".join(out)
 
 
@@ -97,9 +120,16 @@ def machine(device: torch.device) -> Dict[str, Any]:
         pass
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-    return {"device": str(device), "device_name": name, "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "device": str(device),
+        "device_name": name,
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
@@ -120,8 +150,11 @@ def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine(device), "load_average_start": load_start},
-        "memory_method": ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                          "peak RSS (VmHWM, reset via /proc/self/clear_refs) of one step in a fresh process"),
+        "memory_method": (
+            "torch.cuda.max_memory_allocated"
+            if device.type == "cuda"
+            else "peak RSS (VmHWM, reset via /proc/self/clear_refs) of one step in a fresh process"
+        ),
         "micro": micro,
         "train": train,
         "train_targets": train_targets(train, smoke),

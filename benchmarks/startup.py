@@ -7,6 +7,7 @@ one warm-up round), so a busy machine slows them alike. Prints the median wall t
 
     python benchmarks/startup.py [--repeats 7] [--json startup.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS: Dict[str, List[str]] = {
     "import torch": ["-c", "import torch"],
     "import adamask": ["-c", "import adamask"],
-    "import adamask core (create_masking, MaskedVideoAutoencoder)":
-        ["-c", "from adamask import create_masking, MaskedVideoAutoencoder"],
+    "import adamask core (create_masking, MaskedVideoAutoencoder)": [
+        "-c",
+        "from adamask import create_masking, MaskedVideoAutoencoder",
+    ],
     "adamask --help": ["-m", "adamask", "--help"],
     "adamask compare --help": ["-m", "adamask", "compare", "--help"],
 }
@@ -34,8 +37,9 @@ COMMANDS: Dict[str, List[str]] = {
 def time_once(args: Sequence[str], env: Dict[str, str]) -> float:
     """Seconds of one fresh ``python ARGS`` process (output discarded); raises if it fails."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - t0
 
 
@@ -55,8 +59,9 @@ def table(res: Dict[str, Dict[str, float]]) -> str:
     base = res["import torch"]["median_s"]
     lines = ["| command | median s | min s | max s | x import torch |", "|---|---|---|---|---|"]
     for k, v in res.items():
-        lines.append(f"| {k} | {v['median_s']:.3f} | {v['min_s']:.3f} | {v['max_s']:.3f} | "
-                     f"{v['median_s'] / base:.2f}x |")
+        lines.append(
+            f"| {k} | {v['median_s']:.3f} | {v['min_s']:.3f} | {v['max_s']:.3f} | {v['median_s'] / base:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -68,12 +73,15 @@ def main(argv: Sequence[str] = ()) -> int:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     res = measure(args.repeats)
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
-          f"{args.repeats} interleaved rounds, medians")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
+        f"{args.repeats} interleaved rounds, medians"
+    )
     print(table(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(repeats=args.repeats, python=platform.python_version(),
-                                                   results=res), indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(dict(repeats=args.repeats, python=platform.python_version(), results=res), indent=2) + "\n"
+        )
     return 0
 
 

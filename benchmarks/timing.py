@@ -1,4 +1,5 @@
 """The suite's sizes (full and smoke) and how it times: interleaved repeats, medians with min-max."""
+
 from __future__ import annotations
 
 import statistics
@@ -21,8 +22,9 @@ class Sizes:
     number: int = 1  # calls per timed sample (raised for sub-millisecond functions)
     train_batch: int = 4
     train_repeats: int = 9
-    train_model: Dict[str, Any] = field(default_factory=lambda: dict(
-        MAE_CONFIGS["small"], img_size=128))  # ViT-S: encoder 12 x 384, decoder 4 x 192; 16 x 128^2 -> 512 tokens
+    train_model: Dict[str, Any] = field(
+        default_factory=lambda: dict(MAE_CONFIGS["small"], img_size=128)
+    )  # ViT-S: encoder 12 x 384, decoder 4 x 192; 16 x 128^2 -> 512 tokens
     paper_size: str = "base"
     paper_overrides: Dict[str, Any] = field(default_factory=dict)
     smoke: bool = False
@@ -33,9 +35,16 @@ class Sizes:
 
 
 FULL = Sizes()
-SMOKE = Sizes(batch=2, grid=(2, 4, 4), repeats=2, train_batch=1, train_repeats=1,
-              train_model=dict(MAE_CONFIGS["nano"], embed_dim=32, num_heads=2),
-              paper_size="tiny", smoke=True)
+SMOKE = Sizes(
+    batch=2,
+    grid=(2, 4, 4),
+    repeats=2,
+    train_batch=1,
+    train_repeats=1,
+    train_model=dict(MAE_CONFIGS["nano"], embed_dim=32, num_heads=2),
+    paper_size="tiny",
+    smoke=True,
+)
 
 
 def sync(device: torch.device) -> None:
@@ -63,8 +72,9 @@ def _sample_seconds(fn: Callable[[], Any], number: int, device: torch.device) ->
     return (time.perf_counter() - t0) / number
 
 
-def interleaved(fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.device, number: int = 1,
-                warmup: int = 1) -> Dict[str, List[float]]:
+def interleaved(
+    fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.device, number: int = 1, warmup: int = 1
+) -> Dict[str, List[float]]:
     """Seconds per call of each function: ``repeats`` samples each, taken in rotating order
     (CUDA-event timing on a CUDA device, see `_sample_seconds`)."""
     names = list(fns)
@@ -74,20 +84,32 @@ def interleaved(fns: Dict[str, Callable[[], Any]], repeats: int, device: torch.d
     sync(device)
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(_sample_seconds(fns[name], number, device))
     return times
 
 
 def stats(samples: Sequence[float], scale: float = 1e3) -> Dict[str, Any]:
     """Median, min, max (ms by default) of timing samples."""
-    return {"median": statistics.median(samples) * scale, "min": min(samples) * scale,
-            "max": max(samples) * scale, "n": len(samples)}
+    return {
+        "median": statistics.median(samples) * scale,
+        "min": min(samples) * scale,
+        "max": max(samples) * scale,
+        "n": len(samples),
+    }
 
 
-def comparison(name: str, ours: Sequence[float], base: Sequence[float], target: str,
-               met: Optional[bool], **extra: Any) -> Dict[str, Any]:
+def comparison(
+    name: str, ours: Sequence[float], base: Sequence[float], target: str, met: Optional[bool], **extra: Any
+) -> Dict[str, Any]:
     """One side-by-side row; speedup = baseline median / ours median."""
     o, b = stats(ours), stats(base)
-    return {"name": name, "ours_ms": o, "baseline_ms": b, "speedup": b["median"] / o["median"],
-            "target": target, "met": met, **extra}
+    return {
+        "name": name,
+        "ours_ms": o,
+        "baseline_ms": b,
+        "speedup": b["median"] / o["median"],
+        "target": target,
+        "met": met,
+        **extra,
+    }

@@ -1,5 +1,6 @@
 """The training-step comparison: time, peak memory, FLOPs and saved activations of one step per configuration,
 and its targets."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,15 @@ def train_configs(embed_dim: int) -> List[Tuple[str, str, float, Optional[Dict[s
     return sorted(configs, key=lambda c: c[0] != "tube 0.90")
 
 
-def step_fn(module: Callable[[torch.Tensor], Any], opt: torch.optim.Optimizer, video: torch.Tensor,
-            autocast: Optional[torch.dtype] = None) -> Callable[[], None]:
+def step_fn(
+    module: Callable[[torch.Tensor], Any],
+    opt: torch.optim.Optimizer,
+    video: torch.Tensor,
+    autocast: Optional[torch.dtype] = None,
+) -> Callable[[], None]:
     """One training step of ``module`` (the model or its ``torch.compile``d form): zero_grad, forward
     (under ``torch.autocast(video.device.type, autocast)`` when ``autocast`` is a dtype), backward, ``opt.step()``."""
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         with torch.autocast(video.device.type, dtype=autocast) if autocast is not None else nullcontext():
@@ -42,9 +48,15 @@ def step_fn(module: Callable[[torch.Tensor], Any], opt: torch.optim.Optimizer, v
     return step
 
 
-def build_training(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Optional[Dict[str, Any]],
-                   batch: int, device: torch.device, seed: int = 0
-                   ) -> Tuple[MaskedVideoAutoencoder, torch.optim.Optimizer, torch.Tensor]:
+def build_training(
+    model_cfg: Dict[str, Any],
+    masking: str,
+    ratio: float,
+    opts: Optional[Dict[str, Any]],
+    batch: int,
+    device: torch.device,
+    seed: int = 0,
+) -> Tuple[MaskedVideoAutoencoder, torch.optim.Optimizer, torch.Tensor]:
     """A model, its fused AdamW optimiser and one clip batch (B, C, T, H, W) on ``device``."""
     torch.manual_seed(seed)
     model = build_cost_model(model_cfg, masking, ratio, opts).to(device)
@@ -52,9 +64,16 @@ def build_training(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: 
     return model, opt, torch.randn(batch, *model.input_shape, device=device)
 
 
-def build_step(model_cfg: Dict[str, Any], masking: str, ratio: float, opts: Optional[Dict[str, Any]],
-               batch: int, device: torch.device, seed: int = 0, autocast: Optional[torch.dtype] = None
-               ) -> Tuple[MaskedVideoAutoencoder, Callable[[], None]]:
+def build_step(
+    model_cfg: Dict[str, Any],
+    masking: str,
+    ratio: float,
+    opts: Optional[Dict[str, Any]],
+    batch: int,
+    device: torch.device,
+    seed: int = 0,
+    autocast: Optional[torch.dtype] = None,
+) -> Tuple[MaskedVideoAutoencoder, Callable[[], None]]:
     """`build_training` -> (model, step()) for one training step (see `step_fn`)."""
     model, opt, video = build_training(model_cfg, masking, ratio, opts, batch, device, seed)
     return model, step_fn(model, opt, video, autocast)
@@ -90,8 +109,9 @@ def probe_memory(spec: Dict[str, Any]) -> Dict[str, float]:
         return {"step_peak_mb": float("nan"), "total_peak_mb": float("nan")}
     torch.set_num_threads(spec["threads"])
     rss0 = _status_kb("VmRSS")
-    _, step = build_step(spec["model"], spec["masking"], spec["ratio"], spec["opts"], spec["batch"],
-                         torch.device("cpu"))
+    _, step = build_step(
+        spec["model"], spec["masking"], spec["ratio"], spec["opts"], spec["batch"], torch.device("cpu")
+    )
     step()
     rss1 = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
@@ -112,10 +132,19 @@ def measure_memory(spec: Dict[str, Any], device: torch.device) -> Dict[str, floa
         return {"step_peak_mb": step_peak / 2**20, "total_peak_mb": (before - base + step_peak) / 2**20}
     # fixed malloc thresholds: large blocks are mmapped and returned to the OS when freed, so RSS
     # follows live memory instead of the allocator's high-water mark
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, str(RUN), "--probe-memory", json.dumps(spec)],
-                         capture_output=True, text=True, env=env, check=True)
+    env = dict(
+        os.environ,
+        MALLOC_MMAP_THRESHOLD_="65536",
+        MALLOC_TRIM_THRESHOLD_="0",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    out = subprocess.run(
+        [sys.executable, str(RUN), "--probe-memory", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -131,21 +160,35 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
     del steps, models
     rows: List[Dict[str, Any]] = []
     for label, masking, ratio, opts in configs:
-        spec = {"model": cfg, "masking": masking, "ratio": ratio, "opts": opts, "batch": sz.train_batch,
-                "threads": torch.get_num_threads()}
+        spec = {
+            "model": cfg,
+            "masking": masking,
+            "ratio": ratio,
+            "opts": opts,
+            "batch": sz.train_batch,
+            "threads": torch.get_num_threads(),
+        }
         mem = measure_memory(spec, device)
         with torch.device("meta"):
             meta_model = build_cost_model(cfg, masking, ratio, opts)
         costs = step_costs(meta_model, sz.train_batch)["total"]
-        rows.append({"config": label, "sampler_options": opts, "time_ms": stats(times[label]), **mem,
-                     "gflops": costs["gflops"], "activation_mb": costs["activation_mb"]})
+        rows.append(
+            {
+                "config": label,
+                "sampler_options": opts,
+                "time_ms": stats(times[label]),
+                **mem,
+                "gflops": costs["gflops"],
+                "activation_mb": costs["activation_mb"],
+            }
+        )
     ref = rows[0]
     for r in rows:
         r["time_vs_tube"] = r["time_ms"]["median"] / ref["time_ms"]["median"]
-        r["step_peak_vs_tube"] = (r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0
-                                  else float("nan"))
-        r["total_peak_vs_tube"] = (r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0
-                                   else float("nan"))
+        r["step_peak_vs_tube"] = r["step_peak_mb"] / ref["step_peak_mb"] if ref["step_peak_mb"] > 0 else float("nan")
+        r["total_peak_vs_tube"] = (
+            r["total_peak_mb"] / ref["total_peak_mb"] if ref["total_peak_mb"] > 0 else float("nan")
+        )
         r["gflops_vs_tube"] = r["gflops"] / ref["gflops"]
         r["activation_vs_tube"] = r["activation_mb"] / ref["activation_mb"]
     model_desc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
@@ -155,21 +198,46 @@ def bench_train(sz: Sizes, device: torch.device) -> Dict[str, Any]:
 def train_targets(train: Dict[str, Any], smoke: bool) -> List[Dict[str, Any]]:
     rows = {r["config"]: r for r in train["rows"]}
     paper = rows["adaptive 0.95, paper block"]
-    cheapest = min((r for r in train["rows"] if r["config"].startswith("adaptive")),
-                   key=lambda r: r["time_ms"]["median"])
+    cheapest = min(
+        (r for r in train["rows"] if r["config"].startswith("adaptive")), key=lambda r: r["time_ms"]["median"]
+    )
     ckpt = rows.get("adaptive 0.95, paper block, checkpointed")
     judge = (lambda ok: None) if smoke else (lambda ok: bool(ok))
     return [
-        {"name": "adaptive-0.95 (paper block) step peak memory <= tube-0.90", "value": paper["step_peak_vs_tube"],
-         "target": "<= 1.00x", "met": judge(paper["step_peak_vs_tube"] <= 1.0)},
-        {"name": "adaptive-0.95 (paper block) step time <= 1.10x tube-0.90", "value": paper["time_vs_tube"],
-         "target": "<= 1.10x", "met": judge(paper["time_vs_tube"] <= 1.10)},
-        *([{"name": "adaptive-0.95 (paper block, checkpointed) step peak memory <= tube-0.90",
-             "value": ckpt["step_peak_vs_tube"], "target": "<= 1.00x", "met": judge(ckpt["step_peak_vs_tube"] <= 1.0)}]
-          if ckpt else []),
-        {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step time <= 0.90x tube-0.90",
-         "value": cheapest["time_vs_tube"], "target": "<= 0.90x", "met": judge(cheapest["time_vs_tube"] <= 0.90)},
-        {"name": f"adaptive-0.95 ({cheapest['config'][15:]}) step peak memory <= tube-0.90",
-         "value": cheapest["step_peak_vs_tube"], "target": "<= 1.00x",
-         "met": judge(cheapest["step_peak_vs_tube"] <= 1.0)},
+        {
+            "name": "adaptive-0.95 (paper block) step peak memory <= tube-0.90",
+            "value": paper["step_peak_vs_tube"],
+            "target": "<= 1.00x",
+            "met": judge(paper["step_peak_vs_tube"] <= 1.0),
+        },
+        {
+            "name": "adaptive-0.95 (paper block) step time <= 1.10x tube-0.90",
+            "value": paper["time_vs_tube"],
+            "target": "<= 1.10x",
+            "met": judge(paper["time_vs_tube"] <= 1.10),
+        },
+        *(
+            [
+                {
+                    "name": "adaptive-0.95 (paper block, checkpointed) step peak memory <= tube-0.90",
+                    "value": ckpt["step_peak_vs_tube"],
+                    "target": "<= 1.00x",
+                    "met": judge(ckpt["step_peak_vs_tube"] <= 1.0),
+                }
+            ]
+            if ckpt
+            else []
+        ),
+        {
+            "name": f"adaptive-0.95 ({cheapest['config'][15:]}) step time <= 0.90x tube-0.90",
+            "value": cheapest["time_vs_tube"],
+            "target": "<= 0.90x",
+            "met": judge(cheapest["time_vs_tube"] <= 0.90),
+        },
+        {
+            "name": f"adaptive-0.95 ({cheapest['config'][15:]}) step peak memory <= tube-0.90",
+            "value": cheapest["step_peak_vs_tube"],
+            "target": "<= 1.00x",
+            "met": judge(cheapest["step_peak_vs_tube"] <= 1.0),
+        },
     ]

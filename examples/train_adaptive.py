@@ -1,7 +1,8 @@
 """Train the reference video MAE with adaptive masking for a few steps and print both losses.
 
-    python examples/train_adaptive.py --steps 30
+python examples/train_adaptive.py --steps 30
 """
+
 import argparse
 import time
 
@@ -20,7 +21,7 @@ def synthetic_clips(batch: int, model: adamask.MaskedVideoAutoencoder, generator
     for f in range(t):
         x = (f * w // (2 * t)) % (w - side)
         for b in range(batch):
-            video[b, :, f, top[b]:top[b] + side, x:x + side] += 0.8
+            video[b, :, f, top[b] : top[b] + side, x : x + side] += 0.8
     return video
 
 
@@ -39,8 +40,9 @@ def main() -> None:
     model = adamask.create_mae(args.size, masking="adaptive", mask_ratio=args.mask_ratio).to(args.device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and n not in model.no_weight_decay()]
     rest = [p for n, p in model.named_parameters() if not (p.ndim > 1 and n not in model.no_weight_decay())]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95)
+    )
     g = torch.Generator().manual_seed(args.seed)
     n = model.num_tokens
     print(f"reference MAE '{args.size}': {n} tokens, {model.mask_sampler.num_visible} visible, device {args.device}")
@@ -54,8 +56,10 @@ def main() -> None:
         if step == 1 or step % 5 == 0 or step == args.steps:
             p = out.masking.probs.detach()
             kl = (p * (p * n).log()).sum(1).mean()
-            print(f"step {step:4d}  reconstruction {out.reconstruction_loss.item():.4f}  "
-                  f"sampling {out.sampling_loss.item():.4f}  KL(P||uniform) {kl.item():.4f}")
+            print(
+                f"step {step:4d}  reconstruction {out.reconstruction_loss.item():.4f}  "
+                f"sampling {out.sampling_loss.item():.4f}  KL(P||uniform) {kl.item():.4f}"
+            )
     print(f"done in {time.perf_counter() - start:.1f} s")
 
 

@@ -6,6 +6,7 @@
 Prints the reconstruction loss (the stock VideoMAE loss) and the unweighted sampling loss per step.
 The clips are moving bright squares on noise, so the sampler has something to find.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,22 @@ from adamask.integrations.hf import AdaMaskTrainer, AdaptiveVideoMAEForPreTraini
 
 
 def tiny_config(image_size: int = 32, num_frames: int = 4) -> VideoMAEConfig:
-    return VideoMAEConfig(image_size=image_size, patch_size=8, num_frames=num_frames, tubelet_size=2,
-                          hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                          decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                          decoder_intermediate_size=64, use_mean_pooling=False, norm_pix_loss=True)
+    return VideoMAEConfig(
+        image_size=image_size,
+        patch_size=8,
+        num_frames=num_frames,
+        tubelet_size=2,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        use_mean_pooling=False,
+        norm_pix_loss=True,
+    )
 
 
 def synthetic_clips(n: int, num_frames: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -32,7 +45,7 @@ def synthetic_clips(n: int, num_frames: int, size: int, generator: torch.Generat
     for i in range(n):
         r, c = torch.randint(0, size - side - num_frames, (2,), generator=generator).tolist()
         for t in range(num_frames):
-            x[i, t, :, r + t:r + t + side, c + t:c + t + side] += 2.0
+            x[i, t, :, r + t : r + t + side, c + t : c + t + side] += 2.0
     return x
 
 
@@ -69,17 +82,27 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Tuple[float, float]]:
 
         data = ClipDataset(synthetic_clips(max(args.batch_size * args.steps, 8), cfg.num_frames, cfg.image_size, gen))
         with tempfile.TemporaryDirectory() as out_dir:
-            targs = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=args.batch_size,
-                                      max_steps=args.steps, logging_steps=1, learning_rate=args.lr,
-                                      report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
-                                      seed=args.seed)
+            targs = TrainingArguments(
+                output_dir=out_dir,
+                per_device_train_batch_size=args.batch_size,
+                max_steps=args.steps,
+                logging_steps=1,
+                learning_rate=args.lr,
+                report_to=[],
+                use_cpu=True,
+                save_strategy="no",
+                disable_tqdm=True,
+                seed=args.seed,
+            )
             trainer = AdaMaskTrainer(model=model, args=targs, train_dataset=data)
             trainer.train()
         for h in trainer.state.log_history:
             if "reconstruction_loss" in h:
                 history.append((h["reconstruction_loss"], h["sampling_loss"]))
-                print(f"step {h['step']:4d}  loss {h['loss']:.4f}  reconstruction_loss "
-                      f"{h['reconstruction_loss']:.4f}  sampling_loss {h['sampling_loss']:.4f}")
+                print(
+                    f"step {h['step']:4d}  loss {h['loss']:.4f}  reconstruction_loss "
+                    f"{h['reconstruction_loss']:.4f}  sampling_loss {h['sampling_loss']:.4f}"
+                )
         return history
 
     model.train()
@@ -92,8 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Tuple[float, float]]:
         opt.step()
         rec, ls = out.reconstruction_loss.item(), out.sampling_loss.item()
         history.append((rec, ls))
-        print(f"step {step:4d}  loss {out.loss.item():.4f}  reconstruction_loss {rec:.4f}  "
-              f"sampling_loss {ls:.4f}  max_prob {out.probs.max().item():.4f}")
+        print(
+            f"step {step:4d}  loss {out.loss.item():.4f}  reconstruction_loss {rec:.4f}  "
+            f"sampling_loss {ls:.4f}  max_prob {out.probs.max().item():.4f}"
+        )
     return history
 
 

@@ -1,5 +1,6 @@
 """The layout's rules, checked: the core imports nothing above it, integrations and the compare app import
 only the core, and modules and functions stay small."""
+
 import ast
 from pathlib import Path
 
@@ -36,8 +37,12 @@ def layer(module: str) -> str:
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_dependency_arrows(path):
     own = layer(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
-    allowed = {"core": {"core"}, "compare": {"core", "compare"}, "integrations": {"core", "integrations"},
-               "cli": {"core", "compare", "cli"}}[own]
+    allowed = {
+        "core": {"core"},
+        "compare": {"core", "compare"},
+        "integrations": {"core", "integrations"},
+        "cli": {"core", "compare", "cli"},
+    }[own]
     bad = [m for m in adamask_imports(path) if layer(m) not in allowed]
     if path.parent == PACKAGE and path.name in COMPAT:
         assert all(layer(m) in ("core", "compare") for m in adamask_imports(path))
@@ -49,8 +54,10 @@ def test_core_does_not_import_the_app_or_integrations_at_import_time():
     import subprocess
     import sys
 
-    code = ("import sys, adamask; bad = [m for m in sys.modules if m.startswith(('adamask.compare', "
-            "'adamask.integrations', 'adamask.cli'))]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, adamask; bad = [m for m in sys.modules if m.startswith(('adamask.compare', "
+        "'adamask.integrations', 'adamask.cli'))]; print(bad); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -59,6 +66,9 @@ def test_core_does_not_import_the_app_or_integrations_at_import_time():
 def test_small_files_and_functions(path):
     text = path.read_text()
     assert len(text.splitlines()) <= MAX_FILE_LINES, f"{path.name}: {len(text.splitlines())} lines"
-    long = [(n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(ast.parse(text))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    long = [
+        (n.name, n.end_lineno - n.lineno + 1)
+        for n in ast.walk(ast.parse(text))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+    ]
     assert not long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines: {long}"

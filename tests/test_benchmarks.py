@@ -1,4 +1,5 @@
 """The benchmark suite runs end to end in smoke mode and writes the JSON it promises."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,27 @@ pytestmark = pytest.mark.skipif(not RUN.exists(), reason="benchmarks/ not presen
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "results.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(RUN), "--smoke", "--json", str(out)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--json", str(out)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout
 
 
 def test_smoke_writes_expected_keys(smoke: tuple[dict, str]) -> None:
     res, _ = smoke
-    for key in ("schema_version", "mode", "command", "machine", "memory_method", "micro", "train",
-                "train_targets", "paper_scale", "seconds"):
+    for key in (
+        "schema_version",
+        "mode",
+        "command",
+        "machine",
+        "memory_method",
+        "micro",
+        "train",
+        "train_targets",
+        "paper_scale",
+        "seconds",
+    ):
         assert key in res, key
     assert res["mode"] == "smoke"
     assert {"device", "device_name", "threads", "torch"} <= set(res["machine"])

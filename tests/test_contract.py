@@ -1,6 +1,7 @@
 """The masking contract, checked for every registered strategy (the registry drives the parametrisation:
 registering a strategy is enough to have it tested): counts, disjoint / complete / ascending index sets,
 determinism under a generator, meta tensors, ratio changes, and the loss term of learned strategies."""
+
 import math
 
 import pytest
@@ -22,8 +23,12 @@ def build(name, grid, ratio=None):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@given(grid=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)), ratio=st.floats(0.05, 0.95),
-       b=st.integers(1, 3), seed=st.integers(0, 2**31 - 1))
+@given(
+    grid=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+    ratio=st.floats(0.05, 0.95),
+    b=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_counts_and_index_sets(name, grid, ratio, b, seed):
     try:
         s = build(name, grid, ratio)

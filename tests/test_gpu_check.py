@@ -1,5 +1,6 @@
 """The device check (benchmarks/gpu_check.py): its CPU smoke run end to end, and the host-sync recorder
 it proves "no sync" with (it must see syncs, attribute them to the right file, and undo its patches)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ BUILT_IN = ("adaptive", "error_predictor", "frame", "motion", "motion_pixels", "
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("gpu_check")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(CHECK), "--device", "cpu", "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(CHECK), "--device", "cpu", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((out / "gpu_check.json").read_text()), proc.stdout
 
@@ -66,8 +73,14 @@ def test_smoke_figures(smoke):
     assert loss["target"] == ">= 50x" and loss["check"]["agree"] and loss["ours_ms"]["median"] > 0
     assert [r["name"].split()[0] for r in s["masks"]["rows"]] == ["random", "tube", "frame"]
     rows = {r["config"]: r for r in s["train"]["rows"]}
-    assert {"random 0.90", "tube 0.90", "adaptive 0.95, paper block", "adaptive 0.95, paper block, checkpointed",
-            "error_predictor 0.95", "motion 0.95"} <= set(rows)
+    assert {
+        "random 0.90",
+        "tube 0.90",
+        "adaptive 0.95, paper block",
+        "adaptive 0.95, paper block, checkpointed",
+        "error_predictor 0.95",
+        "motion 0.95",
+    } <= set(rows)
     assert rows["adaptive 0.95, paper block"]["gflops_vs_tube"] > 1.1  # paper scale, as in BENCHMARKS.md
     assert min(r["gflops_vs_tube"] for r in rows.values()) < 0.85
     assert all(r["mfu"] is None and r["peak_mb"] is None and r["time_ms"]["median"] > 0 for r in rows.values())
@@ -115,6 +128,7 @@ def test_recorder_attributes_cuda_sync_warnings():
         f()
         with pytest.warns(UserWarning, match="unrelated"):
             import warnings
+
             warnings.warn("unrelated", stacklevel=1)
     finally:
         rec.release_warnings()
@@ -127,13 +141,17 @@ def test_recorder_ignores_sync_free_code_and_counts_backward_syncs_as_ours():
     from gpu_sync import check_region
 
     x = torch.randn(4, 5, requires_grad=True)
-    clean = check_region("clean", [("forward", lambda _: (x * 2).topk(2, 1).values.sum()),
-                                   ("backward", lambda y: y.backward())], torch.device("cpu"))
+    clean = check_region(
+        "clean",
+        [("forward", lambda _: (x * 2).topk(2, 1).values.sum()), ("backward", lambda y: y.backward())],
+        torch.device("cpu"),
+    )
     assert clean["status"] == "ok" and not clean["ours"] and not clean["others"]
     here = check_region("here", [("forward", lambda _: x.detach().sum().item())], torch.device("cpu"))
     assert here["status"] == "ok" and here["others"][0]["op"] == "Tensor.item"  # not adamask's code
-    back = check_region("back", [("forward", lambda _: x), ("backward", lambda t: bool(t.sum() > 0))],
-                        torch.device("cpu"))
+    back = check_region(
+        "back", [("forward", lambda _: x), ("backward", lambda t: bool(t.sum() > 0))], torch.device("cpu")
+    )
     assert back["status"] == "failed" and back["ours"][0]["phase"] == "backward"
 
 

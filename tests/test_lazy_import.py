@@ -1,5 +1,6 @@
 """``import adamask`` imports nothing heavy: public names and submodules load on first use, and the registry
 loads the built-in strategies on its first lookup, however it was imported."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,7 @@ def run(code: str) -> str:
 
 
 def test_import_adamask_does_not_import_torch():
-    assert run("import sys, adamask; print(sorted(m for m in ('torch', 'timm', 'einops') if m in sys.modules))") \
-        == "[]"
+    assert run("import sys, adamask; print(sorted(m for m in ('torch', 'timm', 'einops') if m in sys.modules))") == "[]"
 
 
 def test_every_public_name_and_submodule_resolves():
@@ -33,6 +33,8 @@ def test_every_public_name_and_submodule_resolves():
 def test_registry_alone_sees_the_builtins():
     names = run("from adamask.registry import list_maskings; print(' '.join(list_maskings()))").split()
     assert {"random", "tube", "frame", "adaptive", "motion", "error_predictor", "running_cell"} <= set(names)
-    out = run("from adamask.registry import register_masking\n"
-              "try:\n    register_masking('tube')(lambda **k: None)\nexcept ValueError as e:\n    print(e)")
+    out = run(
+        "from adamask.registry import register_masking\n"
+        "try:\n    register_masking('tube')(lambda **k: None)\nexcept ValueError as e:\n    print(e)"
+    )
     assert "already registered" in out

@@ -146,7 +146,8 @@ def exact_pl_log_prob(p, seq):
 
 @pytest.mark.parametrize("scale,k", [(20.0, 3), (30.0, 2), (9.0, 4)])
 def test_plackett_luce_log_prob_on_peaked_distributions(scale, k):
-    # softmax([20, 0, 0, 0, 0]) and the order [0, 1, 2]: log(1/4) + log(1/3) = -2.485 (1 - cumsum in float32 gave +134.67)
+    # softmax([20, 0, 0, 0, 0]) and the order [0, 1, 2]: log(1/4) + log(1/3) = -2.485
+    # (1 - cumsum in float32 gave +134.67)
     scores = torch.zeros(1, 5, dtype=torch.float64)
     scores[0, 0] = scale
     p64 = torch.softmax(scores, -1)
@@ -157,8 +158,11 @@ def test_plackett_luce_log_prob_on_peaked_distributions(scale, k):
         assert got64.dtype == torch.float64  # float64 input is not cast down
         assert math.isclose(got64.item(), want, rel_tol=1e-9, abs_tol=1e-9), seq
         assert math.isclose(got32, want, rel_tol=1e-4, abs_tol=1e-4), (seq, got32, want)
-    assert math.isclose(plackett_luce_log_prob(torch.softmax(torch.tensor([[20.0, 0, 0, 0, 0]]), -1),
-                                               torch.tensor([[0, 1, 2]])).item(), math.log(1 / 12), rel_tol=1e-4)
+    assert math.isclose(
+        plackett_luce_log_prob(torch.softmax(torch.tensor([[20.0, 0, 0, 0, 0]]), -1), torch.tensor([[0, 1, 2]])).item(),
+        math.log(1 / 12),
+        rel_tol=1e-4,
+    )
 
 
 def test_plackett_luce_estimator_keeps_its_sign_on_a_peaked_sampler():
@@ -183,8 +187,10 @@ def test_non_finite_errors_at_visible_entries_are_ignored(estimator):
     poisoned[~mask] = float("inf")
     poisoned[0, (~mask[0]).nonzero()[0, 0]] = float("nan")
     logits = probs.log().float().requires_grad_(True)
-    for kw in (dict(estimator=estimator, draw_order=order), dict(estimator=estimator, draw_order=order,
-                                                                  baseline="mean")):
+    for kw in (
+        dict(estimator=estimator, draw_order=order),
+        dict(estimator=estimator, draw_order=order, baseline="mean"),
+    ):
         clean = sampling_loss(torch.softmax(logits, -1), mask, err, **kw)
         dirty = sampling_loss(torch.softmax(logits, -1), mask, poisoned, **kw)
         assert torch.isfinite(dirty) and torch.equal(clean, dirty)

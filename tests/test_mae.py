@@ -13,7 +13,7 @@ def moving_square_clip(b=4, frames=4, size=32, seed=0):
     video = torch.rand(b, 3, 1, 1, 1, generator=g).expand(b, 3, frames, size, size).clone() * 0.2
     for t in range(frames):
         x = 2 + 5 * t
-        video[:, :, t, 8:20, x:x + 12] += torch.rand(b, 3, 1, 1, generator=g) + 0.5
+        video[:, :, t, 8:20, x : x + 12] += torch.rand(b, 3, 1, 1, generator=g) + 0.5
     return video
 
 
@@ -58,9 +58,9 @@ def test_gradient_isolation():
     backbone = [p for n, p in model.named_parameters() if not n.startswith("mask_sampler.")]
     grads = torch.autograd.grad(out.reconstruction_loss, sampler + backbone, allow_unused=True)
     assert all(g is None for g in grads[: len(sampler)])
-    assert sum(g.abs().sum() for g in grads[len(sampler):] if g is not None) > 0
+    assert sum(g.abs().sum() for g in grads[len(sampler) :] if g is not None) > 0
     grads = torch.autograd.grad(out.sampling_loss, sampler + backbone, allow_unused=True)
-    assert all(g is None for g in grads[len(sampler):])
+    assert all(g is None for g in grads[len(sampler) :])
     assert all(g is not None for g in grads[: len(sampler)])
     assert grads[len(sampler) - 2].abs().sum() > 0  # head.weight
 
@@ -69,8 +69,9 @@ def test_authors_mode_lets_sampling_loss_reach_the_tokenizer():
     model = create_mae("nano", masking="adaptive", mask_ratio=0.75)
     model.mask_sampler.detach_input = False
     out = model(torch.randn(2, *model.input_shape))
-    g = torch.autograd.grad(out.sampling_loss, [model.patch_embed.weight, model.blocks[0].attn.qkv.weight],
-                            allow_unused=True)
+    g = torch.autograd.grad(
+        out.sampling_loss, [model.patch_embed.weight, model.blocks[0].attn.qkv.weight], allow_unused=True
+    )
     assert g[0] is not None and g[0].abs().sum() > 0 and g[1] is None
 
 
@@ -119,8 +120,18 @@ def test_input_and_config_errors():
     with pytest.raises(TypeError, match="video"):
         model([0.0])
     with pytest.raises(ValueError, match="not divisible"):
-        MaskedVideoAutoencoder(img_size=30, num_frames=4, tubelet=(2, 8, 8), embed_dim=32, depth=1, num_heads=2,
-                               decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, masking="random")
+        MaskedVideoAutoencoder(
+            img_size=30,
+            num_frames=4,
+            tubelet=(2, 8, 8),
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            decoder_embed_dim=32,
+            decoder_depth=1,
+            decoder_num_heads=2,
+            masking="random",
+        )
     wrong = adamask.create_masking("random", grid=(2, 2, 2), mask_ratio=0.5)
     with pytest.raises(ValueError, match="grid"):
         create_mae("nano", masking=wrong)
@@ -159,10 +170,15 @@ def test_features_shape():
     assert model.features(torch.randn(3, *model.input_shape)).shape == (3, 32)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(sampling_weight=-1.0), "sampling_weight"),
-                                      (dict(sampling_weight=float("nan")), "sampling_weight"),
-                                      (dict(sampling_estimator="plackett"), "sampling_estimator"),
-                                      (dict(sampling_baseline="ema"), "sampling_baseline")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(sampling_weight=-1.0), "sampling_weight"),
+        (dict(sampling_weight=float("nan")), "sampling_weight"),
+        (dict(sampling_estimator="plackett"), "sampling_estimator"),
+        (dict(sampling_baseline="ema"), "sampling_baseline"),
+    ],
+)
 def test_loss_options_are_checked_when_the_model_is_built(kw, match):
     with pytest.raises(ValueError, match=match):
         create_mae("nano", masking="adaptive", **kw)

@@ -35,20 +35,23 @@ def test_bad_ratio_type(ratio):
         adamask.create_masking("random", grid=(4, 4, 4), mask_ratio=ratio)
 
 
-@pytest.mark.parametrize("name,grid,ratio", [
-    ("random", (1, 2, 2), 0.9),     # int(4 * 0.1) = 0 visible
-    ("tube", (4, 2, 2), 0.1),       # int(0.1 * 4) = 0 masked per slice
-    ("frame", (1, 4, 4), 0.9),      # int(0.9 * 1) = 0 slices masked
-    ("frame", (4, 4, 4), 0.1),      # int(0.4) = 0 slices masked
-    ("adaptive", (1, 2, 2), 0.9),
-])
+@pytest.mark.parametrize(
+    "name,grid,ratio",
+    [
+        ("random", (1, 2, 2), 0.9),  # int(4 * 0.1) = 0 visible
+        ("tube", (4, 2, 2), 0.1),  # int(0.1 * 4) = 0 masked per slice
+        ("frame", (1, 4, 4), 0.9),  # int(0.9 * 1) = 0 slices masked
+        ("frame", (4, 4, 4), 0.1),  # int(0.4) = 0 slices masked
+        ("adaptive", (1, 2, 2), 0.9),
+    ],
+)
 def test_degenerate_counts(name, grid, ratio):
     with pytest.raises(ValueError, match="visible"):
         make(name, grid, ratio)
 
 
 def test_extreme_but_valid_counts():
-    assert make("tube", (4, 2, 2), 0.99).num_visible == 4   # 3 of 4 masked per slice
+    assert make("tube", (4, 2, 2), 0.99).num_visible == 4  # 3 of 4 masked per slice
     assert make("random", (1, 2, 2), 0.01).num_visible == 3  # int(4 * 0.99)
     assert make("frame", (2, 1, 1), 0.5).num_visible == 1
 
@@ -165,17 +168,29 @@ def test_learned_base_class_defaults_to_the_sampling_loss():
     err = torch.rand(3, 4)
     settings = adamask.LossSettings(estimator="plackett_luce", baseline="mean")
     got = adamask.learned_loss(s, m, err, settings)
-    want = adamask.sampling_loss(m.probs, m.mask, err, estimator="plackett_luce", baseline="mean",
-                                 draw_order=m.draw_order)
+    want = adamask.sampling_loss(
+        m.probs, m.mask, err, estimator="plackett_luce", baseline="mean", draw_order=m.draw_order
+    )
     assert torch.equal(got, want)
-    assert adamask.learned_loss(s, adamask.create_masking("random", grid=(2, 2, 2), mask_ratio=0.5).sample(3),
-                                err, settings) is None
+    assert (
+        adamask.learned_loss(
+            s, adamask.create_masking("random", grid=(2, 2, 2), mask_ratio=0.5).sample(3), err, settings
+        )
+        is None
+    )
     with pytest.raises(NotImplementedError, match="tokens"):
         s.sample(2)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(weight=-1.0), "sampling_weight"), (dict(weight=float("nan")), "sampling_weight"),
-                                      (dict(estimator="papr"), "sampling_estimator"), (dict(baseline="median"), "sampling_baseline")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(weight=-1.0), "sampling_weight"),
+        (dict(weight=float("nan")), "sampling_weight"),
+        (dict(estimator="papr"), "sampling_estimator"),
+        (dict(baseline="median"), "sampling_baseline"),
+    ],
+)
 def test_loss_settings_validated(kw, match):
     with pytest.raises(ValueError, match=match):
         adamask.LossSettings(**kw)
@@ -199,7 +214,7 @@ def test_models_check_a_custom_strategys_first_output():
     def off_by_one(tokens, generator=None):  # a buggy custom strategy: one token both visible and masked
         b, n, _ = tokens.shape
         mask = torch.zeros(b, n, dtype=torch.bool)
-        mask[:, n // 2:] = True
+        mask[:, n // 2 :] = True
         vis = torch.arange(n // 2 + 1).expand(b, -1)
         msk = torch.arange(n // 2 + 1, n + 1).clamp_max(n - 1).expand(b, -1)
         return Masking(mask, vis, msk[:, : n - n // 2 - 1])
@@ -256,4 +271,6 @@ def test_masking_from_draw_matches_masking_from_mask(batch, n, data):
     check_masking(got, n)
     # the CUDA path (one stable sort of the mask) orders tokens exactly like the CPU counting sort
     order = torch.argsort(mask.view(torch.uint8), dim=1, stable=True)
-    assert torch.equal(order[:, :num_visible], want.visible_idx) and torch.equal(order[:, num_visible:], want.masked_idx)
+    assert torch.equal(order[:, :num_visible], want.visible_idx) and torch.equal(
+        order[:, num_visible:], want.masked_idx
+    )

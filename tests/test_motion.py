@@ -56,18 +56,23 @@ def test_large_temperature_is_uniform():
 def test_embedded_data_allocation_without_training():
     """Motion masking finds the moving digits with zero training: allocation far above 1 (uniform)."""
     torch.manual_seed(0)
-    clips = SyntheticDigitClips(48, num_frames=16, img_size=64, tubelet=(2, 8, 8), sprite_size=16, seed=0,
-                                background_contrast=0.3).clipset()
-    model = adamask.create_mae("tiny", masking="motion", mask_ratio=0.95, img_size=64, num_frames=16,
-                               tubelet=(2, 8, 8))
+    clips = SyntheticDigitClips(
+        48, num_frames=16, img_size=64, tubelet=(2, 8, 8), sprite_size=16, seed=0, background_contrast=0.3
+    ).clipset()
+    model = adamask.create_mae("tiny", masking="motion", mask_ratio=0.95, img_size=64, num_frames=16, tubelet=(2, 8, 8))
     with torch.no_grad():
         tokens = model.tokenize(normalize_video(clips.videos))
     alloc = {}
     for temp in (0.5, 1e6):
         model.mask_sampler.temperature = temp
         gen = torch.Generator().manual_seed(0)
-        alloc[temp] = torch.stack([foreground_allocation(model.sample_masking(tokens, gen).mask, clips.foreground)
-                                   for _ in range(10)]).nanmean().item()
+        alloc[temp] = (
+            torch.stack(
+                [foreground_allocation(model.sample_masking(tokens, gen).mask, clips.foreground) for _ in range(10)]
+            )
+            .nanmean()
+            .item()
+        )
     pixels = adamask.create_masking("motion_pixels", grid=model.grid, mask_ratio=0.95, tubelet=(2, 8, 8))
     alloc["pixels"] = foreground_allocation(pixels(clips.videos).mask, clips.foreground).nanmean().item()
     print(f"motion foreground allocation, untrained: {alloc}")
@@ -77,7 +82,7 @@ def test_embedded_data_allocation_without_training():
 def test_pixel_motion_of_a_moving_square():
     video = torch.zeros(1, 3, 8, 32, 32)
     for f in range(8):
-        video[:, :, f, 8:16, 4 * f:4 * f + 8] = 1.0  # moves right 4 px per frame
+        video[:, :, f, 8:16, 4 * f : 4 * f + 8] = 1.0  # moves right 4 px per frame
     score = pixel_motion(video, (2, 8, 8)).view(1, 4, 4, 4)
     assert (score[0, :, :1].sum() + score[0, :, 2:].sum()) == 0  # only the square's row changes
     assert (score[0, 1:, 1].sum(-1) > 0).all()
@@ -91,8 +96,11 @@ def test_pixel_motion_of_a_moving_square():
 
 
 def test_motion_options_are_checked():
-    for kw, match in ((dict(distance="l1"), "distance"), (dict(first_slice="prev"), "first_slice"),
-                      (dict(temperature=-1.0), "temperature")):
+    for kw, match in (
+        (dict(distance="l1"), "distance"),
+        (dict(first_slice="prev"), "first_slice"),
+        (dict(temperature=-1.0), "temperature"),
+    ):
         with pytest.raises(ValueError, match=match):
             adamask.create_masking("motion", grid=(4, 4, 4), **kw)
     s = adamask.create_masking("motion", grid=(4, 4, 4))

@@ -1,6 +1,7 @@
 """The distribution: ``python -m build`` gives an sdist and a wheel whose metadata passes ``twine check``, and the
 wheel, installed into a fresh virtual environment (not the source tree), imports every module and runs the
 ``adamask`` command. Catches a module or package-data file missing from the wheel."""
+
 import json
 import os
 import subprocess
@@ -48,8 +49,11 @@ def test_installed_wheel_imports_every_module_and_runs_the_command(dist, tmp_pat
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
     assert "adamask/py.typed" in names
-    modules = sorted(n[:-3].replace("/", ".").removesuffix(".__init__") for n in names
-                     if n.startswith("adamask/") and n.endswith(".py") and not n.endswith("__main__.py"))
+    modules = sorted(
+        n[:-3].replace("/", ".").removesuffix(".__init__")
+        for n in names
+        if n.startswith("adamask/") and n.endswith(".py") and not n.endswith("__main__.py")
+    )
     assert {"adamask.masking", "adamask.compare.run", "adamask.integrations.hf.model"} <= set(modules)
 
     env_dir = tmp_path / "venv"
@@ -63,8 +67,10 @@ def test_installed_wheel_imports_every_module_and_runs_the_command(dist, tmp_pat
     cwd = tmp_path / "elsewhere"  # away from the source tree
     cwd.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    code = ("import importlib, json, sys; mods = json.loads(sys.argv[1]); "
-            "[importlib.import_module(m) for m in mods]; import adamask; print(adamask.__file__, adamask.__version__)")
+    code = (
+        "import importlib, json, sys; mods = json.loads(sys.argv[1]); "
+        "[importlib.import_module(m) for m in mods]; import adamask; print(adamask.__file__, adamask.__version__)"
+    )
     where, version = run([str(py), "-c", code, json.dumps(modules)], cwd=cwd, env=env).split()
     source_version = run([sys.executable, "-c", "import adamask; print(adamask.__version__)"], cwd=ROOT).strip()
     assert where.startswith(str(env_dir)) and version == source_version

@@ -6,8 +6,13 @@ from hypothesis import strategies as st
 from adamask.patches import normalized_targets, patchify, token_grid, token_mse, unpatchify
 
 
-@given(b=st.integers(1, 2), c=st.integers(1, 3), grid=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
-       tub=st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)), layout=st.sampled_from(["bcthw", "btchw"]))
+@given(
+    b=st.integers(1, 2),
+    c=st.integers(1, 3),
+    grid=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    tub=st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)),
+    layout=st.sampled_from(["bcthw", "btchw"]),
+)
 def test_roundtrip(b, c, grid, tub, layout):
     t, h, w = (g * p for g, p in zip(grid, tub, strict=True))
     shape = (b, c, t, h, w) if layout == "bcthw" else (b, t, c, h, w)

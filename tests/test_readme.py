@@ -1,4 +1,5 @@
 """The README's Python examples run as written, and the quick start prints what the README says."""
+
 import re
 from pathlib import Path
 

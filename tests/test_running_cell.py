@@ -37,8 +37,9 @@ def test_running_cell_errors():
 
 def test_reference_mae_loss_is_the_mean_over_masked_and_decoded_tokens():
     torch.manual_seed(0)
-    model = adamask.create_mae("nano", masking="adaptive", mask_ratio=0.5, decoder_masking="running_cell",
-                               decoder_mask_ratio=0.5)
+    model = adamask.create_mae(
+        "nano", masking="adaptive", mask_ratio=0.5, decoder_masking="running_cell", decoder_mask_ratio=0.5
+    )
     video = torch.randn(3, *model.input_shape)
     out = model(video, generator=torch.Generator().manual_seed(1))
     dm = out.decoder_masking
@@ -61,13 +62,17 @@ def test_reference_mae_loss_is_the_mean_over_masked_and_decoded_tokens():
 def test_decoder_flops_drop_with_running_cell():
     with torch.device("meta"):
         full = adamask.create_mae("small", masking="tube", mask_ratio=0.9)
-        dual = adamask.create_mae("small", masking="tube", mask_ratio=0.9, decoder_masking="running_cell",
-                                  decoder_mask_ratio=0.5)
+        dual = adamask.create_mae(
+            "small", masking="tube", mask_ratio=0.9, decoder_masking="running_cell", decoder_mask_ratio=0.5
+        )
     a, b = step_costs(full)["decoder"]["gflops"], step_costs(dual)["decoder"]["gflops"]
     n, nv = full.num_tokens, full.mask_sampler.num_visible
-    print(f"decoder GFLOP per clip: full {a:.1f}, running cell 0.5 {b:.1f} ({b / a:.2f}x; tokens {(nv + n // 2) / n:.2f}x)")
+    print(
+        f"decoder GFLOP per clip: full {a:.1f}, running cell 0.5 {b:.1f} "
+        f"({b / a:.2f}x; tokens {(nv + n // 2) / n:.2f}x)"
+    )
     r = (nv + n // 2) / n  # the decoder sees N_v + N_d tokens instead of N: linear parts scale by r, attention by r^2
-    assert r ** 2 < b / a < r
+    assert r**2 < b / a < r
 
 
 def test_decoder_masking_arguments():

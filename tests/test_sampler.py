@@ -36,7 +36,9 @@ def test_gumbel_topk_matches_without_replacement_distribution(k):
         se = math.sqrt(prob * (1 - prob) / n)
         assert abs(counts[code].item() - prob) < 5 * se + 1e-4, (subset, counts[code].item(), prob)
     # inclusion probabilities
-    incl = torch.zeros(6, dtype=torch.float64).scatter_add_(0, draws.flatten(), torch.ones(n * k, dtype=torch.float64)) / n
+    incl = (
+        torch.zeros(6, dtype=torch.float64).scatter_add_(0, draws.flatten(), torch.ones(n * k, dtype=torch.float64)) / n
+    )
     exact_incl = [sum(pr for s, pr in exact.items() if i in s) for i in range(6)]
     assert torch.allclose(incl, torch.tensor(exact_incl, dtype=torch.float64), atol=0.005)
 
@@ -71,14 +73,27 @@ def test_gumbel_topk_checks_k():
 
 def test_non_finite_scores_handled_on_device():
     nan, inf = float("nan"), float("inf")
-    s = torch.tensor([[0.0, nan, 0.0, 0.0],      # NaN -> probability 0
-                      [inf, 1.0, inf, 0.0],      # +inf entries share all the mass
-                      [nan, nan, -inf, nan],     # nothing finite -> uniform
-                      [1.0, 2.0, -inf, 3.0]])    # -inf -> probability 0
+    s = torch.tensor(
+        [
+            [0.0, nan, 0.0, 0.0],  # NaN -> probability 0
+            [inf, 1.0, inf, 0.0],  # +inf entries share all the mass
+            [nan, nan, -inf, nan],  # nothing finite -> uniform
+            [1.0, 2.0, -inf, 3.0],
+        ]
+    )  # -inf -> probability 0
     p = safe_log_softmax(s).exp()
     assert torch.isfinite(p).all()
-    assert torch.allclose(p, torch.tensor([[1 / 3, 0, 1 / 3, 1 / 3], [0.5, 0, 0.5, 0], [0.25] * 4,
-                                           torch.softmax(torch.tensor([1.0, 2.0, -inf, 3.0]), 0).tolist()]))
+    assert torch.allclose(
+        p,
+        torch.tensor(
+            [
+                [1 / 3, 0, 1 / 3, 1 / 3],
+                [0.5, 0, 0.5, 0],
+                [0.25] * 4,
+                torch.softmax(torch.tensor([1.0, 2.0, -inf, 3.0]), 0).tolist(),
+            ]
+        ),
+    )
 
 
 def test_sampler_structure_and_probs():
@@ -95,8 +110,9 @@ def test_sampler_structure_and_probs():
 @pytest.mark.parametrize("variant", ["block", "attention", "mlp"])
 @pytest.mark.parametrize("opts", [{}, {"width": 16}, {"depth": 2}, {"token_pool": (1, 2, 2)}])
 def test_variants(variant, opts):
-    s = adamask.create_masking("adaptive", grid=(2, 4, 4), mask_ratio=0.75, embed_dim=24, num_heads=4,
-                               variant=variant, **opts)
+    s = adamask.create_masking(
+        "adaptive", grid=(2, 4, 4), mask_ratio=0.75, embed_dim=24, num_heads=4, variant=variant, **opts
+    )
     tokens = torch.randn(2, 32, 24)
     m = s(tokens)
     assert m.mask.sum(1).tolist() == [24, 24]
@@ -255,5 +271,6 @@ def test_deterministic_eval_takes_the_most_probable_tokens():
     assert len(draws) > 1
     plain = AdaptiveTokenSampler(8, num_tokens=16, mask_ratio=0.75).eval()  # .eval() alone still samples
     assert len({tuple(plain(tokens).visible_idx[0].tolist()) for _ in range(20)}) > 1
-    assert torch.equal(plain(tokens, deterministic=True).visible_idx,
-                       plain.log_probs(tokens).topk(4, dim=1).indices.sort(1).values)
+    assert torch.equal(
+        plain(tokens, deterministic=True).visible_idx, plain.log_probs(tokens).topk(4, dim=1).indices.sort(1).values
+    )

@@ -1,5 +1,6 @@
 """Properties of every strategy's masks: exact counts, disjoint/complete ascending index sets,
 mask == complement of visible, determinism, and the tube/frame structure."""
+
 import pytest
 import torch
 from hypothesis import assume, given
@@ -134,6 +135,7 @@ def test_runs_on_meta_tensors(name):
         err = torch.randn(4, m.num_masked, device="meta")
         loss = adamask.sampling_loss(m.probs, m.mask, err)
         assert loss.device.type == "meta" and loss.shape == ()
-        pl = adamask.sampling_loss(m.probs, m.mask, err, estimator="plackett_luce", baseline="mean",
-                                   draw_order=m.draw_order)
+        pl = adamask.sampling_loss(
+            m.probs, m.mask, err, estimator="plackett_luce", baseline="mean", draw_order=m.draw_order
+        )
         assert pl.device.type == "meta"

@@ -16,8 +16,19 @@ from adamask.validation import (
 )
 
 
-@pytest.mark.parametrize("n,ratio,visible", [(100, 0.9, 10), (50, 0.9, 5), (10, 0.9, 1), (1568, 0.95, 78),
-                                             (512, 0.9, 51), (512, 0.95, 25), (30, 0.7, 9), (1000, 0.999, 1)])
+@pytest.mark.parametrize(
+    "n,ratio,visible",
+    [
+        (100, 0.9, 10),
+        (50, 0.9, 5),
+        (10, 0.9, 1),
+        (1568, 0.95, 78),
+        (512, 0.9, 51),
+        (512, 0.95, 25),
+        (30, 0.7, 9),
+        (1000, 0.999, 1),
+    ],
+)
 def test_visible_count_is_robust_to_float_representation(n, ratio, visible):
     # 100 * (1 - 0.9) is 9.999999999999998 in floating point: the count must still be 10
     assert visible_count(n, ratio) == visible
@@ -39,8 +50,9 @@ def test_counts_agree_across_strategies_at_ratio_0_9():
 def test_numpy_numbers_are_accepted():
     assert check_grid((np.int64(2), np.int32(3), 4)) == (2, 3, 4)
     assert check_mask_ratio(np.float32(0.5)) == 0.5 and check_positive_int(np.int64(3), "x") == 3
-    s = adamask.create_masking("adaptive", grid=(np.int64(2), 4, 4), mask_ratio=np.float32(0.75),
-                               embed_dim=np.int64(16))
+    s = adamask.create_masking(
+        "adaptive", grid=(np.int64(2), 4, 4), mask_ratio=np.float32(0.75), embed_dim=np.int64(16)
+    )
     assert s.embed_dim == 16 and type(s.embed_dim) is int
     assert adamask.create_masking("tube", grid=(2, 4, 4), mask_ratio=0.5).sample(np.int64(3)).mask.shape == (3, 32)
 

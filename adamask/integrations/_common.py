@@ -4,6 +4,7 @@ They now live in `adamask.integrations.adapter` (strategy, loss terms, model ada
 `adamask.integrations.launch` (launcher arguments) and `adamask.integrations.compat` (compatibility
 shims); import from there.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, cast
@@ -42,12 +43,20 @@ def check_sampler_grid(sampler: nn.Module, grid: Sequence[int], what: str = "mod
     check_strategy_fits(sampler, grid, what=what)
 
 
-def build_sampler(embed_dim: int, grid: Sequence[int], mask_ratio: float, *, depth: int = 1,
-                  num_heads: Optional[int] = None, width: Optional[int] = None,
-                  **options: Any) -> AdaptiveTokenSampler:
+def build_sampler(
+    embed_dim: int,
+    grid: Sequence[int],
+    mask_ratio: float,
+    *,
+    depth: int = 1,
+    num_heads: Optional[int] = None,
+    width: Optional[int] = None,
+    **options: Any,
+) -> AdaptiveTokenSampler:
     """An `AdaptiveTokenSampler` for a token grid (T', H', W') of ``embed_dim`` patch embeddings."""
-    return AdaptiveTokenSampler(embed_dim, num_heads=num_heads, mask_ratio=mask_ratio, depth=depth, grid=grid,
-                                width=width, **options)
+    return AdaptiveTokenSampler(
+        embed_dim, num_heads=num_heads, mask_ratio=mask_ratio, depth=depth, grid=grid, width=width, **options
+    )
 
 
 def attach_sampler(model: nn.Module, sampler: nn.Module, sampling_weight: float) -> None:

@@ -13,6 +13,7 @@
 
 Conventions: tokens (B, N, D) in (t, h, w) order; masks (B, N) bool, True = masked.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,12 +54,20 @@ SAMPLER_NAME = "mask_sampler"
 COMPILED_PREFIX = "_orig_mod."  # torch.compile's prefix of parameter names
 
 
-def make_loss_settings(sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, sampling_estimator: str = "paper",
-                  sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0) -> LossSettings:
+def make_loss_settings(
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+) -> LossSettings:
     """The integrations' loss options -> `LossSettings`; a bad value is named as the option is spelt
     in the integrations (``sampling_entropy_weight``, not the field's name)."""
-    return LossSettings(sampling_weight, sampling_estimator, sampling_baseline,
-                        check_sampling_weight(sampling_entropy_weight, "sampling_entropy_weight"))
+    return LossSettings(
+        sampling_weight,
+        sampling_estimator,
+        sampling_baseline,
+        check_sampling_weight(sampling_entropy_weight, "sampling_entropy_weight"),
+    )
 
 
 def token_strategies() -> List[str]:
@@ -70,13 +79,16 @@ def check_token_strategy(name: Any, argument: str = "strategy") -> str:
     """``name`` must be a registered strategy with ``needs == "tokens"``; returns it."""
     allowed = token_strategies()
     if not isinstance(name, str) or name not in allowed:
-        raise ValueError(f"{argument} must be a registered masking strategy that draws from the tokens "
-                         f"(needs='tokens'), one of {allowed}, got {name!r}")
+        raise ValueError(
+            f"{argument} must be a registered masking strategy that draws from the tokens "
+            f"(needs='tokens'), one of {allowed}, got {name!r}"
+        )
     return name
 
 
-def build_strategy(name: str, grid: Sequence[int], mask_ratio: Optional[float], embed_dim: int,
-                   **options: Any) -> nn.Module:
+def build_strategy(
+    name: str, grid: Sequence[int], mask_ratio: Optional[float], embed_dim: int, **options: Any
+) -> nn.Module:
     """The strategy registered as ``name`` for a token grid (T', H', W') of ``embed_dim``-wide tokens.
 
     Built by the registry's contract (`adamask.create_masking`), never by name; ``mask_ratio`` None
@@ -86,13 +98,16 @@ def build_strategy(name: str, grid: Sequence[int], mask_ratio: Optional[float], 
     options = {k: v for k, v in options.items() if v is not None}
     strategy = create_masking(name, grid=check_grid(grid), mask_ratio=mask_ratio, embed_dim=embed_dim, **options)
     if not isinstance(strategy, nn.Module):
-        raise TypeError(f"strategy {name!r} built a {type(strategy).__name__}; the integrations need an "
-                        f"nn.Module (it becomes the sub-module '{SAMPLER_NAME}')")
+        raise TypeError(
+            f"strategy {name!r} built a {type(strategy).__name__}; the integrations need an "
+            f"nn.Module (it becomes the sub-module '{SAMPLER_NAME}')"
+        )
     return strategy
 
 
-def check_strategy_fits(strategy: nn.Module, grid: Sequence[int], embed_dim: Optional[int] = None,
-                        what: str = "model") -> None:
+def check_strategy_fits(
+    strategy: nn.Module, grid: Sequence[int], embed_dim: Optional[int] = None, what: str = "model"
+) -> None:
     """ValueError unless ``strategy`` (if it says) scores exactly the tokens of ``grid`` (T', H', W')
     and tokens ``embed_dim`` wide."""
     grid = check_grid(grid)
@@ -137,9 +152,11 @@ def model_pixels(pixels: Any, name: str, layout: str, dtype: torch.dtype) -> Ten
     if not isinstance(pixels, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(pixels).__name__}")
     if not pixels.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of normalised pixels (ImageNet mean/std), got "
-                        f"dtype {pixels.dtype}: convert the frames to float and normalise them first, e.g. "
-                        f"(frames / 255 - mean) / std")
+        raise TypeError(
+            f"{name} must be a floating-point tensor of normalised pixels (ImageNet mean/std), got "
+            f"dtype {pixels.dtype}: convert the frames to float and normalise them first, e.g. "
+            f"(frames / 255 - mean) / std"
+        )
     if pixels.dim() != len(layout.split(",")):
         raise ValueError(f"{name} must have shape {layout}, got {tuple(pixels.shape)}")
     check_positive_int(pixels.shape[0], f"the batch size B of {name} {layout}")
@@ -164,14 +181,17 @@ def draw_masking(strategy: Any, tokens: Tensor, generator: Optional[torch.Genera
     masking = strategy(tokens) if generator is None else strategy(tokens, generator=generator)
     if not isinstance(masking, Masking) or tuple(masking.mask.shape) != tuple(tokens.shape[:2]):
         got = tuple(masking.mask.shape) if isinstance(masking, Masking) else type(masking).__name__
-        raise ValueError(f"{SAMPLER_NAME} ({type(strategy).__name__}) returned {got} for the model's tokens "
-                         f"{tuple(tokens.shape)}; it must return an adamask.Masking with a (B, N) = "
-                         f"{tuple(tokens.shape[:2])} mask: build it for the model's token grid")
+        raise ValueError(
+            f"{SAMPLER_NAME} ({type(strategy).__name__}) returned {got} for the model's tokens "
+            f"{tuple(tokens.shape)}; it must return an adamask.Masking with a (B, N) = "
+            f"{tuple(tokens.shape[:2])} mask: build it for the model's token grid"
+        )
     return masking
 
 
-def total_loss(reconstruction_loss: Tensor, strategy: Any, masking: Masking, token_error: Tensor,
-               settings: LossSettings) -> Tuple[Tensor, Optional[Tensor]]:
+def total_loss(
+    reconstruction_loss: Tensor, strategy: Any, masking: Masking, token_error: Tensor, settings: LossSettings
+) -> Tuple[Tensor, Optional[Tensor]]:
     """(``L_R + settings.weight * term``, unweighted term) for a masking the strategy drew.
 
     token_error: (B, N_m) errors of the masked tokens (ascending) or (B, N) per-token errors. The term
@@ -188,8 +208,9 @@ def set_strategy_ratio(strategy: Any, mask_ratio: float) -> float:
     ValueError for a ratio it refuses (it then keeps its old one)."""
     setter = getattr(strategy, "set_mask_ratio", None)
     if setter is None:
-        raise TypeError(f"the masking strategy {type(strategy).__name__} cannot change its mask ratio "
-                        f"(it has no set_mask_ratio)")
+        raise TypeError(
+            f"the masking strategy {type(strategy).__name__} cannot change its mask ratio (it has no set_mask_ratio)"
+        )
     ratio = check_mask_ratio(mask_ratio)
     setter(ratio)
     return ratio
@@ -267,9 +288,20 @@ def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> typ
     return _SUBCLASSES[key]
 
 
-def adapt_model(model: nn.Module, mixin: Type[AdaptedModel], namespace: Dict[str, Any], *, grid: Grid,
-                embed_dim: int, device: torch.device, strategy: str, mask_ratio: Optional[float],
-                settings: LossSettings, sampler: Optional[nn.Module] = None, **options: Any) -> nn.Module:
+def adapt_model(
+    model: nn.Module,
+    mixin: Type[AdaptedModel],
+    namespace: Dict[str, Any],
+    *,
+    grid: Grid,
+    embed_dim: int,
+    device: torch.device,
+    strategy: str,
+    mask_ratio: Optional[float],
+    settings: LossSettings,
+    sampler: Optional[nn.Module] = None,
+    **options: Any,
+) -> nn.Module:
     """The shared body of ``wrap``: build (or check a ready ``sampler``), attach on ``device``, swap
     the class for ``Adaptive<Class>(mixin, Class)`` and store ``settings``. Returns the model."""
     if sampler is None:

@@ -5,6 +5,7 @@ Process-wide: `install_compat_shims` adds missing modules to ``sys.modules`` and
 installed libraries; `timm_create_model_shim` builds a replacement for ``timm.models.create_model``
 that the launchers install while their run lasts. Nothing here imports upstream code.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -55,6 +56,7 @@ class _RemovedOptimizer:
 # ---------------------------------------------------------------------------------------------
 # PyAV stand-ins for torchvision's removed in-memory video reader
 
+
 def _av_container(video: Any) -> Any:
     import io
 
@@ -77,15 +79,30 @@ def _probe_video_from_memory(video: Any) -> Any:
         else:
             duration = float(c.duration) / 1e6 if c.duration else 0.0
         has_audio = len(c.streams.audio) > 0
-    return types.SimpleNamespace(video_timebase=tb, has_video=True, video_duration=duration, video_fps=fps,
-                                 audio_timebase=Fraction(0, 1), has_audio=has_audio, audio_duration=0.0,
-                                 audio_sample_rate=0.0)
+    return types.SimpleNamespace(
+        video_timebase=tb,
+        has_video=True,
+        video_duration=duration,
+        video_fps=fps,
+        audio_timebase=Fraction(0, 1),
+        has_audio=has_audio,
+        audio_duration=0.0,
+        audio_sample_rate=0.0,
+    )
 
 
-def _read_video_from_memory(video: Any, seek_frame_margin: float = 1.0, read_video_stream: Any = 1,
-                            video_width: int = 0, video_height: int = 0, video_min_dimension: int = 0,
-                            video_pts_range: Tuple[int, int] = (0, -1), video_timebase_numerator: int = 0,
-                            video_timebase_denominator: int = 1, **_: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+def _read_video_from_memory(
+    video: Any,
+    seek_frame_margin: float = 1.0,
+    read_video_stream: Any = 1,
+    video_width: int = 0,
+    video_height: int = 0,
+    video_min_dimension: int = 0,
+    video_pts_range: Tuple[int, int] = (0, -1),
+    video_timebase_numerator: int = 0,
+    video_timebase_denominator: int = 1,
+    **_: Any,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """PyAV stand-in for torchvision's removed ``io._read_video_from_memory``: (T, H, W, 3) uint8
     frames with pts in ``video_pts_range`` (end -1 = to the end), the shorter side resized to
     ``video_min_dimension`` if > 0; no audio."""
@@ -110,6 +127,7 @@ def _read_video_from_memory(video: Any, seek_frame_margin: float = 1.0, read_vid
 
 # ---------------------------------------------------------------------------------------------
 # the shims, one function each; each returns the names it installed
+
 
 def _torch_six() -> List[str]:
     if "torch._six" in sys.modules or _importable("torch._six"):
@@ -146,7 +164,8 @@ def _timm_optimizers() -> List[str]:
         done.append("timm.optim.radam.RAdam")
     if not _importable("timm.optim.novograd"):
         sys.modules["timm.optim.novograd"] = _module(
-            "timm.optim.novograd", NovoGrad=type("NovoGrad", (_RemovedOptimizer,), {}))
+            "timm.optim.novograd", NovoGrad=type("NovoGrad", (_RemovedOptimizer,), {})
+        )
         done.append("timm.optim.novograd")
     return done
 
@@ -197,8 +216,13 @@ def _cuda_synchronize() -> List[str]:
 
 
 _SHIMS: Tuple[Callable[[], List[str]], ...] = (
-    _torch_six, _numpy_function_base, _timm_optimizers, _torch_fb_zeus, _torch_multi_tensor,
-    _torchvision_video_reader, _cuda_synchronize,
+    _torch_six,
+    _numpy_function_base,
+    _timm_optimizers,
+    _torch_fb_zeus,
+    _torch_multi_tensor,
+    _torchvision_video_reader,
+    _cuda_synchronize,
 )
 
 
@@ -223,6 +247,7 @@ def timm_create_model_shim(original: Any, post: Any) -> Any:
     """A ``timm.models.create_model`` that calls model functions registered by upstream code
     directly (their constructors reject timm 1's ``pretrained_cfg`` keywords), drops None keyword
     arguments as timm does, and passes the model through ``post(model, name, kwargs)``."""
+
     def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         import timm.models
 
@@ -230,8 +255,11 @@ def timm_create_model_shim(original: Any, post: Any) -> Any:
         if entry.__module__.startswith("timm."):
             model = original(model_name, pretrained=pretrained, **kwargs)
         else:
-            kw = {k: v for k, v in kwargs.items() if v is not None
-                  and k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+            kw = {
+                k: v
+                for k, v in kwargs.items()
+                if v is not None and k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+            }
             model = entry(pretrained=pretrained, **kw)
         return post(model, model_name, kwargs)
 

@@ -1,6 +1,7 @@
 """What the launchers (``python -m adamask.integrations.<target> --repo PATH -- <their args>``) share:
 splitting the command line at ``--``, taking an option out of their arguments, the options every
 launcher accepts before ``--``, and the line that reports an adapted model."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,28 @@ from torch import nn
 from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
 from .adapter import SAMPLER_NAME
 
-__all__ = ["split_launcher_argv", "pop_option", "add_sampler_arguments", "launcher_parser", "parse_launcher_argv",
-           "run_options", "wrap_options", "announce", "Swaps"]
+__all__ = [
+    "split_launcher_argv",
+    "pop_option",
+    "add_sampler_arguments",
+    "launcher_parser",
+    "parse_launcher_argv",
+    "run_options",
+    "wrap_options",
+    "announce",
+    "Swaps",
+]
 
-RUN_OPTIONS = ("script", "sampling_weight", "sampling_estimator", "sampling_baseline", "sampler_depth",
-               "sampler_heads", "sampler_width", "sampling_entropy_weight")
+RUN_OPTIONS = (
+    "script",
+    "sampling_weight",
+    "sampling_estimator",
+    "sampling_baseline",
+    "sampler_depth",
+    "sampler_heads",
+    "sampler_width",
+    "sampling_entropy_weight",
+)
 _MISSING = object()
 
 
@@ -26,7 +44,7 @@ def split_launcher_argv(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     argv = list(argv)
     if "--" in argv:
         i = argv.index("--")
-        return argv[:i], argv[i + 1:]
+        return argv[:i], argv[i + 1 :]
     return argv, []
 
 
@@ -44,7 +62,7 @@ def pop_option(argv: List[str], name: str) -> Tuple[List[str], Optional[str]]:
             i += 2
             continue
         if a.startswith(name + "="):
-            value = a[len(name) + 1:]
+            value = a[len(name) + 1 :]
         else:
             rest.append(a)
         i += 1
@@ -54,19 +72,45 @@ def pop_option(argv: List[str], name: str) -> Tuple[List[str], Optional[str]]:
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     """The launchers' shared options: modules to import, the loss settings and the learned strategy's
     size. A size option left out is not passed, so the strategy uses its own default."""
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (e.g. one that registers a strategy with adamask.register_masking)")
-    parser.add_argument("--sampling-weight", type=float, default=DEFAULT_SAMPLING_WEIGHT,
-                        help="lambda, the weight of the learned strategy's loss term (default 1e-4)")
-    parser.add_argument("--sampling-estimator", choices=ESTIMATORS, default="paper",
-                        help="estimator of the sampling loss (default: paper)")
-    parser.add_argument("--sampling-baseline", choices=[b for b in BASELINES if b is not None], default=None,
-                        help="baseline of the sampling loss (default: none)")
-    parser.add_argument("--sampling-entropy-weight", type=float, default=0.0,
-                        help="weight of the entropy bonus on the sampler's distribution (default 0, the paper's)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (e.g. one that registers a strategy with adamask.register_masking)",
+    )
+    parser.add_argument(
+        "--sampling-weight",
+        type=float,
+        default=DEFAULT_SAMPLING_WEIGHT,
+        help="lambda, the weight of the learned strategy's loss term (default 1e-4)",
+    )
+    parser.add_argument(
+        "--sampling-estimator",
+        choices=ESTIMATORS,
+        default="paper",
+        help="estimator of the sampling loss (default: paper)",
+    )
+    parser.add_argument(
+        "--sampling-baseline",
+        choices=[b for b in BASELINES if b is not None],
+        default=None,
+        help="baseline of the sampling loss (default: none)",
+    )
+    parser.add_argument(
+        "--sampling-entropy-weight",
+        type=float,
+        default=0.0,
+        help="weight of the entropy bonus on the sampler's distribution (default 0, the paper's)",
+    )
     parser.add_argument("--sampler-depth", type=int, default=None, help="sampler blocks (default 1)")
-    parser.add_argument("--sampler-heads", type=int, default=None,
-                        help="sampler heads (default: the largest count <= 8 dividing the width)")
+    parser.add_argument(
+        "--sampler-heads",
+        type=int,
+        default=None,
+        help="sampler heads (default: the largest count <= 8 dividing the width)",
+    )
     parser.add_argument("--sampler-width", type=int, default=None, help="sampler width (default: encoder width)")
 
 
@@ -79,8 +123,9 @@ def launcher_parser(prog: str, description: str, repo_help: str, script: str) ->
     return p
 
 
-def parse_launcher_argv(parser: argparse.ArgumentParser,
-                        argv: Optional[Sequence[str]]) -> Tuple[argparse.Namespace, List[str]]:
+def parse_launcher_argv(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
+) -> Tuple[argparse.Namespace, List[str]]:
     """``[ours..., "--", theirs...]`` (default ``sys.argv[1:]``) -> (our parsed options, their arguments);
     imports the ``--import`` modules."""
     ours, theirs = split_launcher_argv(sys.argv[1:] if argv is None else argv)
@@ -97,14 +142,25 @@ def run_options(args: argparse.Namespace) -> Dict[str, Any]:
     return {name: getattr(args, name) for name in RUN_OPTIONS}
 
 
-def wrap_options(sampling_weight: float = DEFAULT_SAMPLING_WEIGHT, sampling_estimator: str = "paper",
-                 sampling_baseline: Optional[str] = None, sampler_depth: Optional[int] = None,
-                 sampler_heads: Optional[int] = None, sampler_width: Optional[int] = None,
-                 sampling_entropy_weight: float = 0.0) -> Dict[str, Any]:
+def wrap_options(
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampler_depth: Optional[int] = None,
+    sampler_heads: Optional[int] = None,
+    sampler_width: Optional[int] = None,
+    sampling_entropy_weight: float = 0.0,
+) -> Dict[str, Any]:
     """The launchers' option names -> the keyword arguments of the integrations' ``wrap``."""
-    return dict(sampling_weight=sampling_weight, sampling_estimator=sampling_estimator,
-                sampling_baseline=sampling_baseline, depth=sampler_depth, num_heads=sampler_heads,
-                width=sampler_width, sampling_entropy_weight=sampling_entropy_weight)
+    return dict(
+        sampling_weight=sampling_weight,
+        sampling_estimator=sampling_estimator,
+        sampling_baseline=sampling_baseline,
+        depth=sampler_depth,
+        num_heads=sampler_heads,
+        width=sampler_width,
+        sampling_entropy_weight=sampling_entropy_weight,
+    )
 
 
 class Swaps:
@@ -140,5 +196,8 @@ class Swaps:
 def announce(model: nn.Module, strategy: str, built_by: str, grid: Sequence[int], mask_ratio: float) -> None:
     """Print one line saying which model a launcher adapted, and how."""
     n = sum(p.numel() for p in getattr(model, SAMPLER_NAME).parameters())
-    print(f"adamask: {strategy} masking on {built_by}: {SAMPLER_NAME} ({n} parameters), grid {tuple(grid)}, "
-          f"mask_ratio {mask_ratio}, sampling_weight {model.sampling_weight}", flush=True)
+    print(
+        f"adamask: {strategy} masking on {built_by}: {SAMPLER_NAME} ({n} parameters), grid {tuple(grid)}, "
+        f"mask_ratio {mask_ratio}, sampling_weight {model.sampling_weight}",
+        flush=True,
+    )

@@ -13,6 +13,7 @@ loop needs no change. The two terms of the last loss are kept, detached, in
 decay and ``loss_rec`` / ``loss_sampling`` in their log. Upstream code is never imported here at
 module import time.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,17 @@ from .adapter import (
 from .compat import install_compat_shims
 from .launch import Swaps, announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
 
-__all__ = ["wrap", "patch", "model_grid", "token_error", "run", "main", "install_compat_shims", "MASK_TYPES",
-           "mask_types"]
+__all__ = [
+    "wrap",
+    "patch",
+    "model_grid",
+    "token_error",
+    "run",
+    "main",
+    "install_compat_shims",
+    "MASK_TYPES",
+    "mask_types",
+]
 
 MASK_TYPES = ("adaptive", "random")  # the built-in ones; see `mask_types` for all
 
@@ -59,10 +69,16 @@ def mask_types() -> List[str]:
 def model_grid(model: nn.Module) -> Tuple[int, int, int]:
     """(T', H', W') of a ``MaskedAutoencoderViT`` (``model.patch_embed.input_size``)."""
     pe = getattr(model, "patch_embed", None)
-    if pe is None or not hasattr(pe, "input_size") or not hasattr(model, "random_masking") \
-            or not hasattr(model, "forward_loss"):
-        raise TypeError(f"model must be an mae_st MaskedAutoencoderViT (with patch_embed.input_size, random_masking "
-                        f"and forward_loss), got {type(model).__name__}")
+    if (
+        pe is None
+        or not hasattr(pe, "input_size")
+        or not hasattr(model, "random_masking")
+        or not hasattr(model, "forward_loss")
+    ):
+        raise TypeError(
+            f"model must be an mae_st MaskedAutoencoderViT (with patch_embed.input_size, random_masking "
+            f"and forward_loss), got {type(model).__name__}"
+        )
     return check_grid(tuple(int(g) for g in pe.input_size), "patch_embed.input_size")
 
 
@@ -95,9 +111,11 @@ class _AdaptiveMAEST(AdaptedModel):
         keep = visible_count(x.shape[1], check_mask_ratio(mask_ratio))
         masking = draw_masking(strategy, x.detach() if detaches_input(strategy) else x)
         if masking.num_visible != keep:
-            raise ValueError(f"mask_ratio={mask_ratio} keeps {keep} of {x.shape[1]} tokens but the mask_sampler keeps "
-                             f"{masking.num_visible} (built with mask_ratio={getattr(strategy, 'mask_ratio', None)}); "
-                             f"give wrap() the mask_ratio the training loop passes")
+            raise ValueError(
+                f"mask_ratio={mask_ratio} keeps {keep} of {x.shape[1]} tokens but the mask_sampler keeps "
+                f"{masking.num_visible} (built with mask_ratio={getattr(strategy, 'mask_ratio', None)}); "
+                f"give wrap() the mask_ratio the training loop passes"
+            )
         ids_restore = torch.argsort(torch.cat([masking.visible_idx, masking.masked_idx], dim=1), dim=1)
         self._adamask_masking = masking
         return gather_tokens(x, masking.visible_idx), masking.mask.float(), ids_restore, masking.visible_idx
@@ -118,11 +136,21 @@ class _AdaptiveMAEST(AdaptedModel):
         return loss
 
 
-def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-         depth: Optional[int] = None, num_heads: Optional[int] = None, width: Optional[int] = None,
-         sampler: Optional[nn.Module] = None, strategy: str = "adaptive", sampling_estimator: str = "paper",
-         sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0,
-         **sampler_options: Any) -> nn.Module:
+def wrap(
+    model: nn.Module,
+    *,
+    mask_ratio: float = 0.9,
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    depth: Optional[int] = None,
+    num_heads: Optional[int] = None,
+    width: Optional[int] = None,
+    sampler: Optional[nn.Module] = None,
+    strategy: str = "adaptive",
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+    **sampler_options: Any,
+) -> nn.Module:
     """Add a masking strategy to an mae_st ``MaskedAutoencoderViT``, in place; returns the model.
 
     Call it before the optimizer and DDP. ``mask_ratio`` must be the ratio the training loop
@@ -140,10 +168,22 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.9, sampling_weight: float = 
     settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     grid = model_grid(model)
     proj = cast(Any, model).patch_embed.proj  # upstream attributes, untyped
-    return adapt_model(model, _AdaptiveMAEST, globals(), grid=grid, embed_dim=int(proj.out_channels),
-                       device=proj.weight.device, strategy=strategy, mask_ratio=mask_ratio,
-                       settings=settings, sampler=sampler, depth=depth, num_heads=num_heads, width=width,
-                       **sampler_options)
+    return adapt_model(
+        model,
+        _AdaptiveMAEST,
+        globals(),
+        grid=grid,
+        embed_dim=int(proj.out_channels),
+        device=proj.weight.device,
+        strategy=strategy,
+        mask_ratio=mask_ratio,
+        settings=settings,
+        sampler=sampler,
+        depth=depth,
+        num_heads=num_heads,
+        width=width,
+        **sampler_options,
+    )
 
 
 patch = wrap  # the earlier name of `wrap`
@@ -152,8 +192,10 @@ patch = wrap  # the earlier name of `wrap`
 # ---------------------------------------------------------------------------------------------
 # launcher
 
-def _wrapped_constructor(fn: Callable[..., nn.Module], models: List[nn.Module], strategy: str,
-                         **options: Any) -> Callable[..., nn.Module]:
+
+def _wrapped_constructor(
+    fn: Callable[..., nn.Module], models: List[nn.Module], strategy: str, **options: Any
+) -> Callable[..., nn.Module]:
     @functools.wraps(fn)
     def build(*args: Any, **kwargs: Any) -> nn.Module:
         model = fn(*args, **kwargs)
@@ -166,8 +208,9 @@ def _wrapped_constructor(fn: Callable[..., nn.Module], models: List[nn.Module], 
     return build
 
 
-def _swap_for_strategy(misc: Any, models_mae: Any, strategy: str, options: Dict[str, Any],
-                       swap: Callable[[Any, str, Any], None]) -> None:
+def _swap_for_strategy(
+    misc: Any, models_mae: Any, strategy: str, options: Dict[str, Any], swap: Callable[[Any, str, Any], None]
+) -> None:
     """Wrap every model their ``mae_vit_*`` functions build, keep the strategy's names out of weight
     decay and add ``loss_rec`` / ``loss_sampling`` to their metric log."""
     models: List[nn.Module] = []
@@ -175,8 +218,9 @@ def _swap_for_strategy(misc: Any, models_mae: Any, strategy: str, options: Dict[
         swap(models_mae, name, _wrapped_constructor(vars(models_mae)[name], models, strategy, **options))
     add_weight_decay = misc.add_weight_decay
 
-    def add_weight_decay_with_sampler(model: nn.Module, weight_decay: float = 1e-5, skip_list: Any = (),
-                                      bias_wd: bool = False) -> Any:
+    def add_weight_decay_with_sampler(
+        model: nn.Module, weight_decay: float = 1e-5, skip_list: Any = (), bias_wd: bool = False
+    ) -> Any:
         skip = set(skip_list) | set(getattr(model, "no_weight_decay", lambda: set())())
         return add_weight_decay(model, weight_decay, skip_list=tuple(sorted(skip)), bias_wd=bias_wd)
 
@@ -197,17 +241,27 @@ def _swap_for_strategy(misc: Any, models_mae: Any, strategy: str, options: Dict[
 def _check_repo(repo: str, script: str) -> str:
     repo = os.path.abspath(repo)
     if os.path.basename(repo) != "mae_st":
-        raise ValueError(f"--repo must be a folder named 'mae_st' (the code imports itself as the package mae_st), "
-                         f"got {repo!r}")
+        raise ValueError(
+            f"--repo must be a folder named 'mae_st' (the code imports itself as the package mae_st), got {repo!r}"
+        )
     if not os.path.isfile(os.path.join(repo, script)):
         raise ValueError(f"no {script} in --repo {repo!r}")
     return repo
 
 
-def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-        sampler_depth: Optional[int] = None, sampler_heads: Optional[int] = None,
-        sampler_width: Optional[int] = None, script: str = "run_pretrain.py", sampling_estimator: str = "paper",
-        sampling_baseline: Optional[str] = None, sampling_entropy_weight: float = 0.0) -> None:
+def run(
+    repo: str,
+    argv: Sequence[str],
+    *,
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    sampler_depth: Optional[int] = None,
+    sampler_heads: Optional[int] = None,
+    sampler_width: Optional[int] = None,
+    script: str = "run_pretrain.py",
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+) -> None:
     """Run mae_st's pretraining script with ``argv`` (their arguments), unmodified on disk.
 
     ``--mask_type`` may be added to ``argv``: ``adaptive`` (default) or any registered strategy that
@@ -231,8 +285,15 @@ def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMP
     with Swaps() as swap:
         if mask_type != "random":
             check_token_strategy(mask_type, "--mask_type")
-            options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth,
-                                   sampler_heads, sampler_width, sampling_entropy_weight)
+            options = wrap_options(
+                sampling_weight,
+                sampling_estimator,
+                sampling_baseline,
+                sampler_depth,
+                sampler_heads,
+                sampler_width,
+                sampling_entropy_weight,
+            )
             _swap_for_strategy(misc, models_mae, mask_type, options, swap)
         swap(sys, "argv", [os.path.join(repo, script), *argv])
         runpy.run_path(sys.argv[0], run_name="__main__")
@@ -244,8 +305,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         "python -m adamask.integrations.mae_st",
         "Run mae_st pretraining (their run_pretrain.py, unmodified) with adaptive masking. Their arguments "
         "follow '--' ('--mask_type random' keeps their masking; '--mask_type NAME' picks another registered "
-        "strategy that draws from the tokens).", "path of an mae_st checkout (a folder named mae_st)",
-        "run_pretrain.py")
+        "strategy that draws from the tokens).",
+        "path of an mae_st checkout (a folder named mae_st)",
+        "run_pretrain.py",
+    )
     args, theirs = parse_launcher_argv(p, argv)
     run(args.repo, theirs, **run_options(args))
 

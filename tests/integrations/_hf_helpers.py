@@ -1,4 +1,5 @@
 """Shared pieces of the Hugging Face integration tests: a tiny config, clips, a stock twin."""
+
 from __future__ import annotations
 
 import torch
@@ -11,10 +12,22 @@ N = (T // 2) * (S // 8) ** 2  # 32 tokens
 
 
 def tiny_config(**overrides) -> VideoMAEConfig:
-    kw = dict(image_size=S, patch_size=8, num_channels=C, num_frames=T, tubelet_size=2, hidden_size=32,
-              num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-              decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
-              use_mean_pooling=False)
+    kw = dict(
+        image_size=S,
+        patch_size=8,
+        num_channels=C,
+        num_frames=T,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        use_mean_pooling=False,
+    )
     kw.update(overrides)
     return VideoMAEConfig(**kw)
 

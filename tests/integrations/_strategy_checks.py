@@ -1,5 +1,6 @@
 """Checks shared by the tests that run adamask's token strategies beyond AdaMAE (``motion``, not
 learned; ``error_predictor``, learned with its own loss term) in every integration."""
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -18,12 +19,20 @@ def expected_term(strategy: nn.Module, masking: Masking, token_error: Tensor) ->
     dispatch): none for motion; the error predictor's regression loss on the scored tokens."""
     if isinstance(strategy, MotionMasking):
         return None
-    return error_prediction_loss(masking.probs, masking.scored_mask, token_error,
-                                 temperature=strategy.temperature, eps=strategy.eps)
+    return error_prediction_loss(
+        masking.probs, masking.scored_mask, token_error, temperature=strategy.temperature, eps=strategy.eps
+    )
 
 
-def check_loss(strategy: nn.Module, masking: Masking, token_error: Tensor, loss: Tensor, rec: Tensor,
-               term: Optional[Tensor], settings: LossSettings) -> None:
+def check_loss(
+    strategy: nn.Module,
+    masking: Masking,
+    token_error: Tensor,
+    loss: Tensor,
+    rec: Tensor,
+    term: Optional[Tensor],
+    settings: LossSettings,
+) -> None:
     """``loss = rec + weight * term`` with the term the strategy must add (none for motion)."""
     want = expected_term(strategy, masking, token_error)
     if want is None:

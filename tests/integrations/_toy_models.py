@@ -2,6 +2,7 @@
 ``ToyVideoMAE`` (VideoMAE's PretrainVisionTransformer: encoder.patch_embed, forward(x, mask[, decode_mask]))
 and ``ToyMAEST`` (mae_st's MaskedAutoencoderViT: patch_embed.input_size, random_masking, forward_loss,
 patchify, forward(imgs, mask_ratio) -> (loss, pred, mask))."""
+
 from __future__ import annotations
 
 import torch

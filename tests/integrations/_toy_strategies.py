@@ -5,6 +5,7 @@
   uniform noise), with its own ``masking_loss``;
 - ``toy_norm``: not learned, needs the tokens (masks the tokens with the largest norm).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Helpers for the tests that run against real upstream checkouts (VideoMAE, VideoMAEv2, mae_st)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -75,5 +76,11 @@ def run_module(module: str, args: Sequence[str], cwd: Path, timeout: int = 600) 
     env: Dict[str, str] = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OMP_NUM_THREADS", "4")
-    return subprocess.run([sys.executable, "-W", "ignore", "-m", module, *args], cwd=str(cwd), env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", module, *args],
+        cwd=str(cwd),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

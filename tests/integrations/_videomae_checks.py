@@ -1,4 +1,5 @@
 """Checks shared by the VideoMAE (v1) and VideoMAEv2 checkout tests, on a tiny upstream model."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,19 @@ PATCH = 8
 def tiny_model(modeling_pretrain: types.ModuleType, version: str) -> nn.Module:
     """Their PretrainVisionTransformer, tiny: 32x32 pixels, patch 8, tubelet 2; v1's patch
     embedding assumes 16 frames (grid 8x4x4), v2 is given 4 frames (grid 2x4x4)."""
-    kw = dict(img_size=32, patch_size=PATCH, encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2,
-              decoder_num_classes=3 * 2 * PATCH * PATCH, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2,
-              qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+    kw = dict(
+        img_size=32,
+        patch_size=PATCH,
+        encoder_embed_dim=32,
+        encoder_depth=1,
+        encoder_num_heads=2,
+        decoder_num_classes=3 * 2 * PATCH * PATCH,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+    )
     if version == "v2":
         kw["all_frames"] = 4
     return modeling_pretrain.PretrainVisionTransformer(**kw)
@@ -67,9 +78,13 @@ def snapshot(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 
 def changed(before: Dict[str, torch.Tensor], model: nn.Module, prefix: str, exclude: str = "") -> int:
-    return sum(1 for n, p in model.named_parameters()
-               if n.startswith(prefix) and (not exclude or not n.startswith(exclude))
-               and not torch.equal(before[n], p.detach()))
+    return sum(
+        1
+        for n, p in model.named_parameters()
+        if n.startswith(prefix)
+        and (not exclude or not n.startswith(exclude))
+        and not torch.equal(before[n], p.detach())
+    )
 
 
 def optimizer_args() -> types.SimpleNamespace:

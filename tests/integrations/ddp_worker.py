@@ -8,6 +8,7 @@ Phase 2: the same for ``motion`` (not learned) and ``error_predictor`` (learned,
 Phase 3 (``--trainer``): ``AdaMaskTrainer`` under the same process group.
 Rank 0 writes the findings to OUT.json; the test asserts on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,21 @@ STEPS = 3
 
 
 def tiny_config() -> VideoMAEConfig:
-    return VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                          decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                          decoder_intermediate_size=64, use_mean_pooling=False)
+    return VideoMAEConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        use_mean_pooling=False,
+    )
 
 
 def gather(t: torch.Tensor) -> list:
@@ -72,16 +84,18 @@ def plain_ddp(report: dict) -> None:
         no_grad = [n for n, p in model.named_parameters() if p.grad is None]
         opt.step()
         masks = gather(out.mask.to(torch.uint8))
-        steps.append({
-            "masks_equal_across_ranks": all(torch.equal(m, masks[0]) for m in masks[1:]),
-            "masked_per_row": masks[0].sum(1).tolist(),
-            "sampler_max_diff": max_rank_diff(flat(model.mask_sampler.parameters())),
-            "sampler_checksums": [v.double().sum().item() for v in gather(flat(model.mask_sampler.parameters()))],
-            "all_params_max_diff": max_rank_diff(flat(model.parameters())),
-            "params_without_grad": no_grad,
-            "reconstruction_loss": [v.item() for v in gather(out.reconstruction_loss.detach().reshape(1))],
-            "sampling_loss": [v.item() for v in gather(out.sampling_loss.detach().reshape(1))],
-        })
+        steps.append(
+            {
+                "masks_equal_across_ranks": all(torch.equal(m, masks[0]) for m in masks[1:]),
+                "masked_per_row": masks[0].sum(1).tolist(),
+                "sampler_max_diff": max_rank_diff(flat(model.mask_sampler.parameters())),
+                "sampler_checksums": [v.double().sum().item() for v in gather(flat(model.mask_sampler.parameters()))],
+                "all_params_max_diff": max_rank_diff(flat(model.parameters())),
+                "params_without_grad": no_grad,
+                "reconstruction_loss": [v.item() for v in gather(out.reconstruction_loss.detach().reshape(1))],
+                "sampling_loss": [v.item() for v in gather(out.sampling_loss.detach().reshape(1))],
+            }
+        )
     report["steps"] = steps
     report["sampler_changed"] = not torch.equal(flat(model.mask_sampler.parameters()), s0)
 
@@ -102,10 +116,15 @@ def other_strategies(report: dict) -> None:
             no_grad = [n for n, p in model.named_parameters() if p.grad is None]
             opt.step()
             masks = gather(out.mask.to(torch.uint8))
-            steps.append({"masks_equal_across_ranks": all(torch.equal(m, masks[0]) for m in masks[1:]),
-                          "masked_per_row": masks[0].sum(1).tolist(), "params_without_grad": no_grad,
-                          "all_params_max_diff": max_rank_diff(flat(model.parameters())),
-                          "has_sampling_loss": out.sampling_loss is not None})
+            steps.append(
+                {
+                    "masks_equal_across_ranks": all(torch.equal(m, masks[0]) for m in masks[1:]),
+                    "masked_per_row": masks[0].sum(1).tolist(),
+                    "params_without_grad": no_grad,
+                    "all_params_max_diff": max_rank_diff(flat(model.parameters())),
+                    "has_sampling_loss": out.sampling_loss is not None,
+                }
+            )
         report[strategy] = steps
 
 
@@ -126,9 +145,20 @@ def trainer_ddp(report: dict) -> None:
     torch.manual_seed(200 + dist.get_rank())
     model = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75)
     with tempfile.TemporaryDirectory() as out_dir:
-        args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=2, max_steps=2, logging_steps=1,
-                                 learning_rate=1e-3, report_to=[], use_cpu=True, save_strategy="no",
-                                 disable_tqdm=True, ddp_backend="gloo", ddp_find_unused_parameters=False, seed=0)
+        args = TrainingArguments(
+            output_dir=out_dir,
+            per_device_train_batch_size=2,
+            max_steps=2,
+            logging_steps=1,
+            learning_rate=1e-3,
+            report_to=[],
+            use_cpu=True,
+            save_strategy="no",
+            disable_tqdm=True,
+            ddp_backend="gloo",
+            ddp_find_unused_parameters=False,
+            seed=0,
+        )
         trainer = AdaMaskTrainer(model=model, args=args, train_dataset=Clips())
         trainer.train()
     logs = [h for h in trainer.state.log_history if "reconstruction_loss" in h]
@@ -137,8 +167,12 @@ def trainer_ddp(report: dict) -> None:
         "logs": logs,
         "sampler_max_diff": max_rank_diff(flat(model.mask_sampler.parameters())),
         "all_params_max_diff": max_rank_diff(flat(model.parameters())),
-        "logged_losses_by_rank": [v.tolist() for v in gather(torch.tensor(
-            [[h["reconstruction_loss"], h["sampling_loss"]] for h in logs], dtype=torch.float64))],
+        "logged_losses_by_rank": [
+            v.tolist()
+            for v in gather(
+                torch.tensor([[h["reconstruction_loss"], h["sampling_loss"]] for h in logs], dtype=torch.float64)
+            )
+        ],
     }
 
 

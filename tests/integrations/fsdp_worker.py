@@ -8,6 +8,7 @@ across ranks by hand (what FSDP's reduce-scatter does). Then the sharded state i
 torch.distributed.checkpoint, loaded into a freshly built sharded model, and both take one more step.
 Rank 0 writes the findings to OUT.json; the test asserts on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,14 @@ def average_gradients(model: nn.Module) -> None:
 class Case:
     """A model to shard: how to build it, its blocks, one step's clips, its forward."""
 
-    def __init__(self, name: str, build: Callable[[], nn.Module], blocks: Callable[[nn.Module], List[nn.Module]],
-                 clips: Callable[[torch.Generator], torch.Tensor], forward: Callable) -> None:
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], nn.Module],
+        blocks: Callable[[nn.Module], List[nn.Module]],
+        clips: Callable[[torch.Generator], torch.Tensor],
+        forward: Callable,
+    ) -> None:
         self.name, self.build, self.blocks, self.clips, self.forward = name, build, blocks, clips, forward
 
     def sharded(self, seed: int) -> nn.Module:
@@ -91,9 +98,13 @@ class Case:
 
 
 def mae_case() -> Case:
-    return Case("mae", lambda: create_mae("nano", masking="adaptive", mask_ratio=0.75),
-                lambda m: [*m.blocks, *m.decoder_blocks], lambda g: torch.randn(2, 3, 4, 32, 32, generator=g),
-                lambda m, x, g: m(x, generator=g))
+    return Case(
+        "mae",
+        lambda: create_mae("nano", masking="adaptive", mask_ratio=0.75),
+        lambda m: [*m.blocks, *m.decoder_blocks],
+        lambda g: torch.randn(2, 3, 4, 32, 32, generator=g),
+        lambda m, x, g: m(x, generator=g),
+    )
 
 
 def hf_case() -> Case:
@@ -101,14 +112,28 @@ def hf_case() -> Case:
 
     from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining
 
-    cfg = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-                         decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
-                         use_mean_pooling=False)
-    return Case("hf", lambda: AdaptiveVideoMAEForPreTraining(cfg, mask_ratio=0.75),
-                lambda m: [*m.videomae.encoder.layer, *m.decoder.decoder_layers],
-                lambda g: torch.randn(2, 4, 3, 32, 32, generator=g),
-                lambda m, x, g: m(pixel_values=x, generator=g))
+    cfg = VideoMAEConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        use_mean_pooling=False,
+    )
+    return Case(
+        "hf",
+        lambda: AdaptiveVideoMAEForPreTraining(cfg, mask_ratio=0.75),
+        lambda m: [*m.videomae.encoder.layer, *m.decoder.decoder_layers],
+        lambda g: torch.randn(2, 4, 3, 32, 32, generator=g),
+        lambda m, x, g: m(pixel_values=x, generator=g),
+    )
 
 
 def run_case(case: Case, ckpt_dir: str) -> dict:
@@ -124,12 +149,17 @@ def run_case(case: Case, ckpt_dir: str) -> dict:
         case.step(replica, ropt, step, replica=True)
         masks = gather(out.masking.mask.to(torch.uint8) if case.name == "mae" else out.mask.to(torch.uint8))
         full = full_state(model)
-        steps.append({"masks_equal_across_ranks": torch.equal(masks[0], masks[1]),
-                      "masked_per_row": masks[0].sum(1).tolist(),
-                      "sampling_loss": out.sampling_loss.item(),
-                      "max_diff_to_replica": max_diff(full, replica.state_dict()),
-                      "sampler_checksums": [v.item() for v in gather(torch.tensor(
-                          [checksum(full, "mask_sampler.")], dtype=torch.float64))]})
+        steps.append(
+            {
+                "masks_equal_across_ranks": torch.equal(masks[0], masks[1]),
+                "masked_per_row": masks[0].sum(1).tolist(),
+                "sampling_loss": out.sampling_loss.item(),
+                "max_diff_to_replica": max_diff(full, replica.state_dict()),
+                "sampler_checksums": [
+                    v.item() for v in gather(torch.tensor([checksum(full, "mask_sampler.")], dtype=torch.float64))
+                ],
+            }
+        )
     shards = [p.to_local().numel() for p in model.mask_sampler.parameters()]
     saved = full_state(model)
     state_dict, optim_dict = get_state_dict(model, opt)
@@ -143,12 +173,15 @@ def run_case(case: Case, ckpt_dir: str) -> dict:
     set_state_dict(loaded, lopt, model_state_dict=state["model"], optim_state_dict=state["optim"])
     restored = full_state(loaded)
     a, b = case.step(model, opt, STEPS), case.step(loaded, lopt, STEPS)
-    return {"steps": steps, "sampler_changed": steps[-1]["sampler_checksums"][0] != sampler0,
-            "sampler_local_numel": [v.item() for v in gather(torch.tensor([sum(shards)]))],
-            "sampler_full_numel": sum(p.numel() for p in replica.mask_sampler.parameters()),
-            "loaded_equals_saved": saved.keys() == restored.keys() and max_diff(saved, restored) == 0.0,
-            "next_step_loss_equal": a.loss.item() == b.loss.item(),
-            "next_step_max_diff": max_diff(full_state(model), full_state(loaded))}
+    return {
+        "steps": steps,
+        "sampler_changed": steps[-1]["sampler_checksums"][0] != sampler0,
+        "sampler_local_numel": [v.item() for v in gather(torch.tensor([sum(shards)]))],
+        "sampler_full_numel": sum(p.numel() for p in replica.mask_sampler.parameters()),
+        "loaded_equals_saved": saved.keys() == restored.keys() and max_diff(saved, restored) == 0.0,
+        "next_step_loss_equal": a.loss.item() == b.loss.item(),
+        "next_step_max_diff": max_diff(full_state(model), full_state(loaded)),
+    }
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """The integrations' shared adapter: strategies by name, attaching, the loss term, weight decay, unwrapping."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The compatibility shims and the earlier module names of the integrations' shared pieces."""
+
 from __future__ import annotations
 
 import sys
@@ -13,6 +14,7 @@ def test_shims_are_idempotent_and_importable_modules_stay():
     assert compat.install_compat_shims() == []
     assert sys.modules["torch._six"].inf == float("inf")
     import torch.fb.rendezvous.zeus  # noqa: F401  (an internal module mae_st imports)
+
     assert hasattr(torch.optim, "_multi_tensor")  # reached as an attribute of torch.optim
 
 

@@ -1,4 +1,5 @@
 """A real 2-process torchrun (CPU, gloo) of the HF integration: per-rank masks differ, weights agree."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,10 +31,22 @@ def report(tmp_path_factory) -> dict:
         pytest.skip("torch.distributed with the gloo backend is not available")
     trainer = importlib.util.find_spec("accelerate") is not None  # transformers.Trainer needs it
     out = tmp_path_factory.mktemp("ddp") / "report.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(WORKER), str(out)]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(WORKER),
+        str(out),
+    ]
     if trainer:
         cmd.append("--trainer")
     proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=120)

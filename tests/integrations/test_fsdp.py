@@ -2,6 +2,7 @@
 masking and the HF integration train sharded exactly as an unsharded replica with averaged gradients,
 the sampler's shards stay consistent, masks differ per rank, and a sharded checkpoint saved with
 torch.distributed.checkpoint loads back exactly (and trains on identically)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,11 +32,25 @@ def report(tmp_path_factory) -> dict:
     if not (dist.is_available() and dist.is_gloo_available()) or not hasattr(fsdp, "fully_shard"):
         pytest.skip("needs torch.distributed with gloo and FSDP2 (torch.distributed.fsdp.fully_shard)")
     folder = tmp_path_factory.mktemp("fsdp")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    cmd = [sys.executable, "-W", "ignore", "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(WORKER), str(folder / "report.json"),
-           str(folder / "checkpoints")] + (["--hf"] if HF else [])
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+    )
+    cmd = [
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(WORKER),
+        str(folder / "report.json"),
+        str(folder / "checkpoints"),
+    ] + (["--hf"] if HF else [])
     proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return json.loads((folder / "report.json").read_text())

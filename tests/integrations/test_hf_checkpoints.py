@@ -1,4 +1,5 @@
 """Hugging Face VideoMAE integration: save_pretrained / from_pretrained and wrap."""
+
 from __future__ import annotations
 
 import sys
@@ -24,6 +25,7 @@ def model() -> AdaptiveVideoMAEForPreTraining:
 
 # ---------------------------------------------------------------------------------------------
 # save / load / wrap
+
 
 def test_save_pretrained_round_trips_the_sampler(model, tmp_path):
     model.train()
@@ -58,8 +60,7 @@ def test_stock_videomae_loads_an_adaptive_checkpoint(model, tmp_path):
         if not k.startswith("mask_sampler."):
             assert torch.equal(sd[k], v), k
     x, mask = clips(), fixed_mask()
-    torch.testing.assert_close(stock(x, bool_masked_pos=mask).loss, model(x, bool_masked_pos=mask).loss,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(stock(x, bool_masked_pos=mask).loss, model(x, bool_masked_pos=mask).loss, rtol=0, atol=0)
 
 
 def test_adaptive_model_loads_a_stock_checkpoint(tmp_path):

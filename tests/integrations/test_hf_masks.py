@@ -1,4 +1,5 @@
 """Hugging Face VideoMAE integration, masks: caller-given bool_masked_pos, checked by value and property."""
+
 from __future__ import annotations
 
 import sys
@@ -24,6 +25,7 @@ def model() -> AdaptiveVideoMAEForPreTraining:
 
 # ---------------------------------------------------------------------------------------------
 # caller-given masks
+
 
 def test_caller_mask_is_used_without_sampling_loss(model):
     x, mask = clips(), fixed_mask()

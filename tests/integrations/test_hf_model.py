@@ -1,4 +1,5 @@
 """Hugging Face VideoMAE integration, the model: construction, options, forward, gradients, strategies."""
+
 from __future__ import annotations
 
 import sys
@@ -31,6 +32,7 @@ def model() -> AdaptiveVideoMAEForPreTraining:
 # ---------------------------------------------------------------------------------------------
 # construction and configuration
 
+
 def test_is_a_videomae_with_a_registered_sampler(model):
     assert isinstance(model, VideoMAEForPreTraining)
     assert isinstance(dict(model.named_children())["mask_sampler"], AdaptiveTokenSampler)
@@ -47,8 +49,9 @@ def test_is_a_videomae_with_a_registered_sampler(model):
 
 def test_options_from_kwargs_and_config_without_mutating_the_callers_config():
     cfg = tiny_config()
-    m = AdaptiveVideoMAEForPreTraining(cfg, sampler_depth=2, sampler_width=16, sampler_heads=4,
-                                       sampler_variant="attention", sampling_weight=1e-3)
+    m = AdaptiveVideoMAEForPreTraining(
+        cfg, sampler_depth=2, sampler_width=16, sampler_heads=4, sampler_variant="attention", sampling_weight=1e-3
+    )
     assert not hasattr(cfg, "adamask_sampler_depth")  # the caller's config is untouched
     s = m.mask_sampler
     assert len(s.blocks) == 2 and s.width == 16 and isinstance(s.proj, torch.nn.Linear)
@@ -61,16 +64,19 @@ def test_options_from_kwargs_and_config_without_mutating_the_callers_config():
     assert m2.mask_sampler.blocks[0].attn is None and m2.mask_sampler.num_visible == N // 2
 
 
-@pytest.mark.parametrize("options, error", [
-    (dict(mask_ratio=1.0), ValueError),
-    (dict(sampling_weight=-1.0), ValueError),
-    (dict(sampling_weight=float("nan")), ValueError),
-    (dict(sampler_variant="conv"), ValueError),
-    (dict(sampler_width=30, sampler_heads=4), ValueError),
-    (dict(sampling_estimator="reinforce"), ValueError),
-    (dict(detach_input="yes"), TypeError),
-    (dict(lambda_=1.0), TypeError),
-])
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        (dict(mask_ratio=1.0), ValueError),
+        (dict(sampling_weight=-1.0), ValueError),
+        (dict(sampling_weight=float("nan")), ValueError),
+        (dict(sampler_variant="conv"), ValueError),
+        (dict(sampler_width=30, sampler_heads=4), ValueError),
+        (dict(sampling_estimator="reinforce"), ValueError),
+        (dict(detach_input="yes"), TypeError),
+        (dict(lambda_=1.0), TypeError),
+    ],
+)
 def test_bad_options_raise(options, error):
     with pytest.raises(error):
         AdaptiveVideoMAEForPreTraining(tiny_config(), **options)
@@ -83,6 +89,7 @@ def test_mean_pooling_config_warns():
 
 # ---------------------------------------------------------------------------------------------
 # forward: mask, probabilities, losses
+
 
 @pytest.mark.parametrize("norm_pix_loss", [True, False])
 def test_forward_losses_match_stock_videomae(norm_pix_loss):
@@ -127,15 +134,17 @@ def test_targets_equal_a_direct_computation(model):
 
 def test_sampling_estimator_and_weight_from_config():
     torch.manual_seed(0)
-    m = AdaptiveVideoMAEForPreTraining(tiny_config(), sampling_estimator="plackett_luce",
-                                       sampling_baseline="mean", sampling_weight=0.5).eval()
+    m = AdaptiveVideoMAEForPreTraining(
+        tiny_config(), sampling_estimator="plackett_luce", sampling_baseline="mean", sampling_weight=0.5
+    ).eval()
     gen = torch.Generator().manual_seed(3)
     out = m(clips(), generator=gen)
     gen = torch.Generator().manual_seed(3)
     masking = m.mask_sampler(m.patch_tokens(clips()), generator=gen)
     assert torch.equal(masking.mask, out.mask)
-    ls = sampling_loss(out.probs, out.mask, out.token_error, estimator="plackett_luce", baseline="mean",
-                       draw_order=masking.draw_order)
+    ls = sampling_loss(
+        out.probs, out.mask, out.token_error, estimator="plackett_luce", baseline="mean", draw_order=masking.draw_order
+    )
     torch.testing.assert_close(out.sampling_loss, ls)
     torch.testing.assert_close(out.loss, out.reconstruction_loss + 0.5 * ls)
 
@@ -167,6 +176,7 @@ def test_generator_and_seed_make_masks_reproducible(model):
 
 # ---------------------------------------------------------------------------------------------
 # gradients
+
 
 def test_gradients_reach_sampler_and_backbone_and_spare_the_tokenizer():
     torch.manual_seed(0)
@@ -221,8 +231,10 @@ def test_autocast_keeps_probabilities_float32(model):
 def test_sampled_path_adds_no_host_sync(model, monkeypatch):
     """No .item(), .tolist(), bool() or nonzero() on tensors in the sampled forward (HF's own boolean
     indexing runs in C++ and is not counted here)."""
+
     def boom(*a, **k):
         raise AssertionError("host sync")
+
     for name in ("item", "tolist", "__bool__", "nonzero", "cpu", "numpy"):
         monkeypatch.setattr(torch.Tensor, name, boom)
     monkeypatch.setattr(torch, "nonzero", boom)
@@ -245,6 +257,7 @@ def test_grid_disagreement_and_bad_pixel_values_raise(model):
 
 # ---------------------------------------------------------------------------------------------
 # the strategy by name, the shared sampler defaults
+
 
 def test_strategy_defaults_to_adaptive_with_the_shared_head_default(model):
     from adamask.sampler import default_num_heads

@@ -1,6 +1,7 @@
 """Hugging Face VideoMAE integration: options never leak into the caller's config, a refused option
 leaves nothing behind, numpy numbers are options, the loss settings (entropy bonus, RLOO) and the
 pixel input (dtypes, an empty batch)."""
+
 from __future__ import annotations
 
 import sys
@@ -27,6 +28,7 @@ def adamask_attributes(config) -> dict:
 # ---------------------------------------------------------------------------------------------
 # the caller's config
 
+
 def test_wrap_leaves_the_callers_config_untouched():
     cfg = tiny_config()
     stock = VideoMAEForPreTraining(cfg)
@@ -43,9 +45,18 @@ def test_wrap_leaves_the_callers_config_untouched():
     assert later.config.adamask_sampling_weight == 1e-4
 
 
-@pytest.mark.parametrize("options", [dict(sampler_variant="conv"), dict(sampler_width=30, sampler_heads=4),
-                                     dict(mask_ratio=1.0), dict(strategy="tube"), dict(sampling_baseline="median"),
-                                     dict(sampler_depth=0), dict(unknown=1)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(sampler_variant="conv"),
+        dict(sampler_width=30, sampler_heads=4),
+        dict(mask_ratio=1.0),
+        dict(strategy="tube"),
+        dict(sampling_baseline="median"),
+        dict(sampler_depth=0),
+        dict(unknown=1),
+    ],
+)
 def test_a_refused_wrap_leaves_model_and_config_as_they_were(options):
     cfg = tiny_config()
     stock = VideoMAEForPreTraining(cfg)
@@ -73,11 +84,18 @@ def test_adamask_settings_writes_nothing_when_an_option_is_refused():
 # ---------------------------------------------------------------------------------------------
 # numpy numbers as options
 
+
 def test_numpy_numbers_are_options_and_the_config_still_saves(tmp_path):
     torch.manual_seed(0)
-    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=np.float32(0.75), sampler_depth=np.int64(2),
-                                       sampler_width=np.int32(16), sampler_heads=np.int64(4),
-                                       sampling_weight=np.float64(1e-3), sampling_entropy_weight=np.float32(0.25))
+    m = AdaptiveVideoMAEForPreTraining(
+        tiny_config(),
+        mask_ratio=np.float32(0.75),
+        sampler_depth=np.int64(2),
+        sampler_width=np.int32(16),
+        sampler_heads=np.int64(4),
+        sampling_weight=np.float64(1e-3),
+        sampling_entropy_weight=np.float32(0.25),
+    )
     cfg = m.config
     assert m.mask_sampler.num_visible == 8 and len(m.mask_sampler.blocks) == 2 and m.mask_sampler.width == 16
     for name in ("mask_ratio", "sampling_weight", "sampling_entropy_weight"):
@@ -92,10 +110,12 @@ def test_numpy_numbers_are_options_and_the_config_still_saves(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # loss settings: the entropy bonus and the RLOO baseline
 
+
 def test_entropy_weight_and_rloo_reach_the_sampling_loss():
     torch.manual_seed(0)
-    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, sampling_entropy_weight=0.5,
-                                       sampling_baseline="rloo", sampling_weight=0.1).eval()
+    m = AdaptiveVideoMAEForPreTraining(
+        tiny_config(), mask_ratio=0.75, sampling_entropy_weight=0.5, sampling_baseline="rloo", sampling_weight=0.1
+    ).eval()
     assert m.config.adamask_sampling_entropy_weight == 0.5 and m.loss_settings.entropy_weight == 0.5
     assert m.loss_settings.baseline == "rloo"
     out = m(clips(), generator=torch.Generator().manual_seed(1))
@@ -118,6 +138,7 @@ def test_entropy_weight_defaults_to_zero_also_for_configs_saved_without_it(tmp_p
 
 # ---------------------------------------------------------------------------------------------
 # pixel input
+
 
 @pytest.fixture
 def model() -> AdaptiveVideoMAEForPreTraining:
@@ -152,26 +173,32 @@ def test_an_empty_batch_is_refused_by_name(model):
 # ---------------------------------------------------------------------------------------------
 # the strategy's own options
 
+
 def test_strategy_options_reach_the_strategy_and_round_trip(tmp_path):
     from adamask.motion import MotionMasking
 
-    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy="motion",
-                                       strategy_options={"temperature": 0.0, "distance": "cosine"})
+    m = AdaptiveVideoMAEForPreTraining(
+        tiny_config(), mask_ratio=0.75, strategy="motion", strategy_options={"temperature": 0.0, "distance": "cosine"}
+    )
     assert isinstance(m.mask_sampler, MotionMasking)
     assert m.mask_sampler.temperature == 0.0 and m.mask_sampler.distance == "cosine"
     m.save_pretrained(tmp_path)
     loaded = AdaptiveVideoMAEForPreTraining.from_pretrained(tmp_path)
     assert loaded.mask_sampler.distance == "cosine" and loaded.config.adamask_strategy_options == {
-        "temperature": 0.0, "distance": "cosine"}
+        "temperature": 0.0,
+        "distance": "cosine",
+    }
     # temperature 0: the most-changed tokens, the same on every call
     assert torch.equal(m(clips()).mask, m(clips()).mask)
-    ep = AdaptiveVideoMAEForPreTraining(tiny_config(), strategy="error_predictor", sampler_depth=2,
-                                        strategy_options={"temperature": 2.0})
+    ep = AdaptiveVideoMAEForPreTraining(
+        tiny_config(), strategy="error_predictor", sampler_depth=2, strategy_options={"temperature": 2.0}
+    )
     assert ep.mask_sampler.temperature == 2.0 and len(ep.mask_sampler.blocks) == 2
 
 
-@pytest.mark.parametrize("value", [["temperature", 0.0], {"temperature": np.float32(0.5)}, {1: 2},
-                                   {"temperature": float("nan")}])
+@pytest.mark.parametrize(
+    "value", [["temperature", 0.0], {"temperature": np.float32(0.5)}, {1: 2}, {"temperature": float("nan")}]
+)
 def test_strategy_options_must_be_a_json_dict(value):
     with pytest.raises(TypeError, match="strategy_options"):
         AdaptiveVideoMAEForPreTraining(tiny_config(), strategy="motion", strategy_options=value)

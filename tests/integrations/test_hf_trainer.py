@@ -1,4 +1,5 @@
 """Hugging Face VideoMAE integration, training: a plain loop, AdaMaskTrainer, the stock Trainer, the example."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,6 +19,7 @@ from _hf_helpers import clips, fixed_mask, sampler_vector, tiny_config  # noqa: 
 
 # ---------------------------------------------------------------------------------------------
 # training: plain loop and Trainer
+
 
 def test_plain_training_loop_updates_sampler_and_backbone():
     torch.manual_seed(0)
@@ -54,9 +56,20 @@ class ClipDataset(torch.utils.data.Dataset):
 
 def trainer_args(tmp_path, **kw):
     from transformers import TrainingArguments
-    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=4, logging_steps=2,
-                learning_rate=1e-3, report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
-                dataloader_num_workers=0, seed=0)
+
+    base = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=4,
+        logging_steps=2,
+        learning_rate=1e-3,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     base.update(kw)
     return TrainingArguments(**base)
 
@@ -84,6 +97,7 @@ def test_adamask_trainer_trains_and_logs_both_losses(tmp_path):
 def test_stock_trainer_accepts_the_model(tmp_path):
     pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")
     from transformers import Trainer
+
     torch.manual_seed(0)
     m = AdaptiveVideoMAEForPreTraining(tiny_config())
     s0 = sampler_vector(m).clone()

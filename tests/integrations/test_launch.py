@@ -1,4 +1,5 @@
 """The launchers' shared argument handling (adamask.integrations.launch)."""
+
 from __future__ import annotations
 
 import sys
@@ -33,25 +34,60 @@ def parser():
 
 
 def test_shared_options_reach_run_and_wrap():
-    args, theirs = parse_launcher_argv(parser(), [
-        "--repo", "r", "--sampling-weight", "0.5", "--sampling-estimator", "plackett_luce", "--sampling-baseline",
-        "mean", "--sampler-depth", "2", "--", "--epochs", "1"])
+    args, theirs = parse_launcher_argv(
+        parser(),
+        [
+            "--repo",
+            "r",
+            "--sampling-weight",
+            "0.5",
+            "--sampling-estimator",
+            "plackett_luce",
+            "--sampling-baseline",
+            "mean",
+            "--sampler-depth",
+            "2",
+            "--",
+            "--epochs",
+            "1",
+        ],
+    )
     assert theirs == ["--epochs", "1"]
     opts = run_options(args)
-    assert opts == dict(script="run.py", sampling_weight=0.5, sampling_estimator="plackett_luce",
-                        sampling_baseline="mean", sampler_depth=2, sampler_heads=None, sampler_width=None,
-                        sampling_entropy_weight=0.0)
+    assert opts == dict(
+        script="run.py",
+        sampling_weight=0.5,
+        sampling_estimator="plackett_luce",
+        sampling_baseline="mean",
+        sampler_depth=2,
+        sampler_heads=None,
+        sampler_width=None,
+        sampling_entropy_weight=0.0,
+    )
     del opts["script"]
-    assert wrap_options(**opts) == dict(sampling_weight=0.5, sampling_estimator="plackett_luce",
-                                        sampling_baseline="mean", depth=2, num_heads=None, width=None,
-                                        sampling_entropy_weight=0.0)
+    assert wrap_options(**opts) == dict(
+        sampling_weight=0.5,
+        sampling_estimator="plackett_luce",
+        sampling_baseline="mean",
+        depth=2,
+        num_heads=None,
+        width=None,
+        sampling_entropy_weight=0.0,
+    )
 
 
 def test_defaults_leave_the_strategy_its_own_sizes():
     args, _ = parse_launcher_argv(parser(), ["--repo", "r", "--", "x"])
-    assert run_options(args) == dict(script="run.py", sampling_weight=1e-4, sampling_estimator="paper",
-                                     sampling_baseline=None, sampler_depth=None, sampler_heads=None,
-                                     sampler_width=None, sampling_entropy_weight=0.0)
+    assert run_options(args) == dict(
+        script="run.py",
+        sampling_weight=1e-4,
+        sampling_estimator="paper",
+        sampling_baseline=None,
+        sampler_depth=None,
+        sampler_heads=None,
+        sampler_width=None,
+        sampling_entropy_weight=0.0,
+    )
 
 
 def test_import_option_imports_modules_and_bad_options_exit(monkeypatch):
@@ -67,8 +103,9 @@ def test_import_option_imports_modules_and_bad_options_exit(monkeypatch):
 
 
 def test_entropy_weight_and_the_rloo_baseline_reach_run_and_wrap():
-    args, _ = parse_launcher_argv(parser(), ["--repo", "r", "--sampling-entropy-weight", "0.25",
-                                             "--sampling-baseline", "rloo", "--", "x"])
+    args, _ = parse_launcher_argv(
+        parser(), ["--repo", "r", "--sampling-entropy-weight", "0.25", "--sampling-baseline", "rloo", "--", "x"]
+    )
     opts = run_options(args)
     assert opts["sampling_entropy_weight"] == 0.25 and opts["sampling_baseline"] == "rloo"
     del opts["script"]

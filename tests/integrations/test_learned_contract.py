@@ -2,6 +2,7 @@
 nn.Module written against the contract) works in every integration with no change to adamask: its
 own loss term is used, weighted by the model's LossSettings, and it trains. A non-learned strategy
 that draws from the tokens (`ToyNorm`) adds no term."""
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,9 @@ def test_hf_model():
     from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining
 
     torch.manual_seed(0)
-    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy="toy_learned",
-                                       sampling_weight=0.5).train()
+    m = AdaptiveVideoMAEForPreTraining(
+        tiny_config(), mask_ratio=0.75, strategy="toy_learned", sampling_weight=0.5
+    ).train()
     assert isinstance(m.mask_sampler, ToyLearned) and m.config.adamask_strategy == "toy_learned"
     out = m(clips(), generator=torch.Generator().manual_seed(0))
     assert out.mask.sum(1).tolist() == [24] * B and out.probs.shape == (B, 32)
@@ -68,8 +70,9 @@ def test_videomae_wrap_and_train_one_epoch():
     torch.testing.assert_close(out.loss, out.reconstruction_loss + 0.5 * want)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     before = C.snapshot(model)
-    stats = vm.train_one_epoch(model, [(torch.randn(2, 3, 4, 16, 16), torch.zeros(2, 8)) for _ in range(2)], opt,
-                               "cpu", 0, None, patch_size=8)
+    stats = vm.train_one_epoch(
+        model, [(torch.randn(2, 3, 4, 16, 16), torch.zeros(2, 8)) for _ in range(2)], opt, "cpu", 0, None, patch_size=8
+    )
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 

@@ -1,5 +1,6 @@
 """mae_st integration: argument handling (run everywhere) and tests against a real checkout given by
 ADAMASK_MAE_ST_ROOT (a folder named mae_st; skipped without it)."""
+
 from __future__ import annotations
 
 import importlib
@@ -24,6 +25,7 @@ from _toy_strategies import ToyLearned  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # no checkout needed
 
+
 def test_patch_rejects_other_models():
     with pytest.raises(TypeError, match="MaskedAutoencoderViT"):
         ms.patch(nn.Linear(2, 2))
@@ -32,26 +34,49 @@ def test_patch_rejects_other_models():
 # ---------------------------------------------------------------------------------------------
 # against a real mae_st checkout
 
+
 @pytest.fixture(scope="module")
 def st():
     root = H.checkout("ADAMASK_MAE_ST_ROOT", "models_mae.py", "facebookresearch/mae_st")
     if root.name != "mae_st":
         pytest.skip(f"ADAMASK_MAE_ST_ROOT={root} must be a folder named mae_st (it imports itself as mae_st)")
     with H.upstream_on_path([root.parent]):
-        mods = types.SimpleNamespace(root=root, **{n.split(".")[-1]: importlib.import_module(n) for n in (
-            "mae_st.models_mae", "mae_st.util.misc", "mae_st.engine_pretrain")})
+        mods = types.SimpleNamespace(
+            root=root,
+            **{
+                n.split(".")[-1]: importlib.import_module(n)
+                for n in ("mae_st.models_mae", "mae_st.util.misc", "mae_st.engine_pretrain")
+            },
+        )
         yield mods
 
 
 def tiny(st, **kw):
     torch.manual_seed(0)
     return st.models_mae.MaskedAutoencoderViT(
-        img_size=32, patch_size=8, in_chans=3, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
-        decoder_depth=1, decoder_num_heads=2, num_frames=8, t_patch_size=2, pred_t_dim=8, **kw)
+        img_size=32,
+        patch_size=8,
+        in_chans=3,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        num_frames=8,
+        t_patch_size=2,
+        pred_t_dim=8,
+        **kw,
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(norm_pix_loss=True, cls_embed=True, sep_pos_embed=True),
-                                dict(norm_pix_loss=False, cls_embed=False, sep_pos_embed=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(norm_pix_loss=True, cls_embed=True, sep_pos_embed=True),
+        dict(norm_pix_loss=False, cls_embed=False, sep_pos_embed=False),
+    ],
+)
 def test_random_masking_contract_and_loss(st, kw):
     model = ms.patch(tiny(st, **kw), mask_ratio=0.9)
     base_forward_loss = st.models_mae.MaskedAutoencoderViT.forward_loss
@@ -83,31 +108,73 @@ def test_checkout_training_with_their_loop(st):
     groups = st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay())
     assert any(p is model.mask_sampler.pos_embed for p in groups[0]["params"]) and groups[0]["weight_decay"] == 0
     opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
-    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
-                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
+    args = types.SimpleNamespace(
+        accum_iter=1,
+        mask_ratio=0.9,
+        clip_grad=None,
+        lr=1e-3,
+        min_lr=0.0,
+        warmup_epochs=0,
+        epochs=1,
+        repeat_aug=1,
+        num_checkpoint_del=0,
+    )
     before = C.snapshot(model)
     loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(3)]
     seen = []
     model.register_forward_hook(lambda m, a, out: seen.append(m.adamask_losses.tolist()))
-    stats = st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
-                                               st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+    stats = st.engine_pretrain.train_one_epoch(
+        model,
+        loader,
+        opt,
+        torch.device("cpu"),
+        0,
+        st.misc.NativeScalerWithGradNormCount(fp32=True),
+        args=args,
+        fp32=True,
+    )
     n_sampler = C.changed(before, model, "mask_sampler.")
     n_backbone = C.changed(before, model, "", exclude="mask_sampler.")
     assert n_sampler > 0 and n_backbone > 0 and len(seen) == 3
     assert all(math.isfinite(r) and math.isfinite(s) and s != 0 for r, s in seen)
-    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(
-        test="mae_st-tiny-their-loop", steps=3, per_step_rec_sampling=seen, epoch=stats,
-        sampler_tensors_changed=n_sampler, backbone_tensors_changed=n_backbone))
+    C.write_log(
+        os.environ.get("ADAMASK_CHECKOUT_LOG"),
+        dict(
+            test="mae_st-tiny-their-loop",
+            steps=3,
+            per_step_rec_sampling=seen,
+            epoch=stats,
+            sampler_tensors_changed=n_sampler,
+            backbone_tensors_changed=n_backbone,
+        ),
+    )
 
 
 def train_two_steps_with_their_loop(st, model: nn.Module) -> None:
     """Two steps of their engine_pretrain.train_one_epoch with their weight-decay groups, in fp32."""
     opt = torch.optim.AdamW(st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay()), lr=1e-3)
-    args = types.SimpleNamespace(accum_iter=1, mask_ratio=0.9, clip_grad=None, lr=1e-3, min_lr=0.0,
-                                 warmup_epochs=0, epochs=1, repeat_aug=1, num_checkpoint_del=0)
+    args = types.SimpleNamespace(
+        accum_iter=1,
+        mask_ratio=0.9,
+        clip_grad=None,
+        lr=1e-3,
+        min_lr=0.0,
+        warmup_epochs=0,
+        epochs=1,
+        repeat_aug=1,
+        num_checkpoint_del=0,
+    )
     loader = [(torch.randn(2, 3, 8, 32, 32), torch.zeros(2)) for _ in range(2)]
-    st.engine_pretrain.train_one_epoch(model, loader, opt, torch.device("cpu"), 0,
-                                       st.misc.NativeScalerWithGradNormCount(fp32=True), args=args, fp32=True)
+    st.engine_pretrain.train_one_epoch(
+        model,
+        loader,
+        opt,
+        torch.device("cpu"),
+        0,
+        st.misc.NativeScalerWithGradNormCount(fp32=True),
+        args=args,
+        fp32=True,
+    )
 
 
 def test_checkout_learned_strategy_from_user_code(st):
@@ -123,15 +190,26 @@ def test_checkout_learned_strategy_from_user_code(st):
 def test_checkout_estimator_and_baseline_reach_the_loss(st):
     from adamask import sampling_loss
 
-    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, sampling_weight=0.5,
-                    sampling_estimator="plackett_luce", sampling_baseline="mean")
+    model = ms.wrap(
+        tiny(st, norm_pix_loss=True),
+        mask_ratio=0.9,
+        sampling_weight=0.5,
+        sampling_estimator="plackett_luce",
+        sampling_baseline="mean",
+    )
     seen = {}
     model.mask_sampler.register_forward_hook(lambda m, a, out: seen.__setitem__("m", out))
     imgs = torch.randn(2, 3, 8, 32, 32)
     loss, pred, _ = model(imgs, mask_ratio=0.9)
     m = seen["m"]
-    want = sampling_loss(m.probs, m.mask, ms.token_error(model, imgs, pred), estimator="plackett_luce",
-                         baseline="mean", draw_order=m.draw_order)
+    want = sampling_loss(
+        m.probs,
+        m.mask,
+        ms.token_error(model, imgs, pred),
+        estimator="plackett_luce",
+        baseline="mean",
+        draw_order=m.draw_order,
+    )
     rec, ls = model.adamask_losses
     torch.testing.assert_close(ls, want.detach())
     torch.testing.assert_close(loss, rec + 0.5 * want)
@@ -147,8 +225,7 @@ def test_checkout_motion_and_error_predictor_with_their_loop(st, strategy):
     imgs = torch.randn(2, 3, 8, 32, 32)
     loss, pred, _ = model(imgs, mask_ratio=0.9)
     rec, ls = model.adamask_losses
-    S.check_loss(model.mask_sampler, seen["m"], ms.token_error(model, imgs, pred), loss, rec, ls,
-                 model.loss_settings)
+    S.check_loss(model.mask_sampler, seen["m"], ms.token_error(model, imgs, pred), loss, rec, ls, model.loss_settings)
     loss.backward()
     S.check_gradients(model)
     model.zero_grad(set_to_none=True)
@@ -159,6 +236,7 @@ def test_checkout_motion_and_error_predictor_with_their_loop(st, strategy):
 
 def test_checkout_grid_mismatch(st):
     from adamask import AdaptiveTokenSampler
+
     with pytest.raises(ValueError, match="token grid"):
         ms.patch(tiny(st), sampler=AdaptiveTokenSampler(32, num_heads=2, grid=(2, 4, 4), mask_ratio=0.9))
     with pytest.raises(ValueError, match="embed_dim"):
@@ -169,11 +247,47 @@ def test_checkout_launcher_end_to_end(st, tmp_path):
     clips = H.make_clips(tmp_path / "data")
     (tmp_path / "data" / "train.csv").write_text("".join(f"{c} 0\n" for c in clips))
     out = tmp_path / "out"
-    r = H.run_module("adamask.integrations.mae_st", [
-        "--repo", str(st.root), "--", "--path_to_data_dir", str(tmp_path / "data"), "--model",
-        "mae_vit_base_patch16", "--mask_ratio", "0.9", "--num_frames", "4", "--t_patch_size", "2",
-        "--pred_t_dim", "4", "--decoder_depth", "1", "--decoder_embed_dim", "64", "--decoder_num_heads", "2",
-        "--repeat_aug", "1", "--batch_size", "2", "--num_workers", "1", "--epochs", "1", "--device", "cpu",
-        "--output_dir", str(out), "--log_dir", str(out), "--norm_pix_loss"], cwd=tmp_path)
+    r = H.run_module(
+        "adamask.integrations.mae_st",
+        [
+            "--repo",
+            str(st.root),
+            "--",
+            "--path_to_data_dir",
+            str(tmp_path / "data"),
+            "--model",
+            "mae_vit_base_patch16",
+            "--mask_ratio",
+            "0.9",
+            "--num_frames",
+            "4",
+            "--t_patch_size",
+            "2",
+            "--pred_t_dim",
+            "4",
+            "--decoder_depth",
+            "1",
+            "--decoder_embed_dim",
+            "64",
+            "--decoder_num_heads",
+            "2",
+            "--repeat_aug",
+            "1",
+            "--batch_size",
+            "2",
+            "--num_workers",
+            "1",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--output_dir",
+            str(out),
+            "--log_dir",
+            str(out),
+            "--norm_pix_loss",
+        ],
+        cwd=tmp_path,
+    )
     C.check_launcher_run(r, out, "checkpoint-00000.pth", "mae_st-launcher")
     assert "adamask: adaptive masking" in r.stdout

@@ -1,4 +1,5 @@
 """mae_st integration, the launcher: argument handling and the swaps, on a stand-in checkout."""
+
 from __future__ import annotations
 
 import json
@@ -72,15 +73,32 @@ json.dump(dict(strategy=type(getattr(model, 'mask_sampler', None)).__name__, no_
 """
 
 
-@pytest.mark.parametrize("ours,mask_type,expected", [
-    (["--sampling-weight", "0.5", "--sampling-estimator", "plackett_luce", "--sampling-baseline", "mean"],
-     "adaptive", dict(strategy="AdaptiveTokenSampler", settings=[0.5, "plackett_luce", "mean"],
-                      no_decay=["mask_token", "mask_sampler.pos_embed"], logged=["loss", "loss_rec", "loss_sampling"])),
-    (["--import", "_toy_strategies"], "toy_learned",
-     dict(strategy="ToyLearned", settings=[1e-4, "paper", None], no_decay=["mask_token"],
-          logged=["loss", "loss_rec", "loss_sampling"])),
-    ([], "random", dict(strategy="NoneType", settings=None, no_decay=[], logged=["loss"])),  # theirs, unchanged
-])
+@pytest.mark.parametrize(
+    "ours,mask_type,expected",
+    [
+        (
+            ["--sampling-weight", "0.5", "--sampling-estimator", "plackett_luce", "--sampling-baseline", "mean"],
+            "adaptive",
+            dict(
+                strategy="AdaptiveTokenSampler",
+                settings=[0.5, "plackett_luce", "mean"],
+                no_decay=["mask_token", "mask_sampler.pos_embed"],
+                logged=["loss", "loss_rec", "loss_sampling"],
+            ),
+        ),
+        (
+            ["--import", "_toy_strategies"],
+            "toy_learned",
+            dict(
+                strategy="ToyLearned",
+                settings=[1e-4, "paper", None],
+                no_decay=["mask_token"],
+                logged=["loss", "loss_rec", "loss_sampling"],
+            ),
+        ),
+        ([], "random", dict(strategy="NoneType", settings=None, no_decay=[], logged=["loss"])),  # theirs, unchanged
+    ],
+)
 def test_launcher_wraps_their_models_and_logs_both_terms(tmp_path, monkeypatch, ours, mask_type, expected):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the stand-ins
     repo = tmp_path / "mae_st"
@@ -89,9 +107,12 @@ def test_launcher_wraps_their_models_and_logs_both_terms(tmp_path, monkeypatch, 
     (repo / "util" / "misc.py").write_text(textwrap.dedent(FAKE_MISC))
     (repo / "run_pretrain.py").write_text(textwrap.dedent(FAKE_SCRIPT))
     out = tmp_path / "out.json"
-    r = H.run_module("adamask.integrations.mae_st", ["--repo", str(repo), *ours, "--", "--mask_type", mask_type,
-                                                     "--mask_ratio", "0.75", "--out", str(out)],
-                     cwd=tmp_path, timeout=120)
+    r = H.run_module(
+        "adamask.integrations.mae_st",
+        ["--repo", str(repo), *ours, "--", "--mask_type", mask_type, "--mask_ratio", "0.75", "--out", str(out)],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(out.read_text()) == expected
     assert (f"adamask: {mask_type} masking on mae_vit_toy" in r.stdout) == (mask_type != "random")

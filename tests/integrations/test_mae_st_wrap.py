@@ -1,5 +1,6 @@
 """mae_st integration, wrap on a stand-in with MaskedAutoencoderViT's interface (runs everywhere; the
 real checkout is tested in test_mae_st.py)."""
+
 from __future__ import annotations
 
 import sys

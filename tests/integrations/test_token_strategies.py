@@ -3,6 +3,7 @@ not learned: no loss term, no parameter left without a gradient, so DDP needs no
 find_unused_parameters) and ``error_predictor`` (learned: its own loss term, weighted by the model's
 LossSettings). The HF model here; VideoMAE and mae_st on their stand-ins (the real checkouts in
 test_videomae.py, test_videomaev2.py and test_mae_st.py)."""
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,9 @@ def test_hf_model(strategy):
     out = m(clips(), generator=torch.Generator().manual_seed(0))
     assert out.mask.sum(1).tolist() == [24] * B
     masking = masking_from_mask(out.mask, 8, probs=out.probs)
-    S.check_loss(m.mask_sampler, masking, out.token_error, out.loss, out.reconstruction_loss, out.sampling_loss,
-                 m.loss_settings)
+    S.check_loss(
+        m.mask_sampler, masking, out.token_error, out.loss, out.reconstruction_loss, out.sampling_loss, m.loss_settings
+    )
     out.loss.backward()
     S.check_gradients(m)
 
@@ -63,15 +65,23 @@ def test_videomae_wrap_and_train_one_epoch(strategy):
     model = toy_videomae(strategy=strategy, sampling_weight=0.5)
     out = vm.pretraining_losses(model, torch.randn(2, 3, 4, 16, 16), patch_size=8)
     assert out.masking.num_masked == 6
-    S.check_loss(model.mask_sampler, out.masking, out.token_error, out.loss, out.reconstruction_loss,
-                 out.sampling_loss, model.loss_settings)
+    S.check_loss(
+        model.mask_sampler,
+        out.masking,
+        out.token_error,
+        out.loss,
+        out.reconstruction_loss,
+        out.sampling_loss,
+        model.loss_settings,
+    )
     out.loss.backward()
     S.check_gradients(model)
     model.zero_grad(set_to_none=True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     before = C.snapshot(model)
-    stats = vm.train_one_epoch(model, [(torch.randn(2, 3, 4, 16, 16), torch.zeros(2, 8)) for _ in range(2)], opt,
-                               "cpu", 0, None, patch_size=8)
+    stats = vm.train_one_epoch(
+        model, [(torch.randn(2, 3, 4, 16, 16), torch.zeros(2, 8)) for _ in range(2)], opt, "cpu", 0, None, patch_size=8
+    )
     assert ("loss_sampling" in stats) == (strategy == "error_predictor")
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
     assert (C.changed(before, model, "mask_sampler.") > 0) == (strategy == "error_predictor")
@@ -87,8 +97,7 @@ def test_mae_st_wrap(strategy):
     loss, pred, mask = model(imgs, mask_ratio=0.75)
     assert torch.equal(mask.bool(), seen["m"].mask)
     rec, ls = model.adamask_losses
-    S.check_loss(model.mask_sampler, seen["m"], ms.token_error(model, imgs, pred), loss, rec, ls,
-                 model.loss_settings)
+    S.check_loss(model.mask_sampler, seen["m"], ms.token_error(model, imgs, pred), loss, rec, ls, model.loss_settings)
     loss.backward()
     S.check_gradients(model)
 

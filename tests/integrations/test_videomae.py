@@ -1,5 +1,6 @@
 """VideoMAE (v1) integration against a real checkout given by ADAMASK_VIDEOMAE_ROOT (skipped without
 it). The parts that need no checkout are tested in test_videomae_*.py on a stand-in model."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,14 +23,20 @@ from _toy_strategies import ToyLearned  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # against a real VideoMAE checkout
 
+
 @pytest.fixture(scope="module")
 def v1():
     root = H.checkout("ADAMASK_VIDEOMAE_ROOT", "modeling_pretrain.py", "MCG-NJU/VideoMAE")
     if (root / "models" / "modeling_pretrain.py").is_file():
         pytest.skip("ADAMASK_VIDEOMAE_ROOT points at a VideoMAEv2 checkout")
     with H.upstream_on_path([root]):
-        mods = types.SimpleNamespace(root=root, **{n: importlib.import_module(n) for n in (
-            "modeling_pretrain", "optim_factory", "utils", "engine_for_pretraining", "masking_generator")})
+        mods = types.SimpleNamespace(
+            root=root,
+            **{
+                n: importlib.import_module(n)
+                for n in ("modeling_pretrain", "optim_factory", "utils", "engine_for_pretraining", "masking_generator")
+            },
+        )
         yield mods
 
 
@@ -51,9 +58,17 @@ def test_v1_checkout_training(v1):
     n_sampler = C.changed(before, model, "mask_sampler.")
     n_backbone = C.changed(before, model, "", exclude="mask_sampler.")
     assert n_sampler > 0 and n_backbone > 0
-    C.write_log(os.environ.get("ADAMASK_CHECKOUT_LOG"), dict(
-        test="videomae-v1-tiny", steps=3, first=first, epoch=stats, sampler_tensors_changed=n_sampler,
-        backbone_tensors_changed=n_backbone))
+    C.write_log(
+        os.environ.get("ADAMASK_CHECKOUT_LOG"),
+        dict(
+            test="videomae-v1-tiny",
+            steps=3,
+            first=first,
+            epoch=stats,
+            sampler_tensors_changed=n_sampler,
+            backbone_tensors_changed=n_backbone,
+        ),
+    )
 
 
 def test_v1_checkout_learned_strategy_from_user_code(v1):
@@ -65,8 +80,9 @@ def test_v1_checkout_learned_strategy_from_user_code(v1):
     opt = v1.optim_factory.create_optimizer(C.optimizer_args(), model)
     before = C.snapshot(model)
     loader = [(torch.randn(2, 3, 16, 32, 32), torch.zeros(2, 128)) for _ in range(2)]
-    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(),
-                               patch_size=C.PATCH, start_steps=0)
+    stats = vm.train_one_epoch(
+        model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(), patch_size=C.PATCH, start_steps=0
+    )
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 
@@ -77,22 +93,31 @@ def test_v1_checkout_motion_and_error_predictor(v1, strategy):
     torch.manual_seed(0)
     model = vm.wrap(C.tiny_model(v1.modeling_pretrain, "v1"), mask_ratio=0.9, strategy=strategy, sampling_weight=0.5)
     out = vm.pretraining_losses(model, torch.randn(2, 3, 16, 32, 32), patch_size=C.PATCH)
-    S.check_loss(model.mask_sampler, out.masking, out.token_error, out.loss, out.reconstruction_loss,
-                 out.sampling_loss, model.loss_settings)
+    S.check_loss(
+        model.mask_sampler,
+        out.masking,
+        out.token_error,
+        out.loss,
+        out.reconstruction_loss,
+        out.sampling_loss,
+        model.loss_settings,
+    )
     out.loss.backward()
     S.check_gradients(model)
     model.zero_grad(set_to_none=True)
     opt = v1.optim_factory.create_optimizer(C.optimizer_args(), model)
     before = C.snapshot(model)
     loader = [(torch.randn(2, 3, 16, 32, 32), torch.zeros(2, 128)) for _ in range(2)]
-    stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(),
-                               patch_size=C.PATCH, start_steps=0)
+    stats = vm.train_one_epoch(
+        model, loader, opt, "cpu", 0, v1.utils.NativeScalerWithGradNormCount(), patch_size=C.PATCH, start_steps=0
+    )
     assert ("loss_sampling" in stats) == (strategy == "error_predictor")
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
 def test_v1_checkout_grid_mismatch(v1):
     from adamask import AdaptiveTokenSampler
+
     model = C.tiny_model(v1.modeling_pretrain, "v1")
     with pytest.raises(ValueError, match="token grid"):
         vm.wrap(model, sampler=AdaptiveTokenSampler(32, num_heads=2, grid=(4, 4, 4), mask_ratio=0.9))
@@ -105,11 +130,38 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
     clips = H.make_clips(tmp_path / "clips")
     (tmp_path / "train.csv").write_text("".join(f"{c} 0\n" for c in clips))
     out = tmp_path / "out"
-    r = H.run_module("adamask.integrations.videomae", [
-        "--repo", str(v1.root), "--", "--data_path", str(tmp_path / "train.csv"), "--mask_type", "adaptive",
-        "--mask_ratio", "0.9", "--model", "pretrain_videomae_small_patch16_224", "--batch_size", "2",
-        "--num_workers", "1", "--epochs", "1", "--warmup_epochs", "0", "--device", "cpu", "--output_dir", str(out),
-        "--no_auto_resume", "--save_ckpt_freq", "1"], cwd=tmp_path)
+    r = H.run_module(
+        "adamask.integrations.videomae",
+        [
+            "--repo",
+            str(v1.root),
+            "--",
+            "--data_path",
+            str(tmp_path / "train.csv"),
+            "--mask_type",
+            "adaptive",
+            "--mask_ratio",
+            "0.9",
+            "--model",
+            "pretrain_videomae_small_patch16_224",
+            "--batch_size",
+            "2",
+            "--num_workers",
+            "1",
+            "--epochs",
+            "1",
+            "--warmup_epochs",
+            "0",
+            "--device",
+            "cpu",
+            "--output_dir",
+            str(out),
+            "--no_auto_resume",
+            "--save_ckpt_freq",
+            "1",
+        ],
+        cwd=tmp_path,
+    )
     C.check_launcher_run(r, out, "checkpoint-0.pth", "videomae-v1-launcher")
     assert "adamask: adaptive masking" in r.stdout
 
@@ -156,10 +208,15 @@ def test_v1_checkout_ddp_two_processes(v1, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT.format(helpers=str(Path(__file__).parent), root=str(v1.root)))
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = H.run_module("torch.distributed.run", ["--nproc_per_node", "2", "--master_port", str(port), str(script)],
-                     cwd=tmp_path, timeout=300)
+    r = H.run_module(
+        "torch.distributed.run",
+        ["--nproc_per_node", "2", "--master_port", str(port), str(script)],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "RESULT True True" in r.stdout

@@ -1,5 +1,6 @@
 """VideoMAEv2 decoder masking with adamask: the running-cell generator drop-in, and a sampled encoder
 mask combined with a decoder mask (the loss terms see only the tokens both masked and reconstructed)."""
+
 from __future__ import annotations
 
 import sys
@@ -75,8 +76,10 @@ def test_sampled_encoder_mask_and_running_cell_decoder_mask_train_together():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     before = C.snapshot(model)
     enc = vm.MaskingGenerator((2, 2, 2), 0.75, strategy="adaptive", shape="frames")  # a placeholder
-    loader = [(torch.randn(2, 3, 4, 16, 16), torch.as_tensor(np.stack([enc(), enc()])),
-               cell_masks(2).view(2, 2, 4).float()) for _ in range(2)]
+    loader = [
+        (torch.randn(2, 3, 4, 16, 16), torch.as_tensor(np.stack([enc(), enc()])), cell_masks(2).view(2, 2, 4).float())
+        for _ in range(2)
+    ]
     stats = vm.train_one_epoch(model, loader, opt, "cpu", 0, None, patch_size=8)
     assert np.isfinite(stats["loss_rec"]) and np.isfinite(stats["loss_sampling"])
     assert C.changed(before, model, "mask_sampler.") > 0

@@ -1,4 +1,5 @@
 """VideoMAE integration, the data-loader generator drop-ins: call and output contract, every strategy."""
+
 from __future__ import annotations
 
 import sys
@@ -15,10 +16,15 @@ import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
 # ---------------------------------------------------------------------------------------------
 # the generator drop-in: call and output contract, counts re-derived without numpy
 
+
 def expected_masked(strategy: str, grid, ratio: float) -> int:
     t, h, w = grid
-    return {"tube": t * int(ratio * h * w), "random": int(ratio * t * h * w),
-            "frame": int(ratio * t) * h * w, "adaptive": 0}[strategy]
+    return {
+        "tube": t * int(ratio * h * w),
+        "random": int(ratio * t * h * w),
+        "frame": int(ratio * t) * h * w,
+        "adaptive": 0,
+    }[strategy]
 
 
 @pytest.mark.parametrize("strategy", ["tube", "random", "frame", "adaptive"])
@@ -34,7 +40,7 @@ def test_generator_output_contract(strategy, shape, grid, ratio):
         flat = [float(v) for v in m.reshape(-1).tolist()]
         assert set(flat) <= {0.0, 1.0}
         assert int(sum(flat)) == expected_masked(strategy, grid, ratio)
-        slices = [flat[i * h * w:(i + 1) * h * w] for i in range(t)]
+        slices = [flat[i * h * w : (i + 1) * h * w] for i in range(t)]
         if strategy == "tube":
             assert all(s == slices[0] for s in slices)
         if strategy == "frame":
@@ -52,14 +58,17 @@ def test_generator_aliases_match_upstream_shapes():
     assert "placeholder" in repr(vm.TubeMaskingGenerator((2, 4, 4), 0.5, strategy="adaptive"))
 
 
-@pytest.mark.parametrize("kwargs,err", [
-    (dict(input_size=(2, 4, 4), mask_ratio=0.5, strategy="blocks"), ValueError),
-    (dict(input_size=(2, 4, 4), mask_ratio=0.5, shape="grid"), ValueError),
-    (dict(input_size=(2, 4, 4), mask_ratio=1.5), ValueError),
-    (dict(input_size=(2, 4), mask_ratio=0.5), TypeError),
-    (dict(input_size=(2, 4, 4), mask_ratio="0.5"), TypeError),
-    (dict(input_size=(1, 1, 2), mask_ratio=0.1, strategy="random"), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,err",
+    [
+        (dict(input_size=(2, 4, 4), mask_ratio=0.5, strategy="blocks"), ValueError),
+        (dict(input_size=(2, 4, 4), mask_ratio=0.5, shape="grid"), ValueError),
+        (dict(input_size=(2, 4, 4), mask_ratio=1.5), ValueError),
+        (dict(input_size=(2, 4), mask_ratio=0.5), TypeError),
+        (dict(input_size=(2, 4, 4), mask_ratio="0.5"), TypeError),
+        (dict(input_size=(1, 1, 2), mask_ratio=0.1, strategy="random"), ValueError),
+    ],
+)
 def test_generator_rejects_bad_input(kwargs, err):
     with pytest.raises(err):
         vm.MaskingGenerator(**kwargs)
@@ -82,8 +91,9 @@ def test_generator_takes_every_registered_strategy():
     assert set(vm.MASK_TYPES) | {"first_half_test", "toy_learned", "toy_norm"} <= set(names)
     assert all(strategy_info(n).needs in ("nothing", "tokens") for n in names)
     m = vm.MaskingGenerator((2, 2, 2), 0.5, strategy="first_half_test")()
-    assert m.tolist() == [1.0] * 4 + [0.0] * 4 and "4 of 8 masked" in repr(vm.MaskingGenerator((2, 2, 2), 0.5,
-                                                                                             "first_half_test"))
+    assert m.tolist() == [1.0] * 4 + [0.0] * 4 and "4 of 8 masked" in repr(
+        vm.MaskingGenerator((2, 2, 2), 0.5, "first_half_test")
+    )
     for token_strategy in ("toy_learned", "toy_norm"):  # drawn by the model: a placeholder here
         gen = vm.MaskingGenerator((2, 2, 2), 0.5, strategy=token_strategy)
         assert gen().sum() == 0 and "placeholder" in repr(gen)

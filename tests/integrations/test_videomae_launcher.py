@@ -1,4 +1,5 @@
 """VideoMAE integration, the launcher: argument handling and the swaps, on a stand-in checkout."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ import _upstream_helpers as H  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # launcher argument handling
+
 
 def test_launcher_rejects_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
@@ -54,9 +56,12 @@ def test_launcher_swaps_generator_engine_and_create_model(tmp_path, mask_type):
     (repo / "engine_for_pretraining.py").write_text("def train_one_epoch(*a, **k):\n    pass\n")
     (repo / "run_mae_pretraining.py").write_text(textwrap.dedent(FAKE_SCRIPT))
     out = tmp_path / "out.json"
-    r = H.run_module("adamask.integrations.videomae",
-                     ["--repo", str(repo), "--", "--mask_type", mask_type, "--mask_ratio", "0.5", "--out", str(out)],
-                     cwd=tmp_path, timeout=120)
+    r = H.run_module(
+        "adamask.integrations.videomae",
+        ["--repo", str(repo), "--", "--mask_type", mask_type, "--mask_ratio", "0.5", "--out", str(out)],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(out.read_text())
     assert got["mask_type"] == "tube" and got["shape"] == [32] and got["shimmed"] is True
@@ -93,15 +98,33 @@ json.dump(dict(strategy=type(model.mask_sampler).__name__, weight=s.weight, esti
 """
 
 
-@pytest.mark.parametrize("ours,mask_type,expected", [
-    (["--sampling-weight", "0.5", "--sampling-estimator", "plackett_luce", "--sampling-baseline", "mean",
-      "--sampler-depth", "2"], "adaptive",
-     dict(strategy="AdaptiveTokenSampler", weight=0.5, estimator="plackett_luce", baseline="mean", blocks=2)),
-    (["--import", "_toy_strategies"], "toy_learned",
-     dict(strategy="ToyLearned", weight=1e-4, estimator="paper", baseline=None, blocks=0)),
-])
-def test_launcher_wraps_their_model_with_the_strategy_and_loss_settings(tmp_path, monkeypatch, ours, mask_type,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "ours,mask_type,expected",
+    [
+        (
+            [
+                "--sampling-weight",
+                "0.5",
+                "--sampling-estimator",
+                "plackett_luce",
+                "--sampling-baseline",
+                "mean",
+                "--sampler-depth",
+                "2",
+            ],
+            "adaptive",
+            dict(strategy="AdaptiveTokenSampler", weight=0.5, estimator="plackett_luce", baseline="mean", blocks=2),
+        ),
+        (
+            ["--import", "_toy_strategies"],
+            "toy_learned",
+            dict(strategy="ToyLearned", weight=1e-4, estimator="paper", baseline=None, blocks=0),
+        ),
+    ],
+)
+def test_launcher_wraps_their_model_with_the_strategy_and_loss_settings(
+    tmp_path, monkeypatch, ours, mask_type, expected
+):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the stand-ins
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -110,9 +133,12 @@ def test_launcher_wraps_their_model_with_the_strategy_and_loss_settings(tmp_path
     (repo / "engine_for_pretraining.py").write_text("def train_one_epoch(*a, **k):\n    pass\n")
     (repo / "run_mae_pretraining.py").write_text(textwrap.dedent(FAKE_BUILD_SCRIPT))
     out = tmp_path / "out.json"
-    r = H.run_module("adamask.integrations.videomae", ["--repo", str(repo), *ours, "--", "--mask_type", mask_type,
-                                                       "--mask_ratio", "0.5", "--out", str(out)],
-                     cwd=tmp_path, timeout=120)
+    r = H.run_module(
+        "adamask.integrations.videomae",
+        ["--repo", str(repo), *ours, "--", "--mask_type", mask_type, "--mask_ratio", "0.5", "--out", str(out)],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(out.read_text())
     assert {k: got[k] for k in expected} == expected
@@ -140,17 +166,24 @@ def fake_v2_repo(root: Path) -> Path:
     (repo / "models" / "modeling_pretrain.py").write_text("")
     (repo / "dataset" / "__init__.py").write_text("")
     (repo / "dataset" / "pretrain_datasets.py").write_text(
-        "TubeMaskingGenerator = 'theirs'\nRunningCellMaskingGenerator = 'theirs'\n")
+        "TubeMaskingGenerator = 'theirs'\nRunningCellMaskingGenerator = 'theirs'\n"
+    )
     (repo / "engine_for_pretraining.py").write_text("def train_one_epoch(*a, **k):\n    pass\n")
     (repo / "run_mae_pretraining.py").write_text(textwrap.dedent(FAKE_V2_SCRIPT))
     return repo
 
 
-@pytest.mark.parametrize("decoder, expected", [([], "running_cell"),
-                                               (["--decoder_mask_type", "run_cell"], "running_cell"),
-                                               (["--decoder_mask_type", "random"], "random")])
+@pytest.mark.parametrize(
+    "decoder, expected",
+    [
+        ([], "running_cell"),
+        (["--decoder_mask_type", "run_cell"], "running_cell"),
+        (["--decoder_mask_type", "random"], "random"),
+    ],
+)
 def test_v2_launcher_swaps_the_decoder_generator_and_undoes_every_swap_when_their_script_fails(
-        tmp_path, decoder, expected):
+    tmp_path, decoder, expected
+):
     import timm.models
     import torch
 

@@ -1,4 +1,5 @@
 """VideoMAE integration, the losses: targets from the sampled mask, decoder masks, the loss settings."""
+
 from __future__ import annotations
 
 import sys
@@ -25,6 +26,7 @@ def test_losses_use_the_sampled_mask():
     assert torch.equal(seen["mask"], out.masking.mask)
     pixels = x * C.STD + C.MEAN
     from adamask.patches import normalized_targets
+
     full = normalized_targets(pixels, (2, 8, 8))
     assert torch.allclose(out.target, full[out.masking.mask].reshape(3, -1, full.shape[-1]))
     assert torch.allclose(out.loss, out.reconstruction_loss + model.sampling_weight * out.sampling_loss)
@@ -64,8 +66,9 @@ def test_estimator_and_baseline_reach_the_loss(decoder_masked):
     out = vm.pretraining_losses(model, x, decode_mask, patch_size=8)
     m = out.masking
     # with a decoder mask the term scores only the tokens both masked and reconstructed (error_mask)
-    want = sampling_loss(m.probs, m.scored_mask, out.token_error, estimator="plackett_luce", baseline="mean",
-                         draw_order=m.draw_order)
+    want = sampling_loss(
+        m.probs, m.scored_mask, out.token_error, estimator="plackett_luce", baseline="mean", draw_order=m.draw_order
+    )
     torch.testing.assert_close(out.sampling_loss, want)
     torch.testing.assert_close(out.loss, out.reconstruction_loss + 0.5 * want)
     paper = sampling_loss(m.probs, m.scored_mask, out.token_error)

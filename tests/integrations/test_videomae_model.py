@@ -1,4 +1,5 @@
 """VideoMAE integration, the model: wrap on a stand-in with PretrainVisionTransformer's interface."""
+
 from __future__ import annotations
 
 import sys
@@ -16,6 +17,7 @@ from _toy_models import toy_videomae as toy
 
 # ---------------------------------------------------------------------------------------------
 # a stand-in with PretrainVisionTransformer's interface (encoder.patch_embed, forward(x, mask[, decode_mask]))
+
 
 def test_wrap_keeps_names_and_adds_mask_sampler():
     bare = ToyVideoMAE()
@@ -35,6 +37,7 @@ def test_wrap_rejects_bad_input():
     with pytest.raises(ValueError, match="grid"):
         vm.wrap(ToyVideoMAE(), mask_ratio=0.5, grid=(4, 2, 2))
     from adamask import AdaptiveTokenSampler
+
     with pytest.raises(ValueError, match="grid"):
         vm.wrap(ToyVideoMAE(), sampler=AdaptiveTokenSampler(16, num_heads=2, grid=(4, 2, 2), mask_ratio=0.5))
     with pytest.raises(ValueError, match="embed_dim"):

@@ -2,6 +2,7 @@
 numpy numbers as options, a refused call that leaves the model as it was, the loss settings (entropy
 bonus, RLOO), pixel dtypes, an empty batch, a strategy built for another grid, the visible count at
 ratios float cannot represent, and mask-ratio schedules."""
+
 from __future__ import annotations
 
 import sys
@@ -39,16 +40,31 @@ def forward(name: str, model, x, mask_ratio=None):
 def test_numpy_numbers_are_options(name):
     wrap, Toy = WRAPS[name]
     torch.manual_seed(0)
-    m = wrap(Toy(), mask_ratio=np.float32(0.75), sampling_weight=np.float64(0.5), depth=np.int64(2),
-             num_heads=np.int32(4), sampling_entropy_weight=np.float32(0.25))
+    m = wrap(
+        Toy(),
+        mask_ratio=np.float32(0.75),
+        sampling_weight=np.float64(0.5),
+        depth=np.int64(2),
+        num_heads=np.int32(4),
+        sampling_entropy_weight=np.float32(0.25),
+    )
     assert m.mask_sampler.num_visible == 2 and len(m.mask_sampler.blocks) == 2
     assert type(m.loss_settings.weight) is float and m.loss_settings.entropy_weight == 0.25
 
 
 @pytest.mark.parametrize("name", WRAPS)
-@pytest.mark.parametrize("options", [dict(variant="conv"), dict(mask_ratio=1.0), dict(sampling_weight=-1.0),
-                                     dict(sampling_entropy_weight=float("nan")), dict(strategy="tube"),
-                                     dict(sampling_baseline="median"), dict(depth=0)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(variant="conv"),
+        dict(mask_ratio=1.0),
+        dict(sampling_weight=-1.0),
+        dict(sampling_entropy_weight=float("nan")),
+        dict(strategy="tube"),
+        dict(sampling_baseline="median"),
+        dict(depth=0),
+    ],
+)
 def test_a_refused_wrap_leaves_the_model_as_it_was(name, options):
     wrap, Toy = WRAPS[name]
     model = Toy()
@@ -111,8 +127,11 @@ def test_a_strategy_built_for_another_grid_is_named(name):
     """A ready strategy that does not say its grid fails at its first call, by name, not inside the model."""
     wrap, Toy = WRAPS[name]
     model = wrap(Toy(), mask_ratio=0.75, sampler=FixedMask(32))  # 32 tokens; the model has 8
-    with pytest.raises(ValueError, match=r"mask_sampler \(FixedMask\) returned \(2, 32\) for the model's tokens "
-                                         r"\(2, 8, 16\).* build it for the model's token grid"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask_sampler \(FixedMask\) returned \(2, 32\) for the model's tokens "
+        r"\(2, 8, 16\).* build it for the model's token grid",
+    ):
         forward(name, model, torch.randn(2, 3, 4, 16, 16), mask_ratio=0.75)
     model = wrap(Toy(), mask_ratio=0.75, sampler=FixedMask(8))
     loss, _, m, _ = forward(name, model, torch.randn(2, 3, 4, 16, 16), mask_ratio=0.75)

@@ -4,6 +4,7 @@ Every case ends with exit status 0 - and the same command run again also exits 0
 folder) - or with exit status 2, one line on stderr naming the problem and nothing trained. Anything else (a
 traceback, a crash after training) fails the test with its traceback. Tiny runs: 2 steps, 4 clips, no figures.
 """
+
 import contextlib
 import io
 import json
@@ -24,15 +25,33 @@ pytest.importorskip("av")
 from adamask.cli import main  # noqa: E402
 
 TINY = ["compare", "--quick", "--steps", "2", "--train-clips", "4", "--test-clips", "4", "--no-figures", "--quiet"]
-STRATEGIES = ["random", "tube:0.5", "frame:0.75", "frame:0.9", "random:0.99", "adaptive:0.95", "error_predictor:0.9",
-              "motion:0.9", "motion_pixels:0.8", "running_cell"]
+STRATEGIES = [
+    "random",
+    "tube:0.5",
+    "frame:0.75",
+    "frame:0.9",
+    "random:0.99",
+    "adaptive:0.95",
+    "error_predictor:0.9",
+    "motion:0.9",
+    "motion_pixels:0.8",
+    "running_cell",
+]
 OPTIONS = {
     "--steps": ["1", "2", "3", "0", "-1"],
     "--batch-size": ["0", "1", "3"],
     "--lr": ["1e-3", "inf", "nan", "-1", "0", "1e6"],
     "--common-ratio": ["0.5", "0.99", "1", "0", "nan"],
-    "--sampler": [["temperature=2"], ["temperature=0"], ["width=7"], ["width=8", "num_heads=3"], ["variant=mlp"],
-                  ["token_pool=1x2x2"], ["token_pool=3x3x3"], ["temperature=inf"]],
+    "--sampler": [
+        ["temperature=2"],
+        ["temperature=0"],
+        ["width=7"],
+        ["width=8", "num_heads=3"],
+        ["variant=mlp"],
+        ["token_pool=1x2x2"],
+        ["token_pool=3x3x3"],
+        ["temperature=inf"],
+    ],
     "--ratio-schedule": ["0.5:0.9", "0.5:0.99", "0.9:0.5:cosine:2", "0.5", "0.5:0.9:step:0", "0.5:0.9:wiggle"],
     "--decoder-masking": ["running_cell:0.5", "running_cell:0.2", "motion", "random:0.5", "nosuch"],
     "--sampling-baseline": ["none", "mean", "rloo"],
@@ -75,8 +94,10 @@ def check_refusal(rc, err, out: Path, *names):
 
 
 @CASE
-@given(strategies=st.lists(st.sampled_from(STRATEGIES), min_size=1, max_size=3, unique=True),
-       options=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.integers(0, 7), max_size=3))
+@given(
+    strategies=st.lists(st.sampled_from(STRATEGIES), min_size=1, max_size=3, unique=True),
+    options=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.integers(0, 7), max_size=3),
+)
 @example(strategies=["adaptive:0.95"], options={"--steps": 0})  # 1 step: no timed step
 @example(strategies=["adaptive:0.95", "random"], options={"--steps": 1})  # 2 steps: no timed step
 @example(strategies=["random", "adaptive:0.95"], options={"--lr": 5})  # 1e6: diverges
@@ -118,8 +139,14 @@ def finished_run(tmp_path_factory):
     return argv, out
 
 
-TARGETS = ["config.json", "results.json", "results.md", "strategies/random_0.9.json", "checkpoints/random_0.9.pt",
-           "checkpoints/adaptive_0.95.pt"]
+TARGETS = [
+    "config.json",
+    "results.json",
+    "results.md",
+    "strategies/random_0.9.json",
+    "checkpoints/random_0.9.pt",
+    "checkpoints/adaptive_0.95.pt",
+]
 DAMAGE = ["truncate", "garbage", "json_list", "json_number", "empty", "folder"]
 
 
@@ -129,14 +156,21 @@ def damage(path: Path, how: str, cut: float) -> None:
     if how == "folder":
         path.mkdir()
         return
-    path.write_bytes({"truncate": data[:int(len(data) * cut)], "garbage": bytes(range(256)) * 3,
-                      "json_list": b"[1, 2]", "json_number": b"7", "empty": b""}[how])
+    path.write_bytes(
+        {
+            "truncate": data[: int(len(data) * cut)],
+            "garbage": bytes(range(256)) * 3,
+            "json_list": b"[1, 2]",
+            "json_number": b"7",
+            "empty": b"",
+        }[how]
+    )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(TARGETS), how=st.sampled_from(DAMAGE), cut=st.floats(0.0, 0.99),
-       resumed=st.booleans())
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(target=st.sampled_from(TARGETS), how=st.sampled_from(DAMAGE), cut=st.floats(0.0, 0.99), resumed=st.booleans())
 @example(target="config.json", how="truncate", cut=0.5, resumed=False)
 @example(target="config.json", how="json_list", cut=0.0, resumed=False)
 @example(target="strategies/random_0.9.json", how="garbage", cut=0.0, resumed=False)

@@ -3,6 +3,7 @@ strings, None, NaN), token grids, caller-given masks of every dtype and count, p
 Each either works (and then the config still saves as JSON and the counts are exact) or raises a
 ValueError / TypeError naming the argument; the caller's config is never modified, and a refused
 ``wrap`` leaves the model as it was."""
+
 from __future__ import annotations
 
 import copy
@@ -27,10 +28,31 @@ from _hf_helpers import N, clips, tiny_config  # noqa: E402
 few = settings(max_examples=15)
 
 value = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 40), st.floats(-2, 2, width=32),
-    st.sampled_from([float("nan"), float("inf"), 0.5, 0.75, 1e-3, "adaptive", "motion", "error_predictor",
-                     "mean", "rloo", "paper", "block", "mlp", "yes", ""]),
-    st.integers(1, 8).map(np.int64), st.floats(0.05, 0.95).map(np.float32),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 40),
+    st.floats(-2, 2, width=32),
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            0.5,
+            0.75,
+            1e-3,
+            "adaptive",
+            "motion",
+            "error_predictor",
+            "mean",
+            "rloo",
+            "paper",
+            "block",
+            "mlp",
+            "yes",
+            "",
+        ]
+    ),
+    st.integers(1, 8).map(np.int64),
+    st.floats(0.05, 0.95).map(np.float32),
 )
 
 
@@ -47,8 +69,14 @@ def test_any_options_build_or_name_themselves_and_never_touch_the_callers_config
     try:
         m = wrap(stock, **options) if via_wrap else AdaptiveVideoMAEForPreTraining(cfg, **options)
     except (ValueError, TypeError) as e:
-        assert any(name in str(e) for name in options) or "variant" in str(e) or "heads" in str(e) or \
-            "divisible" in str(e) or "depth" in str(e) or "width" in str(e), (options, str(e))
+        assert (
+            any(name in str(e) for name in options)
+            or "variant" in str(e)
+            or "heads" in str(e)
+            or "divisible" in str(e)
+            or "depth" in str(e)
+            or "width" in str(e)
+        ), (options, str(e))
         if via_wrap:
             assert type(stock) is VideoMAEForPreTraining and not hasattr(stock, "mask_sampler")
     else:
@@ -61,8 +89,14 @@ def test_any_options_build_or_name_themselves_and_never_touch_the_callers_config
 
 
 @settings(max_examples=8)
-@given(frames=st.sampled_from([2, 4, 6]), tubelet=st.sampled_from([1, 2]), image=st.sampled_from([8, 16, 24]),
-       patch=st.sampled_from([4, 8]), ratio=st.floats(0.01, 0.99), batch=st.integers(1, 3))
+@given(
+    frames=st.sampled_from([2, 4, 6]),
+    tubelet=st.sampled_from([1, 2]),
+    image=st.sampled_from([8, 16, 24]),
+    patch=st.sampled_from([4, 8]),
+    ratio=st.floats(0.01, 0.99),
+    batch=st.integers(1, 3),
+)
 def test_any_grid_and_ratio_give_exact_counts_or_a_named_error(frames, tubelet, image, patch, ratio, batch):
     cfg = tiny_config(num_frames=frames, tubelet_size=tubelet, image_size=image, patch_size=patch)
     n = (frames // tubelet) * (image // patch) ** 2
@@ -78,13 +112,26 @@ def test_any_grid_and_ratio_give_exact_counts_or_a_named_error(frames, tubelet, 
     assert torch.isfinite(out.loss)
 
 
-MASK_DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int32, torch.int64, torch.float16, torch.float32,
-               torch.float64, torch.complex64]
+MASK_DTYPES = [
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.float32,
+    torch.float64,
+    torch.complex64,
+]
 
 
 @few
-@given(dtype=st.sampled_from(MASK_DTYPES), counts=st.lists(st.integers(0, N), min_size=2, max_size=2),
-       other=st.sampled_from([1, 2, -1, 0.5]), seed=st.integers(0, 1000))
+@given(
+    dtype=st.sampled_from(MASK_DTYPES),
+    counts=st.lists(st.integers(0, N), min_size=2, max_size=2),
+    other=st.sampled_from([1, 2, -1, 0.5]),
+    seed=st.integers(0, 1000),
+)
 def test_any_caller_given_mask_is_used_exactly_or_named(dtype, counts, other, seed):
     torch.manual_seed(0)
     m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
@@ -103,13 +150,24 @@ def test_any_caller_given_mask_is_used_exactly_or_named(dtype, counts, other, se
     assert out.sampling_loss is None and torch.isfinite(out.loss)
 
 
-PIXEL_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int16,
-                torch.int64, torch.bool]
+PIXEL_DTYPES = [
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.uint8,
+    torch.int16,
+    torch.int64,
+    torch.bool,
+]
 
 
 @few
-@given(dtype=st.sampled_from(PIXEL_DTYPES), batch=st.integers(0, 2),
-       strategy=st.sampled_from(["adaptive", "motion", "error_predictor"]))
+@given(
+    dtype=st.sampled_from(PIXEL_DTYPES),
+    batch=st.integers(0, 2),
+    strategy=st.sampled_from(["adaptive", "motion", "error_predictor"]),
+)
 def test_any_pixel_dtype_is_cast_or_named(dtype, batch, strategy):
     torch.manual_seed(0)
     m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy=strategy)

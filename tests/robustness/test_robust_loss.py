@@ -1,5 +1,6 @@
 """Hostile inputs to the sampling loss: peaked and zero probabilities, non-finite errors at visible
 entries, wrong error lengths, unequal row counts."""
+
 import math
 
 import pytest
@@ -20,9 +21,16 @@ def case(b, n, nv, scale, seed):
     return probs, mask, order, torch.rand(b, n, generator=g, dtype=torch.float64)
 
 
-@given(b=st.integers(1, 4), n=st.integers(3, 24), frac=st.floats(0.1, 0.9), scale=st.sampled_from([0.1, 1, 9, 30, 80]),
-       seed=st.integers(0, 10**6), estimator=st.sampled_from(ESTIMATORS), baseline=st.sampled_from(BASELINES),
-       poison=st.sampled_from([float("inf"), float("nan"), -float("inf"), 1e30]))
+@given(
+    b=st.integers(1, 4),
+    n=st.integers(3, 24),
+    frac=st.floats(0.1, 0.9),
+    scale=st.sampled_from([0.1, 1, 9, 30, 80]),
+    seed=st.integers(0, 10**6),
+    estimator=st.sampled_from(ESTIMATORS),
+    baseline=st.sampled_from(BASELINES),
+    poison=st.sampled_from([float("inf"), float("nan"), -float("inf"), 1e30]),
+)
 def test_loss_is_finite_and_ignores_visible_entries(b, n, frac, scale, seed, estimator, baseline, poison):
     nv = min(max(1, int(n * frac)), n - 1)
     probs, mask, order, err = case(b, n, nv, scale, seed)

@@ -24,6 +24,7 @@ Random streams: in a single process masks are drawn from torch's global RNG. Whe
 its own generator seeded from (seed, rank), so ranks sample different masks even when every rank
 was seeded identically (as ``Trainer`` does).
 """
+
 # ``name as name`` and the private aliases: importable from this package, not in ``__all__``
 from .masks import check_bool_masked_pos
 from .masks import distributed as _distributed  # noqa: F401
@@ -35,7 +36,7 @@ from .model import (
     adamask_settings,
     wrap,
 )
-from .model import CONFIG_PREFIX as CONFIG_PREFIX
+from .settings import CONFIG_PREFIX as CONFIG_PREFIX
 from .trainer import AdaMaskTrainer
 
 __all__ = [

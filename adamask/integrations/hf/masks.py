@@ -1,5 +1,6 @@
 """Masks of the Hugging Face integration: checking a caller-given ``bool_masked_pos`` and the per-rank
 seeds of the sampled ones. Masks are (B, N) bool, True = masked."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
@@ -11,8 +12,9 @@ from torch import Tensor
 __all__ = ["check_bool_masked_pos", "rank_seed", "distributed"]
 
 
-def check_bool_masked_pos(bool_masked_pos: Any, batch_size: int, num_tokens: int,
-                          device: Optional[torch.device] = None) -> Tuple[Tensor, int]:
+def check_bool_masked_pos(
+    bool_masked_pos: Any, batch_size: int, num_tokens: int, device: Optional[torch.device] = None
+) -> Tuple[Tensor, int]:
     """Validate a caller-given mask; returns it as (B, N) bool (True = masked) and its masked count.
 
     A bool mask is used as is; an integer or float mask holding only 0 and 1 is cast to bool (any
@@ -35,8 +37,10 @@ def check_bool_masked_pos(bool_masked_pos: Any, batch_size: int, num_tokens: int
     counts = m.sum(1)
     ok, lo, hi = torch.stack([binary, counts.min(), counts.max()]).tolist()
     if not ok:
-        raise ValueError(f"bool_masked_pos of dtype {bool_masked_pos.dtype} holds values other than 0 and 1; "
-                         f"pass a bool mask (True = masked)")
+        raise ValueError(
+            f"bool_masked_pos of dtype {bool_masked_pos.dtype} holds values other than 0 and 1; "
+            f"pass a bool mask (True = masked)"
+        )
     if lo != hi:
         raise ValueError(f"bool_masked_pos must mask the same number of tokens in every row, got between {lo} and {hi}")
     if not 0 < lo < num_tokens:

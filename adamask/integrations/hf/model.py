@@ -4,10 +4,10 @@
 Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos`` (B, N)
 bool with True = masked and the same number of masked tokens in every row; ``probs`` (B, N) float32.
 """
+
 from __future__ import annotations
 
 import copy
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -23,13 +23,10 @@ from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainin
 from ...loss import LossSettings
 from ...masking import Masking
 from ...tokens import gather_tokens, normalized_targets, patchify
-from ...validation import check_bool, check_mask_ratio, check_positive_int
 from ..adapter import (
     SAMPLER_NAME,
     build_strategy,
-    check_token_strategy,
     draw_masking,
-    make_loss_settings,
     model_pixels,
     no_weight_decay_names,
     set_strategy_ratio,
@@ -37,6 +34,9 @@ from ..adapter import (
     total_loss,
 )
 from .masks import check_bool_masked_pos, distributed, rank_seed
+from .settings import ADAMASK_DEFAULTS, adamask_settings, strategy_options_of
+from .settings import CONFIG_PREFIX as CONFIG_PREFIX  # importable from here too
+from .settings import STRATEGY_OPTIONS as STRATEGY_OPTIONS
 
 try:  # transformers >= 5: init functions that skip weights already loaded from a checkpoint
     from transformers.initialization import zeros_ as _zeros_
@@ -51,98 +51,15 @@ __all__ = [
     "wrap",
 ]
 
-CONFIG_PREFIX = "adamask_"
-
-ADAMASK_DEFAULTS: Dict[str, Any] = {
-    "mask_ratio": 0.95,            # fraction of tokens hidden from the encoder
-    "sampling_weight": 1e-4,       # lambda in loss = L_R + lambda * L_S
-    "sampler_depth": 1,            # sampler blocks
-    "sampler_width": None,         # None: config.hidden_size
-    "sampler_heads": None,         # None: the largest count <= 8 dividing the width
-    "sampler_variant": "block",    # "block" | "attention" | "mlp"
-    "detach_input": True,          # keep L_S off the patch embedding
-    "sampling_estimator": "paper",  # see adamask.sampling_loss
-    "sampling_baseline": None,     # None | "mean" | "rloo"
-    "sampling_entropy_weight": 0.0,  # weight of the entropy bonus on the sampler's distribution
-    "strategy": "adaptive",        # any registered strategy that draws from the tokens
-    "strategy_options": None,      # further keyword arguments of the strategy (a JSON dict), e.g. motion's temperature
-}
-
-# options of the strategy (config name -> the strategy's keyword); each is passed only when it differs
-# from its default here, which is the adaptive sampler's own, so other strategies keep theirs
-STRATEGY_OPTIONS = {"sampler_depth": "depth", "sampler_width": "width", "sampler_heads": "num_heads",
-                    "sampler_variant": "variant", "detach_input": "detach_input"}
-
-
-def adamask_settings(config: VideoMAEConfig, **overrides: Any) -> Dict[str, Any]:
-    """Validate ``overrides`` merged with ``config.adamask_*`` and the defaults, then write them all to
-    ``config.adamask_*`` (numbers as plain Python ints and floats, so the config saves as JSON);
-    returns the settings. Nothing is written unless every setting is valid: a refused call leaves
-    ``config`` as it was. A config saved before an option existed gets its default (``strategy``:
-    ``"adaptive"``; ``sampling_entropy_weight``: 0). The strategy's own options (variant, heads, ...)
-    are checked when the strategy is built."""
-    unknown = sorted(set(overrides) - set(ADAMASK_DEFAULTS))
-    if unknown:
-        raise TypeError(f"unknown adamask option(s) {unknown}; known: {sorted(ADAMASK_DEFAULTS)}")
-    merged = {name: overrides[name] if name in overrides else getattr(config, CONFIG_PREFIX + name, default)
-              for name, default in ADAMASK_DEFAULTS.items()}
-    s = _checked_settings(merged)
-    for name, value in s.items():
-        setattr(config, CONFIG_PREFIX + name, value)
-    return s
-
-
-def _optional_positive_int(value: Any, name: str) -> Optional[int]:
-    return None if value is None else check_positive_int(value, name)
-
-
-def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
-    """The settings validated and normalised (numpy numbers become Python numbers); raises
-    ValueError / TypeError naming the first bad one."""
-    loss = make_loss_settings(s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"],
-                         s["sampling_entropy_weight"])
-    out = dict(s)
-    out.update(mask_ratio=check_mask_ratio(s["mask_ratio"], "mask_ratio"), sampling_weight=loss.weight,
-               sampling_entropy_weight=loss.entropy_weight,
-               sampler_depth=check_positive_int(s["sampler_depth"], "sampler_depth"),
-               sampler_width=_optional_positive_int(s["sampler_width"], "sampler_width"),
-               sampler_heads=_optional_positive_int(s["sampler_heads"], "sampler_heads"),
-               detach_input=check_bool(s["detach_input"], "detach_input"),
-               strategy=check_token_strategy(s["strategy"]),
-               strategy_options=_checked_strategy_options(s["strategy_options"]))
-    if not isinstance(s["sampler_variant"], str):
-        raise TypeError(f"sampler_variant must be a str, got {type(s['sampler_variant']).__name__} "
-                        f"{s['sampler_variant']!r}")
-    return out
-
-
-def _strategy_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
-    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default, then
-    ``strategy_options``."""
-    options = {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
-    return {**options, **(settings["strategy_options"] or {})}
-
-
-def _checked_strategy_options(value: Any) -> Optional[Dict[str, Any]]:
-    """None or a dict of the strategy's keyword arguments holding JSON values (saved in the config)."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise TypeError(f"strategy_options must be a dict of the strategy's keyword arguments (str keys), "
-                        f"got {value!r}")
-    try:
-        json.dumps(dict(value), allow_nan=False)
-    except (TypeError, ValueError):
-        raise TypeError(f"strategy_options must hold plain JSON values (they are saved with the config), "
-                        f"got {value!r}") from None
-    return dict(value)
-
 
 def _token_grid(patch_embeddings: VideoMAEPatchEmbeddings, config: VideoMAEConfig) -> Tuple[int, int, int]:
     """(T', H', W') from HF's VideoMAE patch embedding and its config."""
     pe = patch_embeddings
-    grid = (config.num_frames // pe.tubelet_size, pe.image_size[0] // pe.patch_size[0],
-            pe.image_size[1] // pe.patch_size[1])
+    grid = (
+        config.num_frames // pe.tubelet_size,
+        pe.image_size[0] // pe.patch_size[0],
+        pe.image_size[1] // pe.patch_size[1],
+    )
     if math.prod(grid) != pe.num_patches:
         raise ValueError(f"token grid {grid} does not match the patch embedding's {pe.num_patches} patches")
     return grid
@@ -201,11 +118,14 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         config = self.config if config is None else config
         s = adamask_settings(config, **options)
         if getattr(config, "use_mean_pooling", False):
-            warnings.warn("config.use_mean_pooling=True: the encoder has no final LayerNorm; VideoMAE "
-                          "pre-training configs use use_mean_pooling=False", stacklevel=3)
+            warnings.warn(
+                "config.use_mean_pooling=True: the encoder has no final LayerNorm; VideoMAE "
+                "pre-training configs use use_mean_pooling=False",
+                stacklevel=3,
+            )
         grid = _token_grid(self.videomae.embeddings.patch_embeddings, config)
         weight = self.videomae.embeddings.patch_embeddings.projection.weight
-        strategy = build_strategy(s["strategy"], grid, s["mask_ratio"], config.hidden_size, **_strategy_options(s))
+        strategy = build_strategy(s["strategy"], grid, s["mask_ratio"], config.hidden_size, **strategy_options_of(s))
         strategy = strategy.to(device=weight.device, dtype=weight.dtype)
         if config is not self.config:
             old = self.config
@@ -235,8 +155,12 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
     def loss_settings(self) -> LossSettings:
         """lambda, estimator, baseline and entropy weight of the sampling loss, from ``config.adamask_*``."""
         cfg = self.config
-        return LossSettings(cfg.adamask_sampling_weight, cfg.adamask_sampling_estimator, cfg.adamask_sampling_baseline,
-                            cfg.adamask_sampling_entropy_weight)
+        return LossSettings(
+            cfg.adamask_sampling_weight,
+            cfg.adamask_sampling_estimator,
+            cfg.adamask_sampling_baseline,
+            cfg.adamask_sampling_entropy_weight,
+        )
 
     def set_mask_ratio(self, mask_ratio: float) -> None:
         """Change the strategy's mask ratio in place (e.g. each step from an `adamask.RatioSchedule`)
@@ -283,8 +207,13 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         tubelet = (int(cfg.tubelet_size), patch, patch)
         frames = pixel_values.float()
         if cfg.num_channels == 3:  # Python scalars: no host-to-device copy
-            frames = torch.stack([frames[:, :, c] * s + m for c, (m, s) in
-                                  enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, strict=True))], dim=2)
+            frames = torch.stack(
+                [
+                    frames[:, :, c] * s + m
+                    for c, (m, s) in enumerate(zip(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, strict=True))
+                ],
+                dim=2,
+            )
         elif not cfg.norm_pix_loss:
             raise ValueError("norm_pix_loss=False needs 3-channel (ImageNet-normalised) pixel_values")
         if cfg.norm_pix_loss:
@@ -301,14 +230,18 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         pixel_values = model_pixels(pixel_values, "pixel_values", "(B, T, C, H, W)", pe.projection.weight.dtype)
         want = (cfg.num_frames, cfg.num_channels, pe.image_size[0], pe.image_size[1])
         if pixel_values.dim() != 5 or tuple(pixel_values.shape[1:]) != want:
-            raise ValueError(f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
-                             f"per the config, got {tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
+                f"per the config, got {tuple(pixel_values.shape)}"
+            )
         n = self.videomae.embeddings.num_patches
         s_tokens = getattr(self.mask_sampler, "num_tokens", n)
         s_dim = getattr(self.mask_sampler, "embed_dim", cfg.hidden_size)
         if s_tokens != n or s_dim != cfg.hidden_size:
-            raise ValueError(f"mask_sampler expects {s_tokens} tokens of size {s_dim} but the "
-                             f"model's token grid {self.token_grid()} has {n} tokens of size {cfg.hidden_size}")
+            raise ValueError(
+                f"mask_sampler expects {s_tokens} tokens of size {s_dim} but the "
+                f"model's token grid {self.token_grid()} has {n} tokens of size {cfg.hidden_size}"
+            )
         return pixel_values
 
     def patch_tokens(self, pixel_values: Tensor) -> Tensor:
@@ -316,21 +249,29 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         (computed without autograd when the sampler detaches its input)."""
         return strategy_tokens(self.mask_sampler, lambda: self.videomae.embeddings.patch_embeddings(pixel_values))
 
-    def _mask(self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor], generator: Optional[torch.Generator]
-              ) -> Tuple[Tensor, Tensor, Optional[Masking]]:
+    def _mask(
+        self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor], generator: Optional[torch.Generator]
+    ) -> Tuple[Tensor, Tensor, Optional[Masking]]:
         """(mask (B, N) bool, masked_idx (B, N_m) ascending, the sampled Masking or None if caller-given)."""
         if bool_masked_pos is None:
             tokens = self.patch_tokens(pixel_values)
             gen = generator if generator is not None else self.mask_generator(tokens.device)
             masking = draw_masking(self.mask_sampler, tokens, gen)
             return masking.mask, masking.masked_idx, masking
-        mask, n_masked = check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0],
-                                               self.videomae.embeddings.num_patches, pixel_values.device)
+        mask, n_masked = check_bool_masked_pos(
+            bool_masked_pos, pixel_values.shape[0], self.videomae.embeddings.num_patches, pixel_values.device
+        )
         return mask, torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_masked], None
 
-    def forward(self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor] = None, *,
-                generator: Optional[torch.Generator] = None, return_loss: bool = True,
-                **kwargs: Any) -> Union[AdaptiveVideoMAEForPreTrainingOutput, Tuple[Tensor, ...]]:
+    def forward(
+        self,
+        pixel_values: Tensor,
+        bool_masked_pos: Optional[Tensor] = None,
+        *,
+        generator: Optional[torch.Generator] = None,
+        return_loss: bool = True,
+        **kwargs: Any,
+    ) -> Union[AdaptiveVideoMAEForPreTrainingOutput, Tuple[Tensor, ...]]:
         """pixel_values (B, T, C, H, W) -> AdaptiveVideoMAEForPreTrainingOutput.
 
         pixel_values: ImageNet-normalised floats (B >= 1); another float dtype (float64, float16, ...)
@@ -351,12 +292,21 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             labels = gather_tokens(self.reconstruction_targets(pixel_values), masked_idx)
             token_error = (out.logits.detach().float() - labels).pow(2).mean(-1)
         rec = out.loss
-        loss, ls = (rec, None) if masking is None else \
-            total_loss(rec, self.mask_sampler, masking, token_error, self.loss_settings)
+        loss, ls = (
+            (rec, None)
+            if masking is None
+            else total_loss(rec, self.mask_sampler, masking, token_error, self.loss_settings)
+        )
         output = AdaptiveVideoMAEForPreTrainingOutput(
-            loss=loss, logits=out.logits, hidden_states=out.hidden_states, attentions=out.attentions,
-            bool_masked_pos=mask, probs=None if masking is None else masking.probs,
-            reconstruction_loss=rec, sampling_loss=ls, token_error=token_error,
+            loss=loss,
+            logits=out.logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            bool_masked_pos=mask,
+            probs=None if masking is None else masking.probs,
+            reconstruction_loss=rec,
+            sampling_loss=ls,
+            token_error=token_error,
         )
         return output if return_dict else output.to_tuple()
 

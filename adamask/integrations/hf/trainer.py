@@ -1,4 +1,5 @@
 """`AdaMaskTrainer`: ``transformers.Trainer`` that also logs the two loss terms."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
@@ -21,10 +22,14 @@ class AdaMaskTrainer(Trainer):
     _adamask_sums: Dict[str, torch.Tensor]  # loss term -> its sum over the steps since the last log (on device)
     _adamask_count: int  # training steps since the last log
 
-    def compute_loss(self, model: torch.nn.Module, inputs: Dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Optional[Any] = None) -> Any:
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
-                                             num_items_in_batch=num_items_in_batch)
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: Dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Optional[Any] = None,
+    ) -> Any:
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training and isinstance(outputs, Mapping):
             sums = self.__dict__.setdefault("_adamask_sums", {})
             for key in ("reconstruction_loss", "sampling_loss"):

@@ -22,6 +22,7 @@ never imported here at module import time; objects are taken as arguments.
 Layouts: videos (B, C, T, H, W) normalised with the ImageNet mean/std; tokens (t, h, w) order;
 masks (B, N) bool, True = masked.
 """
+
 # ``name as name``: importable from this package, not in ``__all__``
 from ...loss import DEFAULT_SAMPLING_WEIGHT as DEFAULT_SAMPLING_WEIGHT
 from ..adapter import SAMPLER_NAME as SAMPLER_NAME
@@ -63,8 +64,18 @@ __all__ = [
 
 # The public functions and classes name this package as their module, their import path (as when
 # it was one module): pickled generators and the launcher's swapped-in engine point here.
-for _obj in (MaskingGenerator, TubeMaskingGenerator, TubeMaskingGeneratorV2, RandomMaskingGenerator,
-             RunningCellMaskingGenerator, wrap,
-             model_grid, pretraining_losses, train_one_epoch, run, main):
+for _obj in (
+    MaskingGenerator,
+    TubeMaskingGenerator,
+    TubeMaskingGeneratorV2,
+    RandomMaskingGenerator,
+    RunningCellMaskingGenerator,
+    wrap,
+    model_grid,
+    pretraining_losses,
+    train_one_epoch,
+    run,
+    main,
+):
     _obj.__module__ = __name__
 del _obj

@@ -1,4 +1,5 @@
 """``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``."""
+
 from adamask.integrations.videomae import main
 
 main()

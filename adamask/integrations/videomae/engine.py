@@ -1,5 +1,6 @@
 """`train_one_epoch`: VideoMAE's ``engine_for_pretraining.train_one_epoch`` for a `wrap`-ped model
 (same signature), with the targets built from the sampled mask."""
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,9 @@ def _decoder_mask(batch: Sequence[Any], device: torch.device) -> Tuple[Optional[
     return dec.to(device, non_blocking=True), int((~dec[0]).sum())
 
 
-def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, loss_scaler: Any,
-          max_norm: float) -> Tuple[Any, float]:
+def _step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, loss_scaler: Any, max_norm: float
+) -> Tuple[Any, float]:
     """Backward and optimizer step; returns (grad_norm, loss_scale)."""
     optimizer.zero_grad()
     if loss_scaler is None:
@@ -81,8 +83,9 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, loss
         optimizer.step()
         return grad_norm, 0.0
     second_order = bool(getattr(optimizer, "is_second_order", False))
-    grad_norm = loss_scaler(loss, optimizer, clip_grad=max_norm, parameters=model.parameters(),
-                            create_graph=second_order)
+    grad_norm = loss_scaler(
+        loss, optimizer, clip_grad=max_norm, parameters=model.parameters(), create_graph=second_order
+    )
     return grad_norm, loss_scaler.state_dict().get("scale", 1.0)
 
 
@@ -102,17 +105,44 @@ def _host_values(out: Any, epoch: int, step: int) -> Tuple[float, float, Optiona
     values = torch.stack([t.detach().float() for t in terms]).tolist()
     loss, rec, samp = values[0], values[1], (values[2] if len(values) > 2 else None)
     if not math.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss} (reconstruction {rec}, sampling {samp}) "
-                                 f"at epoch {epoch} step {step}; stopping training")
+        raise FloatingPointError(
+            f"loss is {loss} (reconstruction {rec}, sampling {samp}) at epoch {epoch} step {step}; stopping training"
+        )
     return loss, rec, samp
 
 
-def train_one_epoch(model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                    device: torch.device, epoch: int, loss_scaler: Any, max_norm: float = 0,
-                    patch_size: int = 16, normlize_target: bool = True, log_writer: Any = None,
-                    lr_scheduler: Any = None, start_steps: Optional[int] = None,
-                    lr_schedule_values: Any = None, wd_schedule_values: Any = None,
-                    print_freq: int = 10) -> Dict[str, float]:
+def _loader_length(data_loader: Iterable) -> Optional[int]:
+    """The loader's number of batches, or None for a loader without a length."""
+    try:
+        return len(cast(Sized, data_loader))
+    except TypeError:
+        return None
+
+
+def _optimizer_values(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """lr, min_lr and weight_decay as VideoMAE logs them."""
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    wd = [g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"] > 0]
+    return dict(lr=max(lrs), min_lr=min(lrs), weight_decay=wd[-1] if wd else None)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    data_loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch: int,
+    loss_scaler: Any,
+    max_norm: float = 0,
+    patch_size: int = 16,
+    normlize_target: bool = True,
+    log_writer: Any = None,
+    lr_scheduler: Any = None,
+    start_steps: Optional[int] = None,
+    lr_schedule_values: Any = None,
+    wd_schedule_values: Any = None,
+    print_freq: int = 10,
+) -> Dict[str, float]:
     """VideoMAE's ``engine_for_pretraining.train_one_epoch`` for a `wrap`-ped model.
 
     Batches: (videos, mask) (v1) or (videos, mask, decoder_mask) (v2). The loader's encoder mask
@@ -127,10 +157,7 @@ def train_one_epoch(model: nn.Module, data_loader: Iterable, optimizer: torch.op
     device = torch.device(device)
     meters = _Meters()
     start_steps = 0 if start_steps is None else start_steps
-    try:
-        num_steps: Optional[int] = len(cast(Sized, data_loader))  # TypeError: a loader without a length
-    except TypeError:
-        num_steps = None
+    num_steps = _loader_length(data_loader)
     use_amp = device.type == "cuda" and loss_scaler is not None
     t0 = time.time()
     for step, batch in enumerate(data_loader):
@@ -138,15 +165,18 @@ def train_one_epoch(model: nn.Module, data_loader: Iterable, optimizer: torch.op
         videos = batch[0].to(device, non_blocking=True)
         decode_mask, num_decoded = _decoder_mask(batch, device)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            out = pretraining_losses(model, videos, decode_mask, patch_size=patch_size,
-                                     normlize_target=normlize_target, num_decoded=num_decoded)
+            out = pretraining_losses(
+                model,
+                videos,
+                decode_mask,
+                patch_size=patch_size,
+                normlize_target=normlize_target,
+                num_decoded=num_decoded,
+            )
         loss_value, rec_value, samp_value = _host_values(out, epoch, step)
         grad_norm, loss_scale_value = _step(model, optimizer, out.loss, loss_scaler, max_norm)
-        lrs = [g["lr"] for g in optimizer.param_groups]
-        wd = [g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"] > 0]
-        _log(meters, log_writer, dict(loss=loss_value, loss_rec=rec_value, loss_sampling=samp_value,
-                                      loss_scale=loss_scale_value, lr=max(lrs), min_lr=min(lrs),
-                                      weight_decay=wd[-1] if wd else None, grad_norm=grad_norm))
+        values = dict(loss=loss_value, loss_rec=rec_value, loss_sampling=samp_value, loss_scale=loss_scale_value)
+        _log(meters, log_writer, {**values, **_optimizer_values(optimizer), "grad_norm": grad_norm})
         if lr_scheduler is not None:
             lr_scheduler.step_update(start_steps + step)
         if step % print_freq == 0 or (num_steps is not None and step == num_steps - 1):

@@ -4,6 +4,7 @@ A strategy that needs nothing (random, tube, frame, or one registered by the use
 the data loader; a strategy that draws from the tokens (adaptive, ...) gets a placeholder, because
 the wrapped model samples the mask itself.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, cast
@@ -18,8 +19,16 @@ from ...validation import check_grid, check_mask_ratio, masked_count
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MaskingGenerator", "TubeMaskingGenerator", "TubeMaskingGeneratorV2", "RandomMaskingGenerator",
-           "RunningCellMaskingGenerator", "MASK_TYPES", "GENERATOR_SHAPES", "mask_types"]
+__all__ = [
+    "MaskingGenerator",
+    "TubeMaskingGenerator",
+    "TubeMaskingGeneratorV2",
+    "RandomMaskingGenerator",
+    "RunningCellMaskingGenerator",
+    "MASK_TYPES",
+    "GENERATOR_SHAPES",
+    "mask_types",
+]
 
 MASK_TYPES = ("adaptive", "random", "tube", "frame")  # the built-in ones; see `mask_types` for all
 GENERATOR_SHAPES = ("flat", "frames")
@@ -48,8 +57,9 @@ class MaskingGenerator:
     Masks are drawn with torch's global generator, which the DataLoader seeds per worker.
     """
 
-    def __init__(self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "tube",
-                 shape: str = "flat") -> None:
+    def __init__(
+        self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "tube", shape: str = "flat"
+    ) -> None:
         size: Any = input_size  # checked by check_grid
         if isinstance(size, int) and not isinstance(size, bool):
             size = (size,) * 3
@@ -68,8 +78,10 @@ class MaskingGenerator:
         if strategy == "random":
             self.num_masked = masked_count(self.num_tokens, self.mask_ratio)  # VideoMAE's int(ratio * N)
             if not 0 < self.num_masked < self.num_tokens:
-                raise ValueError(f"mask_ratio={mask_ratio} masks {self.num_masked} of {self.num_tokens} tokens; "
-                                 f"it must leave at least one visible and one masked token")
+                raise ValueError(
+                    f"mask_ratio={mask_ratio} masks {self.num_masked} of {self.num_tokens} tokens; "
+                    f"it must leave at least one visible and one masked token"
+                )
         elif not self.placeholder:
             # a strategy that needs nothing draws its masks with sample(batch_size)
             self._draw = cast(MaskingStrategy, create_masking(strategy, grid=self.grid, mask_ratio=self.mask_ratio))
@@ -89,8 +101,11 @@ class MaskingGenerator:
         return out.reshape(self.grid[0], -1) if self.shape == "frames" else out
 
     def __repr__(self) -> str:
-        what = "placeholder, the model samples the mask" if self.placeholder else \
-            f"{self.num_masked} of {self.num_tokens} masked"
+        what = (
+            "placeholder, the model samples the mask"
+            if self.placeholder
+            else f"{self.num_masked} of {self.num_tokens} masked"
+        )
         return f"adamask {self.strategy} masking generator ({what}, grid={self.grid}, shape={self.shape!r})"
 
 
@@ -121,6 +136,7 @@ class RunningCellMaskingGenerator(MaskingGenerator):
     reconstructed by the decoder (VideoMAE V2's decode_mask convention). int(4 * mask_ratio) of every
     2 x 2 cell are left out, the pattern moving one position per time slice from a random phase."""
 
-    def __init__(self, input_size: Sequence[int] | int, mask_ratio: float = 0.5,
-                 strategy: str = "running_cell") -> None:
+    def __init__(
+        self, input_size: Sequence[int] | int, mask_ratio: float = 0.5, strategy: str = "running_cell"
+    ) -> None:
         super().__init__(input_size, mask_ratio, strategy, shape="frames")

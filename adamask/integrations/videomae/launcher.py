@@ -1,6 +1,7 @@
 """``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``: their own
 ``run_mae_pretraining.py``, unmodified on disk, with adamask's generator, `wrap` and
 `train_one_epoch` swapped in."""
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,10 @@ def _detect_version(repo: str) -> str:
         return "v2"
     if os.path.isfile(os.path.join(repo, "modeling_pretrain.py")):
         return "v1"
-    raise ValueError(f"--repo {repo!r} is neither a VideoMAE (modeling_pretrain.py) nor a VideoMAEv2 "
-                     f"(models/modeling_pretrain.py) checkout")
+    raise ValueError(
+        f"--repo {repo!r} is neither a VideoMAE (modeling_pretrain.py) nor a VideoMAEv2 "
+        f"(models/modeling_pretrain.py) checkout"
+    )
 
 
 def _generator_factory(strategy: str, shape: str):
@@ -56,8 +59,9 @@ def _masking_arguments(argv: List[str], version: str) -> Tuple[List[str], str, f
     if mask_type not in mask_types():
         raise ValueError(f"--mask_type must be one of {mask_types()}, got {mask_type!r}")
     _, ratio = pop_option(list(argv), "--mask_ratio")
-    mask_ratio = check_mask_ratio(_float_option(ratio, "--mask_ratio", 0.75 if version == "v1" else 0.9),
-                                  "--mask_ratio")
+    mask_ratio = check_mask_ratio(
+        _float_option(ratio, "--mask_ratio", 0.75 if version == "v1" else 0.9), "--mask_ratio"
+    )
     return argv, mask_type, mask_ratio
 
 
@@ -101,11 +105,29 @@ def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
     return model if model is not None else (lambda m: m)
 
 
-def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-        sampler_depth: Optional[int] = None, sampler_heads: Optional[int] = None,
-        sampler_width: Optional[int] = None, compile_model: bool = True, script: str = "run_mae_pretraining.py",
-        sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
-        sampling_entropy_weight: float = 0.0) -> None:
+def _script_path(repo: str, script: str) -> Tuple[str, str]:
+    """(the checkout's absolute path, its ``script``); ValueError when the script is not there."""
+    repo = os.path.abspath(repo)
+    path = os.path.join(repo, script)
+    if not os.path.isfile(path):
+        raise ValueError(f"no {script} in --repo {repo!r}")
+    return repo, path
+
+
+def run(
+    repo: str,
+    argv: Sequence[str],
+    *,
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    sampler_depth: Optional[int] = None,
+    sampler_heads: Optional[int] = None,
+    sampler_width: Optional[int] = None,
+    compile_model: bool = True,
+    script: str = "run_mae_pretraining.py",
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+) -> None:
     """Run ``repo``'s pretraining script with ``argv`` (their arguments), unmodified on disk.
 
     ``--mask_type`` in ``argv`` may name any registered strategy that needs nothing (random, tube,
@@ -119,16 +141,20 @@ def run(repo: str, argv: Sequence[str], *, sampling_weight: float = DEFAULT_SAMP
     tokens the decoder reconstructs. ``compile_model=False`` turns torch.compile into a no-op (v2).
     Every replacement is undone when the run ends, also when it fails.
     """
-    repo = os.path.abspath(repo)
-    path = os.path.join(repo, script)
-    if not os.path.isfile(path):
-        raise ValueError(f"no {script} in --repo {repo!r}")
+    repo, path = _script_path(repo, script)
     version = _detect_version(repo)
     argv, mask_type, mask_ratio = _masking_arguments(list(argv), version)
     argv, decoder_type = _decoder_arguments(argv, version)
     in_model = strategy_info(mask_type).needs == "tokens"
-    options = wrap_options(sampling_weight, sampling_estimator, sampling_baseline, sampler_depth, sampler_heads,
-                           sampler_width, sampling_entropy_weight)
+    options = wrap_options(
+        sampling_weight,
+        sampling_estimator,
+        sampling_baseline,
+        sampler_depth,
+        sampler_heads,
+        sampler_width,
+        sampling_entropy_weight,
+    )
 
     if repo not in sys.path:
         sys.path.insert(0, repo)
@@ -155,10 +181,18 @@ def main(argv: Optional[List[str]] = None) -> None:
         "python -m adamask.integrations.videomae",
         "Run VideoMAE / VideoMAEv2 pretraining (their run_mae_pretraining.py, unmodified) with adamask masking. "
         "Their arguments follow '--'; add '--mask_type adaptive' (or random, tube, frame, or any registered "
-        "strategy).", "path of a VideoMAE or VideoMAEv2 checkout", "run_mae_pretraining.py")
+        "strategy).",
+        "path of a VideoMAE or VideoMAEv2 checkout",
+        "run_mae_pretraining.py",
+    )
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (VideoMAEv2 compiles by default)")
-    p.add_argument("--local-rank", "--local_rank", dest="local_rank", default=None,
-                   help="set by torch.distributed.launch; passed on to their script")
+    p.add_argument(
+        "--local-rank",
+        "--local_rank",
+        dest="local_rank",
+        default=None,
+        help="set by torch.distributed.launch; passed on to their script",
+    )
     args, theirs = parse_launcher_argv(p, argv)
     if args.local_rank is not None:
         theirs = [*theirs, "--local_rank", str(args.local_rank)]

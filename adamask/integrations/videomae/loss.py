@@ -1,5 +1,6 @@
 """One pretraining step's losses for a `wrap`-ped VideoMAE model, with the targets built from the mask
 the model sampled (their loop builds them from the loader's mask, before calling the model)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -33,9 +34,15 @@ def _pixel_targets(videos: Tensor, tubelet: Tuple[int, int, int], normlize_targe
         return normalized_targets(pixels, tubelet) if normlize_target else patchify(pixels, tubelet)
 
 
-def pretraining_losses(model: nn.Module, videos: Tensor, decode_mask: Optional[Tensor] = None, *,
-                       patch_size: int = 16, normlize_target: bool = True,
-                       num_decoded: Optional[int] = None) -> MAEOutput:
+def pretraining_losses(
+    model: nn.Module,
+    videos: Tensor,
+    decode_mask: Optional[Tensor] = None,
+    *,
+    patch_size: int = 16,
+    normlize_target: bool = True,
+    num_decoded: Optional[int] = None,
+) -> MAEOutput:
     """One forward of a wrapped model (bare, DDP or compiled) with targets from the sampled mask.
 
     videos: (B, C, T, H, W), ImageNet-normalised. Targets: un-normalised pixels split into
@@ -66,8 +73,10 @@ def pretraining_losses(model: nn.Module, videos: Tensor, decode_mask: Optional[T
         rec = token_error.mean()
     else:
         if decode_mask.dtype != torch.bool or decode_mask.shape != targets.shape[:2]:
-            raise ValueError(f"decode_mask must be a (B, N) = {tuple(targets.shape[:2])} bool tensor (True = not "
-                             f"reconstructed), got {decode_mask.dtype} {tuple(decode_mask.shape)}")
+            raise ValueError(
+                f"decode_mask must be a (B, N) = {tuple(targets.shape[:2])} bool tensor (True = not "
+                f"reconstructed), got {decode_mask.dtype} {tuple(decode_mask.shape)}"
+            )
         if num_decoded is None:
             num_decoded = int((~decode_mask[0]).sum())
         decoder_masking = masking_from_mask(decode_mask, num_decoded)

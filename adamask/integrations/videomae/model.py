@@ -1,5 +1,6 @@
 """`wrap`: a masking strategy inside a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, so that
 ``model(videos)`` samples its own mask. Videos (B, C, T, H, W); masks (B, N) bool, True = masked."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Tuple, cast
@@ -27,8 +28,10 @@ def model_grid(model: nn.Module) -> Tuple[int, int, int]:
     """(T', H', W') of a ``PretrainVisionTransformer`` from its ``encoder.patch_embed``."""
     pe = getattr(getattr(model, "encoder", None), "patch_embed", None)
     if pe is None or not all(hasattr(pe, a) for a in ("num_patches", "img_size", "patch_size")):
-        raise TypeError(f"model must be a VideoMAE PretrainVisionTransformer (with .encoder.patch_embed having "
-                        f"num_patches, img_size, patch_size), got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a VideoMAE PretrainVisionTransformer (with .encoder.patch_embed having "
+            f"num_patches, img_size, patch_size), got {type(model).__name__}"
+        )
     img = pe.img_size if isinstance(pe.img_size, (tuple, list)) else (pe.img_size,) * 2
     ps = pe.patch_size if isinstance(pe.patch_size, (tuple, list)) else (pe.patch_size,) * 2
     h, w = int(img[0]) // int(ps[0]), int(img[1]) // int(ps[1])
@@ -59,9 +62,11 @@ class _AdaptiveVideoMAE(AdaptedModel):
         x = self.model_videos(x)
         if mask is not None:
             if self.training:
-                raise ValueError("this model samples its own mask: call model(videos) and build the targets from "
-                                 "the returned masking (adamask.integrations.videomae.train_one_epoch does); an "
-                                 "explicit mask is only accepted in eval mode")
+                raise ValueError(
+                    "this model samples its own mask: call model(videos) and build the targets from "
+                    "the returned masking (adamask.integrations.videomae.train_one_epoch does); an "
+                    "explicit mask is only accepted in eval mode"
+                )
             return super().forward(x, mask) if decode_mask is None else super().forward(x, mask, decode_mask)
         masking = self.sample_mask(x)
         if decode_mask is None:
@@ -69,11 +74,22 @@ class _AdaptiveVideoMAE(AdaptedModel):
         return super().forward(x, masking.mask, decode_mask), masking
 
 
-def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-         depth: Optional[int] = None, num_heads: Optional[int] = None, width: Optional[int] = None,
-         grid: Optional[Sequence[int]] = None, sampler: Optional[nn.Module] = None, strategy: str = "adaptive",
-         sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
-         sampling_entropy_weight: float = 0.0, **sampler_options: Any) -> nn.Module:
+def wrap(
+    model: nn.Module,
+    *,
+    mask_ratio: float = 0.95,
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    depth: Optional[int] = None,
+    num_heads: Optional[int] = None,
+    width: Optional[int] = None,
+    grid: Optional[Sequence[int]] = None,
+    sampler: Optional[nn.Module] = None,
+    strategy: str = "adaptive",
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+    **sampler_options: Any,
+) -> nn.Module:
     """Add a masking strategy to a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, in place.
 
     Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
@@ -93,10 +109,21 @@ def wrap(model: nn.Module, *, mask_ratio: float = 0.95, sampling_weight: float =
     settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
     mgrid = model_grid(model)
     if grid is not None and check_grid(grid) != mgrid:
-        raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} "
-                         f"(from encoder.patch_embed)")
+        raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} (from encoder.patch_embed)")
     encoder = cast(Any, model).encoder  # upstream attributes, untyped
-    return adapt_model(model, _AdaptiveVideoMAE, globals(), grid=mgrid, embed_dim=int(encoder.embed_dim),
-                       device=encoder.patch_embed.proj.weight.device, strategy=strategy,
-                       mask_ratio=mask_ratio, settings=settings, sampler=sampler, depth=depth, num_heads=num_heads,
-                       width=width, **sampler_options)
+    return adapt_model(
+        model,
+        _AdaptiveVideoMAE,
+        globals(),
+        grid=mgrid,
+        embed_dim=int(encoder.embed_dim),
+        device=encoder.patch_embed.proj.weight.device,
+        strategy=strategy,
+        mask_ratio=mask_ratio,
+        settings=settings,
+        sampler=sampler,
+        depth=depth,
+        num_heads=num_heads,
+        width=width,
+        **sampler_options,
+    )
