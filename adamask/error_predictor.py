@@ -75,4 +75,7 @@ class ErrorPredictor(AdaptiveTokenSampler):
         return self.scores(tokens) * self.temperature
 
     def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
-        return error_prediction_loss(masking.probs, masking.scored_mask, token_error, temperature=self.temperature, eps=self.eps)
+        if masking.probs is None:
+            raise ValueError("error_predictor's loss needs the probs of a masking it drew (Masking.probs is None)")
+        return error_prediction_loss(masking.probs, masking.scored_mask, token_error, temperature=self.temperature,
+                                     eps=self.eps)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Set, Union, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from .masking import (
     validate_strategy_output,
 )
 from .tokens import gather_tokens, normalized_targets, patchify, token_grid, token_mse
-from .validation import check_mask_ratio
+from .validation import Grid, check_mask_ratio, check_tubelet
 
 __all__ = ["MaskedVideoAutoencoder", "MAEOutput", "MAE_CONFIGS", "create_mae", "sinusoid_embedding", "gather_tokens",
            "DEFAULT_SAMPLING_WEIGHT"]
@@ -81,6 +81,9 @@ class MaskedVideoAutoencoder(nn.Module):
     reconstructs only the tokens that strategy leaves visible (VideoMAE V2's dual masking), and the
     loss is the mean error over the tokens both masked and reconstructed."""
 
+    pos_embed: Tensor  # buffers: fixed sinusoidal tables (1, N, D)
+    decoder_pos_embed: Tensor
+
     def __init__(self, img_size: int = 224, num_frames: int = 16, tubelet: Sequence[int] = (2, 16, 16),
                  in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, decoder_embed_dim: int = 384, decoder_depth: int = 4,
@@ -91,7 +94,7 @@ class MaskedVideoAutoencoder(nn.Module):
                  decoder_masking: Union[None, str, MaskingStrategy] = None,
                  decoder_mask_ratio: Optional[float] = None, sampling_entropy_weight: float = 0.0) -> None:
         super().__init__()
-        self.tubelet = tuple(tubelet)
+        self.tubelet: Grid = check_tubelet(tubelet)
         self.in_chans = in_chans
         self.input_shape = (in_chans, num_frames, img_size, img_size)
         self.grid = token_grid((1, *self.input_shape), self.tubelet)
@@ -111,10 +114,11 @@ class MaskedVideoAutoencoder(nn.Module):
         if strategy_tokens != self.num_tokens:
             raise ValueError(f"masking strategy expects {strategy_tokens} tokens but the model's grid "
                              f"{self.grid} has {self.num_tokens}")
+        self.mask_sampler: Optional[nn.Module] = None
+        self._masking_fn: Optional[Callable[..., Masking]] = None  # a callable that is not a module
         if isinstance(masking, nn.Module):
             self.mask_sampler = masking
         else:
-            self.mask_sampler = None
             self._masking_fn = masking
         self.decoder_masking = self._decoder_strategy(decoder_masking, decoder_mask_ratio)
 
@@ -142,15 +146,16 @@ class MaskedVideoAutoencoder(nn.Module):
             if ratio is not None:
                 raise ValueError("decoder_mask_ratio needs decoder_masking (e.g. 'running_cell')")
             return None
+        built: Any = strategy
         if isinstance(strategy, str):
             if strategy_info(strategy).needs != "nothing":
                 raise ValueError(f"decoder_masking must be a strategy that needs no tokens (e.g. 'running_cell'), "
                                  f"got {strategy!r}")
-            strategy = create_masking(strategy, grid=self.grid, mask_ratio=ratio)
-        if not isinstance(strategy, MaskingStrategy) or getattr(strategy, "num_tokens", None) != self.num_tokens:
+            built = create_masking(strategy, grid=self.grid, mask_ratio=ratio)
+        if not isinstance(built, MaskingStrategy) or built.num_tokens != self.num_tokens:
             raise TypeError(f"decoder_masking must be a registered name or a MaskingStrategy over the model's "
                             f"{self.num_tokens} tokens, got {strategy!r}")
-        return strategy
+        return built
 
     def set_mask_ratio(self, mask_ratio: float) -> None:
         """Change the encoder strategy's mask ratio (e.g. from an `adamask.schedules.RatioSchedule`)."""
@@ -195,10 +200,11 @@ class MaskedVideoAutoencoder(nn.Module):
     def sampling_baseline(self) -> Optional[str]:
         return self.loss_settings.baseline
 
-    def no_weight_decay(self) -> set:
+    def no_weight_decay(self) -> Set[str]:
         names = {"mask_token"}
-        if self.mask_sampler is not None and hasattr(self.mask_sampler, "no_weight_decay"):
-            names |= {f"mask_sampler.{n}" for n in self.mask_sampler.no_weight_decay()}
+        own = getattr(self.mask_sampler, "no_weight_decay", None)
+        if callable(own):
+            names |= {f"mask_sampler.{n}" for n in own()}
         return names
 
     def check_video(self, video: Tensor) -> None:
@@ -216,12 +222,13 @@ class MaskedVideoAutoencoder(nn.Module):
 
         A video of another float dtype than the weights (float64, float16, bfloat16) is cast to it."""
         self.check_video(video)
-        return self.patch_embed(video.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
+        out: Tensor = self.patch_embed(video.to(self.patch_embed.weight.dtype))
+        return out.flatten(2).transpose(1, 2)
 
     @property
     def strategy(self) -> Callable[..., Masking]:
         """The masking strategy: ``mask_sampler`` when it is a module, else the callable given."""
-        return self.mask_sampler if self.mask_sampler is not None else self._masking_fn
+        return self.mask_sampler if self.mask_sampler is not None else cast(Callable[..., Masking], self._masking_fn)
 
     def sample_masking(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
         """tokens (B, N, D) -> the strategy's Masking (checked against the contract on its first call,
@@ -237,7 +244,7 @@ class MaskedVideoAutoencoder(nn.Module):
             x = gather_tokens(x, visible_idx)
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x)
+        return cast(Tensor, self.norm(x))
 
     def decode(self, latent: Tensor, masking: Masking, decoded_idx: Optional[Tensor] = None) -> Tensor:
         """latent (B, N_v, D) -> predictions (B, N_m, t*h*w*C) for the masked tokens, ascending.
@@ -257,7 +264,7 @@ class MaskedVideoAutoencoder(nn.Module):
         for blk in self.decoder_blocks:
             x = blk(x)
         out = gather_tokens(x, masking.masked_idx) if decoded_idx is None else x[:, y.shape[1]:]
-        return self.decoder_head(self.decoder_norm(out))
+        return cast(Tensor, self.decoder_head(self.decoder_norm(out)))
 
     @torch.no_grad()
     def features(self, video: Tensor) -> Tensor:

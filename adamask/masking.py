@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence, Set, cast
 
 import torch
 from torch import Tensor, nn
@@ -250,6 +250,12 @@ class MaskingStrategy(nn.Module):
     def num_masked(self) -> int:
         return self.num_tokens - self.num_visible
 
+    def require_grid(self) -> Grid:
+        """The token grid (T', H', W'); ValueError for a strategy built from ``num_tokens`` alone."""
+        if self.grid is None:
+            raise ValueError(f"{type(self).__name__} needs the token grid (T', H', W'); build it with grid=...")
+        return self.grid
+
     def _set_counts(self) -> None:
         """Derive ``num_visible`` (and any other count) from ``mask_ratio``; ValueError if degenerate.
         Strategies that implement it support `set_mask_ratio` (ratio schedules)."""
@@ -311,17 +317,20 @@ class LearnedMaskingStrategy(MaskingStrategy):
         super().__init__(grid, mask_ratio, num_tokens=num_tokens)
         self.embed_dim: int = check_positive_int(embed_dim, "embed_dim")
 
+    # a learned strategy always needs the tokens: a narrower signature than MaskingStrategy.forward
     def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:  # type: ignore[override]
         raise NotImplementedError
 
     def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
         """Unweighted loss term of this strategy for ``masking`` (drawn by it) and the per-token
         reconstruction error (B, N_m) of its masked tokens (ascending) or (B, N)."""
+        if masking.probs is None:
+            raise ValueError(f"{type(self).__name__}'s loss needs the probs of a masking it drew (Masking.probs is None)")
         return sampling_loss(masking.probs, masking.scored_mask, token_error, estimator=settings.estimator,
                              baseline=settings.baseline, draw_order=masking.draw_order,
                              entropy_weight=settings.entropy_weight)
 
-    def no_weight_decay(self) -> set:
+    def no_weight_decay(self) -> Set[str]:
         return set()
 
 
@@ -338,6 +347,6 @@ def learned_loss(strategy: Any, masking: Masking, token_error: Tensor, settings:
         return None
     own = getattr(strategy, "masking_loss", None)
     if callable(own):
-        return own(masking, token_error, settings)
+        return cast(Tensor, own(masking, token_error, settings))
     return LearnedMaskingStrategy.masking_loss(strategy, masking, token_error, settings)
 

@@ -125,14 +125,14 @@ class MotionMasking(_ScoredMasking):
         raise TypeError("motion masking scores the tokens: call it with tokens (B, N, D); for a data loader, "
                         "use 'motion_pixels' on the clip")
 
-    def forward(self, tokens: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, **_: object) -> Masking:
+    def forward(self, tokens: Optional[Tensor] = None,  # type: ignore[override]  # always needs the tokens
+                generator: Optional[torch.Generator] = None) -> Masking:
         """tokens (B, N, D) -> Masking (True = masked) with probs (B, N) and draw_order."""
         if tokens is None:
             raise TypeError("motion masking scores the tokens: call it with tokens (B, N, D)")
         check_tokens(tokens, self.num_tokens)
-        assert self.grid is not None
         with torch.no_grad():
-            scores = token_motion(tokens, self.grid, self.distance, self.first_slice)
+            scores = token_motion(tokens, self.require_grid(), self.distance, self.first_slice)
         return self.draw(scores, generator)
 
 
@@ -153,7 +153,8 @@ class PixelMotionMasking(_ScoredMasking):
         super().__init__(grid, mask_ratio, temperature, first_slice)
         self.tubelet = check_tubelet(tubelet)
 
-    def forward(self, video: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, **_: object) -> Masking:
+    def forward(self, video: Optional[Tensor] = None,  # type: ignore[override]  # always needs the video
+                generator: Optional[torch.Generator] = None) -> Masking:
         """video (B, C, T, H, W) (or one clip (C, T, H, W)) -> Masking over the grid (True = masked)."""
         if not isinstance(video, Tensor) or video.dim() not in (4, 5):
             raise TypeError(f"video must be a (B, C, T, H, W) or (C, T, H, W) tensor, got "

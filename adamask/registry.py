@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 from .validation import check_grid, check_mask_ratio
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["NEEDS", "StrategyInfo", "register_masking", "create_masking", "list_maskings", "default_ratio",
            "strategy_info"]
+
+F = TypeVar("F", bound=Callable[..., Any])  # a strategy factory: a class or a function
 
 NEEDS = ("nothing", "tokens", "video")  # what a strategy looks at to draw its masks
 
@@ -50,7 +52,7 @@ def _load_builtins() -> None:
         raise
 
 
-def _takes(factory: Callable, param: str) -> bool:
+def _takes(factory: Callable[..., Any], param: str) -> bool:
     try:
         sig = inspect.signature(factory)
     except (TypeError, ValueError):  # builtins without a signature
@@ -59,7 +61,7 @@ def _takes(factory: Callable, param: str) -> bool:
 
 
 def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = False,
-                     learned: Optional[bool] = None, needs: Optional[str] = None) -> Callable:
+                     learned: Optional[bool] = None, needs: Optional[str] = None) -> Callable[[F], F]:
     """Decorator: register a strategy factory (a class or a function) under ``name``.
 
     The factory is called as ``factory(grid=(T', H', W'), mask_ratio=rho, **options)`` and must
@@ -76,7 +78,7 @@ def register_masking(name: str, *, default_ratio: float = 0.9, override: bool = 
     if needs is not None and needs not in NEEDS:
         raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
 
-    def deco(factory: Callable) -> Callable:
+    def deco(factory: F) -> F:
         if not callable(factory):
             raise TypeError(f"register_masking({name!r}) needs a callable, got {type(factory).__name__}")
         old = _REGISTRY.get(name)

@@ -30,13 +30,13 @@ class RunningCellMasking(MaskingStrategy):
 
     def __init__(self, grid: Sequence[int], mask_ratio: float = 0.5) -> None:
         super().__init__(grid, mask_ratio)
-        _, h, w = self.grid
+        _, h, w = self.require_grid()
         if h % 2 or w % 2:
             raise ValueError(f"running_cell masking needs an even H' and W' (2 x 2 cells), got grid {self.grid}")
         self._set_counts()
 
     def _set_counts(self) -> None:
-        t, h, w = self.grid
+        t, h, w = self.require_grid()
         per_cell = masked_count(4, self.mask_ratio)
         check_counts(4, 4 - per_cell, "running_cell masking of a 2 x 2 cell (mask_ratio in [0.25, 1))")
         self.masked_per_cell, self.num_visible = per_cell, t * h * w * (4 - per_cell) // 4
@@ -44,7 +44,7 @@ class RunningCellMasking(MaskingStrategy):
     def sample(self, batch_size: int, device: torch.device | str | None = None,
                generator: Optional[torch.Generator] = None) -> Masking:
         """(B, N) decoder mask, True = not reconstructed; a random phase per clip."""
-        t, h, w = self.grid
+        t, h, w = self.require_grid()
         b = check_batch_size(batch_size)
         phase = torch.randint(4, (b, 1, 1, 1), device=device, generator=generator)
         slot = torch.arange(h, device=device)[:, None] % 2 * 2 + torch.arange(w, device=device)[None, :] % 2

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Set, Tuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -73,9 +73,9 @@ class SamplerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=dropout) if mlp else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.attn is not None:
+        if self.attn is not None and self.norm1 is not None:
             x = x + self.attn(self.norm1(x))
-        if self.mlp is not None:
+        if self.mlp is not None and self.norm2 is not None:
             x = x + self.mlp(self.norm2(x))
         return x
 
@@ -167,7 +167,7 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    def no_weight_decay(self) -> set:
+    def no_weight_decay(self) -> Set[str]:
         return {"pos_embed"}
 
     def scores(self, tokens: Tensor) -> Tensor:
@@ -177,13 +177,13 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             raise TypeError(f"tokens must be a floating-point tensor (patch embeddings), got {x.dtype}")
         x = torch.nan_to_num(x.to(self.pos_embed.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(-TOKEN_CLIP, TOKEN_CLIP)
         if self.token_pool is not None:
-            (t, h, w), (pt, ph, pw) = self.grid, self.token_pool
+            (t, h, w), (pt, ph, pw) = self.require_grid(), self.token_pool
             x = reduce(x, "b (t pt h ph w pw) d -> b (t h w) d", "mean", t=t // pt, pt=pt, h=h // ph, ph=ph,
                        w=w // pw, pw=pw)
         x = self.proj(x) + self.pos_embed
         for blk in self.blocks:
             if self.checkpoint and x.requires_grad:
-                x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
+                x = cast(Tensor, torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False))
             else:
                 x = blk(x)
         s = self.head(x).squeeze(-1).float()
@@ -191,13 +191,13 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
             s = s / self.temperature
         if self.token_pool is not None:
             s = repeat(s, "b (t h w) -> b (t pt h ph w pw)", t=t // pt, h=h // ph, w=w // pw, pt=pt, ph=ph, pw=pw)
-        return s
+        return cast(Tensor, s)
 
     def log_probs(self, tokens: Tensor) -> Tensor:
         """tokens: (B, N, D) -> log-probabilities (B, N) float32 (also under autocast)."""
         return safe_log_softmax(self.scores(tokens))
 
-    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None, *,
+    def forward(self, tokens: Tensor, generator: Optional[torch.Generator] = None, *,  # type: ignore[override]
                 deterministic: Optional[bool] = None) -> Masking:
         """tokens: (B, N, D) -> Masking (True = masked) with probs (B, N) float32 and draw_order.
 
@@ -221,5 +221,5 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
 
 
 @register_masking("adaptive", default_ratio=0.95, learned=True, needs="tokens")
-def _adaptive(*, grid: Sequence[int], mask_ratio: float, embed_dim: int = 768, **options) -> AdaptiveTokenSampler:
+def _adaptive(*, grid: Sequence[int], mask_ratio: float, embed_dim: int = 768, **options: Any) -> AdaptiveTokenSampler:
     return AdaptiveTokenSampler(embed_dim, grid=grid, mask_ratio=mask_ratio, **options)

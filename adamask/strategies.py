@@ -1,7 +1,7 @@
 """The classical masking strategies: random, tube and frame. Batched, on the requested device."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -10,6 +10,8 @@ from .masking import Masking, MaskingStrategy, masking_from_mask, register_maski
 from .validation import check_batch_size, check_counts, checked_visible_count, masked_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]
+
+Device = Union[torch.device, str, None]
 
 
 def lowest_k_mask(noise: Tensor, k: int) -> Tensor:
@@ -47,7 +49,7 @@ def _repeated_masking(unit_mask: Tensor, num_visible_units: int, repeats: int, o
     return Masking(mask, vis, msk)
 
 
-def _noise(batch_size: int, length: int, device, generator: Optional[torch.Generator]) -> Tensor:
+def _noise(batch_size: int, length: int, device: Device, generator: Optional[torch.Generator]) -> Tensor:
     check_batch_size(batch_size)
     return torch.rand(batch_size, length, device=device, generator=generator)
 
@@ -56,7 +58,7 @@ def _noise(batch_size: int, length: int, device, generator: Optional[torch.Gener
 class RandomMasking(MaskingStrategy):
     """Uniform random masking (MAE, mae_st): int(N * (1 - mask_ratio)) visible tokens per sample."""
 
-    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+    def __init__(self, grid: Sequence[int], mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
         self._set_counts()
 
@@ -64,7 +66,7 @@ class RandomMasking(MaskingStrategy):
         self.num_visible = checked_visible_count(self.num_tokens, self.mask_ratio,
                                                  f"random masking of {self.num_tokens} tokens")
 
-    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
+    def sample(self, batch_size: int, device: Device = None, generator: Optional[torch.Generator] = None) -> Masking:
         noise = _noise(batch_size, self.num_tokens, device, generator)
         return masking_from_mask(lowest_k_mask(noise, self.num_masked), self.num_visible)
 
@@ -74,18 +76,18 @@ class TubeMasking(MaskingStrategy):
     """Tube masking (VideoMAE): one spatial pattern, int(mask_ratio * H'W') masked, repeated in every
     time slice."""
 
-    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+    def __init__(self, grid: Sequence[int], mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
         self._set_counts()
 
     def _set_counts(self) -> None:
-        t, h, w = self.grid
+        t, h, w = self.require_grid()
         masked = masked_count(h * w, self.mask_ratio)
         check_counts(h * w, h * w - masked, f"tube masking of {h}x{w} tokens per slice")
         self.masked_per_slice, self.num_visible = masked, t * (h * w - masked)
 
-    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
-        t, h, w = self.grid
+    def sample(self, batch_size: int, device: Device = None, generator: Optional[torch.Generator] = None) -> Masking:
+        t, h, w = self.require_grid()
         spatial = lowest_k_mask(_noise(batch_size, h * w, device, generator), self.masked_per_slice)
         return _repeated_masking(spatial, h * w - self.masked_per_slice, t, outer=True)
 
@@ -94,17 +96,17 @@ class TubeMasking(MaskingStrategy):
 class FrameMasking(MaskingStrategy):
     """Frame masking: int(mask_ratio * T') whole time slices are masked."""
 
-    def __init__(self, grid, mask_ratio: float = 0.9) -> None:
+    def __init__(self, grid: Sequence[int], mask_ratio: float = 0.9) -> None:
         super().__init__(grid, mask_ratio)
         self._set_counts()
 
     def _set_counts(self) -> None:
-        t, h, w = self.grid
+        t, h, w = self.require_grid()
         masked = masked_count(t, self.mask_ratio)
         check_counts(t, t - masked, f"frame masking of {t} time slices")
         self.masked_slices, self.num_visible = masked, (t - masked) * h * w
 
-    def sample(self, batch_size: int, device=None, generator: Optional[torch.Generator] = None) -> Masking:
-        t, h, w = self.grid
+    def sample(self, batch_size: int, device: Device = None, generator: Optional[torch.Generator] = None) -> Masking:
+        t, h, w = self.require_grid()
         slices = lowest_k_mask(_noise(batch_size, t, device, generator), self.masked_slices)
         return _repeated_masking(slices, t - self.masked_slices, h * w, outer=False)
