@@ -65,7 +65,7 @@ def paired_difference(values: Sequence[Any], reference: Sequence[Any],
     ``resolution`` has at least the sd resolution / sqrt(6))."""
     if len(values) != len(reference):
         raise ValueError(f"paired values need one per seed on both sides, got {len(values)} and {len(reference)}")
-    pairs = [(a, b) for a, b in zip(values, reference) if _finite([a]) and _finite([b])]
+    pairs = [(a, b) for a, b in zip(values, reference, strict=True) if _finite([a]) and _finite([b])]
     return interval([float(a) - float(b) for a, b in pairs], resolution, _spread=6.0)
 
 

@@ -216,7 +216,7 @@ class _LossLog:
                                          one if ok is None else ok.to(one.dtype)])
                             for _, r, ok in self.pending]).tolist()
         h = self.history
-        for (s, _, _), (lo, rc, ls, ok) in zip(self.pending, vals):
+        for (s, _, _), (lo, rc, ls, ok) in zip(self.pending, vals, strict=True):
             h["step"].append(s)
             h["loss"].append(lo)
             h["reconstruction_loss"].append(rc)

@@ -41,7 +41,7 @@ def test_paired_difference_removes_what_the_seeds_share():
     """Two strategies whose values move together with the seed: unpaired intervals overlap, the paired
     difference is clearly positive."""
     base = [0.30, 0.50, 0.70]
-    better = [b + 0.02 + e for b, e in zip(base, (0.001, -0.001, 0.0))]
+    better = [b + 0.02 + e for b, e in zip(base, (0.001, -0.001, 0.0), strict=True)]
     d = paired_difference(better, base)
     assert d["mean"] == pytest.approx(0.02) and d["low"] > 0 and verdict(d, "higher") == "better"
     assert verdict(d, "lower") == "worse"
