@@ -90,7 +90,7 @@ class CompareConfig:
     strategies: List[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     out: str = "runs/compare"
     size: str = "tiny"
-    img_size: int = 48
+    img_size: int = 32
     num_frames: int = 16
     tubelet: Tuple[int, int, int] = (2, 8, 8)
     model_overrides: Dict[str, Any] = field(default_factory=dict)
@@ -123,6 +123,7 @@ class CompareConfig:
     probe_train_clips: int = 256  # embedded clips the probes are fitted on (none of them trained on)
     probe_test_clips: int = 256  # embedded clips the probes are scored on
     device: str = "cpu"
+    threads: int = 1  # torch's CPU threads during the run (0: torch's default)
     checkpoint_every: int = 100
     ratio_schedule: Optional[str] = None  # "START:END[:KIND[:STEPS]]" applied to every strategy during training
     decoder_masking: Optional[str] = None  # "NAME[:RATIO]", e.g. "running_cell:0.5"
@@ -132,10 +133,10 @@ class CompareConfig:
     @classmethod
     def quick(cls, **kw: Any) -> "CompareConfig":
         """A few-second configuration for tests: 32x32 px, 8 frames, a 1-layer 32-wide model, 6 steps."""
-        base = dict(size="nano", img_size=32, num_frames=8, tubelet=(2, 8, 8), steps=6, batch_size=4,
-                    warmup_steps=2, train_clips=16, test_clips=8, eval_draws=1, eval_points=2, knn_k=3,
-                    figure_clips=2, checkpoint_every=3, clips_per_video=2, seeds=1, probe_train_clips=16,
-                    probe_test_clips=8)
+        base: Dict[str, Any] = dict(
+            size="nano", img_size=32, num_frames=8, tubelet=(2, 8, 8), steps=6, batch_size=4, warmup_steps=2,
+            train_clips=16, test_clips=8, eval_draws=1, eval_points=2, knn_k=3, figure_clips=2, checkpoint_every=3,
+            clips_per_video=2, seeds=1, probe_train_clips=16, probe_test_clips=8)
         base.update(kw)
         return cls(**base)
 
@@ -156,7 +157,7 @@ class CompareConfig:
                      "stride", "clips_per_video", "img_size", "num_frames", "checkpoint_every", "figure_clips", "seeds",
                      "probe_train_clips", "probe_test_clips"):
             check_positive_int(getattr(self, name), name)
-        for name, high in (("warmup_steps", None), ("seed", MAX_SEED - self.seeds + 1)):
+        for name, high in (("warmup_steps", None), ("seed", MAX_SEED - self.seeds + 1), ("threads", None)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (high and value > high):
                 raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
@@ -227,7 +228,7 @@ class CompareConfig:
     def identity(self) -> Dict[str, Any]:
         """The fields a resumed run must share with the run it continues."""
         d = asdict(self)
-        for k in ("out", "device", "strategies", "checkpoint_every", "figure_clips", "seeds"):
+        for k in ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds"):
             d.pop(k)
         for k, default in _OPTIONAL_IDENTITY.items():
             if d[k] == default:

@@ -33,7 +33,7 @@ CONFIG_OPTIONS = ("strategies", "out", "stride", "clips_per_video", "steps", "ba
                   "test_clips", "common_ratio", "sampling_weight", "sampling_estimator", "sampler_lr_scale",
                   "pixel_loss", "background_contrast", "size", "img_size", "num_frames", "checkpoint_every", "seed",
                   "device", "ratio_schedule", "decoder_masking", "sampling_entropy_weight", "held_out", "seeds",
-                  "probe_label", "probe_train_clips", "probe_test_clips")
+                  "probe_label", "probe_train_clips", "probe_test_clips", "threads")
 
 
 def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
@@ -118,7 +118,8 @@ def _add_training_options(c: argparse.ArgumentParser) -> None:
                    help="runs per strategy with seeds --seed, --seed + 1, ... (model initialisation, batch order, mask "
                         "draws; the same clips and the same seeds for every strategy): every number is reported as "
                         "the mean with a 95%% interval over the seeds, and differences are paired by seed "
-                        "(default 3; 1 gives no interval)")
+                        "(default 3, the fewest that give an interval with some power while the default run stays "
+                        "within about 5 minutes on 2 CPU cores; 1 gives no interval)")
     c.add_argument("--batch-size", type=int, default=None, help="clips per step (default 16)")
     c.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW (default 1e-3)")
     c.add_argument("--common-ratio", type=float, default=None, help="common mask ratio for the loss (default 0.9)")
@@ -138,7 +139,7 @@ def _add_training_options(c: argparse.ArgumentParser) -> None:
                         "estimator) on a flat background, where it learns; 'paper-photo': the same on the photo at "
                         "contrast 0.8, where it does not; explicit options win over the preset")
     c.add_argument("--size", default=None, help="model size from MAE_CONFIGS (default tiny)")
-    c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 48)")
+    c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 32)")
     c.add_argument("--num-frames", type=int, default=None, help="frames per clip (default 16)")
     c.add_argument("--tubelet", type=int, nargs=3, default=None, metavar=("T", "H", "W"),
                    help="tubelet size (default 2 8 8)")
@@ -149,7 +150,10 @@ def _add_compare(sub: Any) -> None:
                        description="Pretrain the reference video MAE for the same budget on the same clips with each "
                                    "strategy, then write results.json, results.md, checkpoints and PNG figures into "
                                    "the run folder. Rerunning the same command resumes an interrupted run. Exit "
-                                   "status: 0 done, 2 bad input (one line on stderr), 130 interrupted.")
+                                   "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
+                                   "(7 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+                                   "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
+                                   "CPU that another job shares.")
     c.add_argument("--strategies", nargs="+", default=None, metavar="NAME[:RATIO]",
                    help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
                         "motion:0.95 adaptive:0.95; rows are grouped by mask ratio, random at each ratio is the "
@@ -159,6 +163,10 @@ def _add_compare(sub: Any) -> None:
     _add_data_options(c)
     _add_training_options(c)
     c.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
+    c.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch during the run (default 1: the reference models are tiny, a second "
+                        "thread gains little and, on a machine other jobs share, makes each step several times "
+                        "slower; 0 = torch's default)")
     for flag, text in (("--overwrite", "start over in an existing run folder"),
                        ("--no-progress", "no progress bars: one line per 10%% instead (the default when stderr is "
                                          "not a terminal)"),

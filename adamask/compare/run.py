@@ -269,6 +269,19 @@ def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = 
     """
     t_start = time.perf_counter()
     device = check_run(cfg, figures)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, device, overwrite, progress, figures, command, log, metrics, t_start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: CompareConfig, device: torch.device, overwrite: bool, progress: str, figures: bool,
+         command: Optional[str], log: Callable[[str], None], metrics: Sequence[Metric],
+         t_start: float) -> Dict[str, Any]:
+    """`run_compare` after its checks, with its threads set."""
     _check_run_dir(cfg, overwrite)
     train, test, data_desc = load_data(cfg, log)
     ptrain, ptest, probe_desc = load_probe_clips(cfg, train, test)
