@@ -79,8 +79,18 @@ def _name(label: str, summary: Dict[str, Any], seeds: int) -> str:
     return f"{name} (diverged in {len(diverged)} of {seeds} seeds)"
 
 
-def _reference_rows(untrained: Any, metrics: Sequence[Metric]) -> List[str]:
-    """The untrained encoder's probes (mean ± interval over its seeds) and the chance level, in the probe columns."""
+def _discrimination(m: Metric, summary: Dict[str, Any]) -> str:
+    """Whether probe ``m`` told any pretrained encoder from the untrained one (and from chance): "yes: <labels>",
+    "no" or "n/a" (no interval: one seed, or no probe values)."""
+    d = summary.get("probes", {}).get(m.name)
+    if not d or d["discriminates"] is None:
+        return "n/a"
+    return "yes: " + ", ".join(d["discriminating"]) if d["discriminates"] else "no"
+
+
+def _reference_rows(untrained: Any, metrics: Sequence[Metric], summary: Dict[str, Any]) -> List[str]:
+    """The untrained encoder's probes (mean ± interval over its seeds), the chance level and whether each probe
+    told a pretrained encoder from both, in the probe columns."""
     runs = untrained_runs(untrained)
     if not runs or not any(m.untrained for m in metrics):
         return []
@@ -90,6 +100,8 @@ def _reference_rows(untrained: Any, metrics: Sequence[Metric]) -> List[str]:
     if any(c is not None for c in chance):
         rows.append(_row(["chance (most frequent class)"] + [m.format(chance[0]) if m.untrained else ""
                                                            for m in metrics]))
+        rows.append(_row(["probe tells a pretrained encoder from the untrained one and chance?"]
+                         + [_discrimination(m, summary) if m.untrained else "" for m in metrics]))
     return rows
 
 
@@ -139,7 +151,7 @@ def markdown_table(results: Dict[str, Any], untrained: Any = None, common_ratio:
         lines.append(_row([f"**mask ratio{ratio}** ({ref})"] + [""] * len(metrics)))
         for label in g["strategies"]:
             lines.append(_row([_name(label, s, seeds)] + [_cell(m, label, results, s) for m in metrics]))
-    lines += _reference_rows(untrained, metrics)
+    lines += _reference_rows(untrained, metrics, s)
     lines += ["", legend(common_ratio, pixel_loss, metrics, seeds)]
     diffs = differences_table(s, metrics, common_ratio, pixel_loss)
     lines += [""] + diffs if diffs else []

@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .metrics import METRICS, Metric, Result
 from .stats import interval, paired_difference, verdict
 
-__all__ = ["runs_of", "untrained_runs", "Group", "budget_groups", "compare_results", "honest_summary"]
+__all__ = ["runs_of", "untrained_runs", "Group", "budget_groups", "compare_results", "probe_discrimination",
+           "honest_summary"]
 
 
 def runs_of(entry: Any) -> List[Result]:
@@ -117,7 +118,36 @@ def compare_results(results: Dict[str, Any], untrained: Any = None,
     return dict(seeds=max((len(runs_of(e)) for e in results.values()), default=0),
                 groups=[dict(ratio=g.ratio, reference=g.reference, strategies=g.labels) for g in groups],
                 strategies=out, chance=chance,
-                untrained=dict(stats={m.name: m.stats(ref_runs) for m in metrics if m.untrained}))
+                untrained=dict(stats={m.name: m.stats(ref_runs) for m in metrics if m.untrained}),
+                probes=probe_discrimination(out, chance, metrics))
+
+
+def probe_discrimination(strategies: Dict[str, Any], chance: Optional[float],
+                         metrics: Sequence[Metric] = METRICS) -> Dict[str, Dict[str, Any]]:
+    """Whether each probe tells a pretrained encoder from an untrained one: per probe metric, the strategies
+    whose accuracy is above the untrained encoder's (paired by seed) AND whose 95% interval lies above chance
+    (``discriminating``), those above the untrained encoder only (``above_untrained_only``: an untrained
+    encoder below chance is the probe's noise, not learning), how many paired comparisons were made
+    (``comparisons``) and ``discriminates``: True / False, None where no comparison had an interval.
+    ``strategies``: `compare_results`' per-strategy entries."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for m in (m for m in metrics if m.untrained and m.better):
+        found: List[str] = []
+        only: List[str] = []
+        n, decided = 0, False
+        for label, info in strategies.items():
+            vs = info.get("vs_untrained", {}).get(m.name)
+            if not vs or vs["n"] == 0:
+                continue
+            n += 1
+            decided = decided or vs["verdict"] in ("better", "worse", "indistinguishable")
+            if vs["verdict"] != "better":
+                continue
+            low = info["stats"][m.name]["low"]
+            (found if chance is None or (low is not None and low > chance) else only).append(label)
+        out[m.name] = dict(discriminating=found, above_untrained_only=only, comparisons=n,
+                           discriminates=bool(found) if decided else None)
+    return out
 
 
 def _visible_words(results: Dict[str, Any], label: str, ref: str) -> str:
@@ -148,9 +178,35 @@ def _row_sentence(label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Me
     return f"{head}: " + "; ".join(parts) + "."
 
 
+NO_DISCRIMINATION = ("at this budget the probes do not tell a pretrained encoder from an untrained one, so they do "
+                     "not rank the strategies")
+
+
+def _probe_parts(summary: Dict[str, Any], probed: Sequence[Metric], rows: Dict[str, Any],
+                 words: Dict[str, Any]) -> Tuple[List[str], bool]:
+    """The probes that came out above the untrained encoder and chance, above the untrained encoder only, or
+    below it, as clauses; and whether any discriminated."""
+    disc = summary["probes"]
+
+    def listed(pairs: List[Tuple[str, Metric]]) -> str:
+        return "; ".join(f"{k} on the {m.describe(**words)} ({m.format_difference(rows[k][m.name])})" for k, m in pairs)
+
+    found = [(k, m) for m in probed for k in disc[m.name]["discriminating"]]
+    only = [(k, m) for m in probed for k in disc[m.name]["above_untrained_only"]]
+    worse = [(k, m) for k, v in rows.items() for m in probed if v[m.name]["verdict"] == "worse"]
+    parts = [f"above both the untrained encoder and chance beyond noise: {listed(found)}"] if found else []
+    if only:
+        parts.append(f"above the untrained encoder but not above chance (a probe's noise near chance, not "
+                     f"learning): {listed(only)}")
+    if worse:
+        parts.append(f"below the untrained encoder: {listed(worse)}")
+    return parts, bool(found)
+
+
 def _probe_sentence(summary: Dict[str, Any], metrics: Sequence[Metric], probe_words: str,
                     words: Dict[str, Any]) -> Optional[str]:
-    """How the probes of the pretrained encoders compare with the untrained encoder's (same seeds)."""
+    """How the probes of the pretrained encoders compare with the untrained encoder's (same seeds) and with
+    chance, and whether any probe discriminated at all."""
     probed = [m for m in metrics if m.untrained and m.better]
     rows = {k: v["vs_untrained"] for k, v in summary["strategies"].items() if "vs_untrained" in v}
     if not probed or not rows:
@@ -164,12 +220,16 @@ def _probe_sentence(summary: Dict[str, Any], metrics: Sequence[Metric], probe_wo
         return f"{head}: n/a."
     if summary["seeds"] < 2:
         return f"{head}: with one seed no probe can be told from the untrained encoder's noise."
-    found = {k: [m for m in probed if v[m.name]["verdict"] in ("better", "worse")] for k, v in rows.items()}
-    if not any(found.values()):
-        return f"{head}: every strategy's encoder is indistinguishable from the untrained encoder on both probes."
-    told = "; ".join(f"{k}: {m.describe(**words)} {rows[k][m.name]['verdict']} than the untrained encoder "
-                     f"({m.format_difference(rows[k][m.name])})" for k, ms in found.items() for m in ms)
-    return f"{head}: {told}; every other probe is indistinguishable from the untrained encoder."
+    parts, found = _probe_parts(summary, probed, rows, words)
+    n = sum(summary["probes"][m.name]["comparisons"] for m in probed)
+    chances = (f"with {n} paired comparisons at 95%, about {n / 20:.1f} are expected to come out better or worse "
+               f"by chance alone")
+    if found:
+        return f"{head}: " + "; ".join(parts) + f"; every other probe is indistinguishable from the untrained " \
+                                                f"encoder ({chances})."
+    detail = "; ".join(parts) if parts else ("every strategy's encoder is indistinguishable from the untrained encoder "
+                                             "on both probes")
+    return f"{head}: no probe discriminated - {NO_DISCRIMINATION} ({detail}; {chances})."
 
 
 def honest_summary(results: Dict[str, Any], summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS,

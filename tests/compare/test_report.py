@@ -67,8 +67,13 @@ def test_summary_pairs_by_seed_and_says_what_the_intervals_allow():
                             "budget (add random:0.9 to the strategies).")
     assert sentences[2].startswith("Probes (k-NN and linear, digit labels; chance 0.12; untrained encoder: k-NN probe "
                                    "0.110 ± 0.025")
-    assert sentences[2].endswith("every strategy's encoder is indistinguishable from the untrained encoder on both "
-                                 "probes.")
+    assert sentences[2].endswith(": no probe discriminated - at this budget the probes do not tell a pretrained "
+                                 "encoder from an untrained one, so they do not rank the strategies (every "
+                                 "strategy's encoder is indistinguishable from the untrained encoder on both probes; "
+                                 "with 6 paired comparisons at 95%, about 0.3 are expected to come out better or "
+                                 "worse by chance alone).")
+    assert s["probes"]["knn_accuracy"] == dict(discriminating=[], above_untrained_only=[], comparisons=3,
+                                               discriminates=False)
 
 
 def test_table_groups_marks_and_differences():
@@ -89,7 +94,9 @@ def test_table_groups_marks_and_differences():
     assert lines[6].startswith("| tube_0.9 | 8 / 64 | 0.5500 ± 0.0000 |") and "**" not in lines[6]
     assert lines[7] == "| untrained encoder (same seeds) | | | | | | | 0.110 ± 0.025 | 0.100 ± 0.003 | | | | |"
     assert lines[8] == "| chance (most frequent class) | | | | | | | 0.120 | 0.120 | | | | |"
-    assert lines[10].startswith("Cells: mean ± half-width of the 95% interval over 3 seeds (Student t, 2 degrees of "
+    assert lines[9] == ("| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | no | no "
+                        "| | | | |")
+    assert lines[11].startswith("Cells: mean ± half-width of the 95% interval over 3 seeds (Student t, 2 degrees of "
                                 "freedom;")
     md = "\n".join(lines)
     assert ("| strategy | reference | Δ held-out loss on the same random masks | Δ foreground allocation | "
@@ -110,6 +117,34 @@ def test_one_seed_marks_nothing_and_says_so():
             "random masks +0.1000, foreground allocation +1.00, k-NN probe -0.500, linear probe -0.500, step time "
             "+0.0 ms.") in md
     assert "with one seed no probe can be told from the untrained encoder's noise." in md
+    assert "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | n/a | n/a |" in md
+
+
+def test_a_probe_discriminates_only_above_both_the_untrained_encoder_and_chance():
+    """Paired by seed against the untrained encoder (k-NN 0.10, 0.11, 0.12; chance 0.12): adaptive is far above
+    both; random is above the untrained encoder in every seed but its interval reaches below chance (an
+    untrained encoder below chance is the probe's noise); tube is below the untrained encoder."""
+    results, untrained = three_seeds()
+    for s, r in enumerate(results["adaptive_0.95"]["runs"]):
+        r["probe"] = dict(r["probe"], knn_accuracy=0.60 + 0.01 * s)
+    for s, r in enumerate(results["random_0.95"]["runs"]):
+        r["probe"] = dict(r["probe"], knn_accuracy=0.115 + 0.01 * s + (0.002 if s == 1 else 0.0))
+    for s, r in enumerate(results["tube_0.9"]["runs"]):
+        r["probe"] = dict(r["probe"], knn_accuracy=0.05 + 0.01 * s)
+    s = results_summary(results, untrained=untrained)
+    assert s["probes"]["knn_accuracy"] == dict(discriminating=["adaptive_0.95"], above_untrained_only=["random_0.95"],
+                                               comparisons=3, discriminates=True)
+    assert s["probes"]["linear_accuracy"]["discriminates"] is False
+    sentence = s["sentences"][-1]
+    assert ("above both the untrained encoder and chance beyond noise: adaptive_0.95 on the k-NN probe (+0.500 "
+            "[+0.496, +0.504]); above the untrained encoder but not above chance (a probe's noise near chance, not "
+            "learning): random_0.95 on the k-NN probe (+0.016 [") in sentence
+    assert "; below the untrained encoder: tube_0.9 on the k-NN probe (-0.050 [" in sentence
+    assert sentence.endswith("every other probe is indistinguishable from the untrained encoder (with 6 paired "
+                             "comparisons at 95%, about 0.3 are expected to come out better or worse by chance alone).")
+    md = markdown_table(results, untrained)
+    assert "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | yes: adaptive_0.95 | " \
+           "no |" in md
 
 
 def test_the_metric_table_drives_table_summary_and_legend():
