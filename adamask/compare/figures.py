@@ -24,10 +24,22 @@ import numpy as np
 from .animation import write_animation
 from .config import CompareConfig
 from .data import ClipSet
-from .drawing import CELL_IN, DIM, DPI, LABEL_IN, PLOT_DPI, TITLE_IN, clip_panels, grid_size, in_context, panels_figure  # noqa: F401 (re-exported)
+from .drawing import (  # noqa: F401 (re-exported)
+    CELL_IN,
+    DIM,
+    DPI,
+    LABEL_IN,
+    PLOT_DPI,
+    TITLE_IN,
+    clip_panels,
+    grid_size,
+    in_context,
+    panels_figure,
+)
 from .plots import (  # noqa: F401 (re-exported)
     ALLOCATION_SIZE,
     CURVES_SIZE,
+    PRESET_CURVES_SIZE,
     SUMMARY_SIZE,
     allocation_curves_figure,
     learning_curves_figure,

@@ -18,12 +18,13 @@ from .drawing import PLOT_DPI, pyplot, save_png
 from .stats import interval
 from .verdicts import runs_of
 
-__all__ = ["CURVES_SIZE", "SUMMARY_SIZE", "ALLOCATION_SIZE", "learning_curves_figure", "summary_figure",
-           "allocation_curves_figure", "preset_curves_figure", "mean_curve"]
+__all__ = ["CURVES_SIZE", "SUMMARY_SIZE", "ALLOCATION_SIZE", "PRESET_CURVES_SIZE", "learning_curves_figure",
+           "summary_figure", "allocation_curves_figure", "preset_curves_figure", "mean_curve"]
 
 CURVES_SIZE = (11.0, 3.4)
 SUMMARY_SIZE = (10.0, 3.4)
 ALLOCATION_SIZE = (10.0, 3.6)
+PRESET_CURVES_SIZE = (14.0, 3.8)
 
 
 def _smooth(x: Sequence[Optional[float]], k: int) -> np.ndarray:
@@ -156,17 +157,30 @@ def allocation_curves_figure(results: Dict[str, Any], path: os.PathLike) -> Path
 
 def preset_curves_figure(runs: Dict[str, Dict[str, Any]], path: os.PathLike,
                          strategies: Optional[Sequence[str]] = None) -> Path:
-    """Allocation against the step of several comparison runs side by side: ``runs`` maps a name (e.g. the
-    preset) to its results.json dict; one line per run and learned strategy (``strategies``: these labels
-    only), as in `allocation_curves_figure`. Size: ALLOCATION_SIZE * PLOT_DPI."""
+    """Several comparison runs side by side (e.g. one per preset): ``runs`` maps a name to its results.json
+    dict; per run and learned strategy (``strategies``: these labels only) the held-out reconstruction loss
+    under its own masks (each run's own target), the foreground allocation of its sampled masks and the
+    expected allocation of its probabilities against the step, as in `allocation_curves_figure`.
+    Size: PRESET_CURVES_SIZE * PLOT_DPI."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=ALLOCATION_SIZE, dpi=PLOT_DPI)
+    fig, axes = plt.subplots(1, 3, figsize=PRESET_CURVES_SIZE, dpi=PLOT_DPI)
     i = 0
     for name, res in runs.items():
+        target = "normalised" if res.get("config", {}).get("pixel_loss") == "normalized" else "raw"
         for label, entry in res["strategies"].items():
             if _learned(entry) and (strategies is None or label in strategies):
-                _allocation_lines(axes[0], axes[1], f"{name}: {label}", entry, f"C{i % 10}")
+                color = f"C{i % 10}"
+                steps, mean, low, high = mean_curve(entry, "eval_step", "eval_loss")
+                if steps:
+                    axes[0].plot(steps, mean, color=color, marker="o", ms=3, label=f"{name}: {label} ({target})")
+                    axes[0].fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
+                _allocation_lines(axes[1], axes[2], f"{name}: {label}", entry, color)
                 i += 1
-    _finish_allocation_axes(axes)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.9, wspace=0.2)
+    axes[0].set_title("held-out reconstruction loss (own masks)", fontsize=9)
+    axes[0].set_xlabel("step", fontsize=8)
+    axes[0].tick_params(labelsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    _finish_allocation_axes(axes[1:])
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.9, wspace=0.18)
     return save_png(fig, path)
