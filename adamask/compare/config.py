@@ -36,7 +36,7 @@ __all__ = [
 # equal-budget controls: every method at its own ratio, and random (the reference of each budget) and tube at
 # the ratio of the learned and content-aware strategies
 DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
-                      "adaptive:0.95")
+                      "adaptive:0.95", "error_predictor:0.95")
 PROBE_LABELS = ("digit", "direction")
 
 # fields added after the first release: left out of a run's identity while at their default, so that run

@@ -151,13 +151,13 @@ def _add_compare(sub: Any) -> None:
                                    "strategy, then write results.json, results.md, checkpoints and PNG figures into "
                                    "the run folder. Rerunning the same command resumes an interrupted run. Exit "
                                    "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
-                                   "(7 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+                                   "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
                                    "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
                                    "CPU that another job shares.")
     c.add_argument("--strategies", nargs="+", default=None, metavar="NAME[:RATIO]",
                    help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
-                        "motion:0.95 adaptive:0.95; rows are grouped by mask ratio, random at each ratio is the "
-                        "reference); any registered name works (adamask list)")
+                        "motion:0.95 adaptive:0.95 error_predictor:0.95; rows are grouped by mask ratio, random at "
+                        "each ratio is the reference); any registered name works (adamask list)")
     c.add_argument("--out", default=None, help="run folder (default runs/compare, runs/quick with --quick)")
     c.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds (for tests)")
     _add_data_options(c)

@@ -42,7 +42,7 @@ def test_the_default_budget_and_threads():
 
     cfg = CompareConfig()
     assert DEFAULT_STRATEGIES == ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
-                                  "adaptive:0.95")
+                                  "adaptive:0.95", "error_predictor:0.95")
     assert (cfg.img_size, cfg.num_frames, cfg.tubelet, cfg.steps, cfg.seeds, cfg.threads) == (32, 16, (2, 8, 8), 150,
                                                                                               3, 1)
     assert _parsed("--threads", "0").threads == 0 and "threads" not in cfg.identity()
