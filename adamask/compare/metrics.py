@@ -258,6 +258,10 @@ class Metric:
             return next((c for c in cells if c != "n/a"), "n/a")
         return self.format_interval(self.stats(runs))
 
+    def negligible(self) -> float:
+        """Half a unit of the cell's last digit: a difference smaller than this does not show in the table."""
+        return 0.5 * 10.0 ** -self.digits / self.scale
+
     def describe(self, **words: Any) -> str:
         """How the summary names this metric."""
         return (self.words or self.header).format(**words)

@@ -15,8 +15,9 @@ __all__ = ["results_summary", "markdown_table", "legend", "differences_table"]
 BOLD_RULE = ("Cells: mean ± half-width of the 95% interval over {seeds} seeds (Student t, {dof} degree{s} of "
              "freedom; an accuracy's interval is at least as wide as its rounding to one probe clip). **Bold** = "
              "better than random at the same mask ratio (the group's reference) beyond noise: the 95% interval of "
-             "the difference paired by seed excludes 0; *italic†* = worse beyond noise; unmarked = "
-             "indistinguishable (or not compared).")
+             "the difference paired by seed excludes 0 and the difference shows at the column's precision; "
+             "*italic†* = worse beyond noise; unmarked = indistinguishable, negligible (beyond noise but below "
+             "the column's precision) or not compared.")
 ONE_SEED = ("One seed: each cell is a single value with no interval, and nothing is marked better or worse - no "
             "difference can be told from noise; run with --seeds 3 or more.")
 

@@ -17,7 +17,7 @@ T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622
          2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
          2.0518, 2.0484, 2.0452, 2.0423)
 Z_975 = 1.959964
-VERDICTS = ("better", "worse", "indistinguishable", "one seed")
+VERDICTS = ("better", "worse", "indistinguishable", "negligible", "one seed")
 
 
 def t_quantile(dof: int) -> float:
@@ -69,10 +69,12 @@ def paired_difference(values: Sequence[Any], reference: Sequence[Any],
     return interval([float(a) - float(b) for a, b in pairs], resolution, _spread=6.0)
 
 
-def verdict(diff: Dict[str, Any], better: Optional[str]) -> Optional[str]:
+def verdict(diff: Dict[str, Any], better: Optional[str], negligible: float = 0.0) -> Optional[str]:
     """What a paired difference (`paired_difference`) says for a metric where ``better`` is "lower" or
     "higher": "better" / "worse" when its 95% interval excludes 0 on that side, "indistinguishable" when it
-    contains 0, "one seed" when there is no interval (a single pair); None without pairs or direction."""
+    contains 0, "negligible" when it excludes 0 but its mean is smaller than ``negligible`` in size (a
+    difference beyond noise that the table's precision does not show), "one seed" when there is no interval
+    (a single pair); None without pairs or direction."""
     if better is None or diff.get("n", 0) == 0:
         return None
     if diff["half_width"] is None:
@@ -80,5 +82,7 @@ def verdict(diff: Dict[str, Any], better: Optional[str]) -> Optional[str]:
     low, high = diff["low"], diff["high"]
     if low <= 0.0 <= high:
         return "indistinguishable"
+    if abs(diff["mean"]) < negligible:
+        return "negligible"
     up = low > 0.0
     return "better" if up == (better == "higher") else "worse"

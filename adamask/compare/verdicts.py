@@ -82,7 +82,7 @@ def _paired(m: Metric, runs: Sequence[Result], others: Sequence[Result]) -> Dict
     mine, theirs = _pairs(runs, others)
     steps = [s for s in (m.step(mine), m.step(theirs)) if s is not None]
     diff = paired_difference(m.values(mine), m.values(theirs), max(steps) if steps else None)
-    return dict(diff, verdict=verdict(diff, m.better))
+    return dict(diff, verdict=verdict(diff, m.better, m.negligible()))
 
 
 def _diverged(runs: Sequence[Result]) -> List[Dict[str, Any]]:
@@ -140,7 +140,7 @@ def probe_discrimination(strategies: Dict[str, Any], chance: Optional[float],
             if not vs or vs["n"] == 0:
                 continue
             n += 1
-            decided = decided or vs["verdict"] in ("better", "worse", "indistinguishable")
+            decided = decided or vs["verdict"] not in (None, "one seed")
             if vs["verdict"] != "better":
                 continue
             low = info["stats"][m.name]["low"]
@@ -169,12 +169,13 @@ def _row_sentence(label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Me
         diffs = ", ".join(f"{m.describe(**words)} {m.format_difference(vs[m.name])}" for m in keyed)
         return f"{head}: one seed gives no interval, so none of these differences can be told from noise: {diffs}."
     parts = []
-    for kind in ("better", "worse", "indistinguishable"):
+    for kind, relation in (("better", "better than"), ("worse", "worse than"),
+                           ("indistinguishable", "indistinguishable from"),
+                           ("negligible", "a negligible difference (beyond noise, below the table's precision) from")):
         ms = [m for m in keyed if vs[m.name]["verdict"] == kind]
         if ms:
             what = ", ".join(f"{m.describe(**words)} ({m.format_difference(vs[m.name])})" for m in ms)
-            relation = "from" if kind == "indistinguishable" else "than"
-            parts.append(f"{kind} {relation} random at the same budget on {what}")
+            parts.append(f"{relation} random at the same budget on {what}")
     return f"{head}: " + "; ".join(parts) + "."
 
 

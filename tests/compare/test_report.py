@@ -180,3 +180,17 @@ def test_videos_without_labels_say_why_the_probe_is_na():
     assert "| untrained encoder (same seeds) | | | | | | | n/a | n/a |" in md
     assert "Probes: n/a - no labels: put the videos in one folder per class to get a probe." in md
     assert "Probes (k-NN and linear): n/a." in md
+
+
+def test_a_negligible_difference_is_not_bold_and_is_called_negligible():
+    """Every encoder predicts the same thing on the same random masks (their losses differ by ~6e-6 in every
+    seed): beyond noise, but the table shows 4 decimals - unmarked, and the summary says negligible."""
+    rnd = [run(s, 0.214236 + 1e-6 * s, 1.0 + 0.02 * s, 0.1, False) for s in range(3)]
+    mot = [run(s, 0.214230 + 1e-6 * s, 4.0 + 0.01 * s, 0.1, False) for s in range(3)]
+    results = {"random_0.95": entry("random", 0.95, rnd), "motion_0.95": entry("motion", 0.95, mot)}
+    s = results_summary(results)
+    assert s["strategies"]["motion_0.95"]["vs_reference"]["recon_loss_random_masks"]["verdict"] == "negligible"
+    md = markdown_table(results)
+    assert "| motion_0.95 | 3 / 64 | 0.2142 ± 0.0000 | 0.2142 ± 0.0000 | 0.2142 ± 0.0000 | **4.01 ± 0.02** |" in md
+    assert ("a negligible difference (beyond noise, below the table's precision) from random at the same budget on "
+            "held-out loss on the same random masks (-0.0000 [-0.0000, -0.0000])") in s["sentences"][0]

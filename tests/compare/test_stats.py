@@ -71,3 +71,19 @@ def test_resolution_widens_seeds_that_agree_exactly():
     assert s["half_width"] == pytest.approx(4.3027 * (1 / 256 / math.sqrt(12)) / math.sqrt(3))
     # a real spread is kept as it is
     assert interval([0.1, 0.3], resolution=1 / 256)["half_width"] == interval([0.1, 0.3])["half_width"]
+
+
+def test_a_difference_beyond_noise_but_below_the_precision_shown_is_negligible():
+    """Three seeds whose paired differences are all about -6e-6 (the same random masks give nearly the same
+    loss): the interval excludes 0, but a loss shown with 4 decimals cannot show it."""
+    from adamask.compare.metrics import METRICS
+
+    diff = paired_difference([0.214230, 0.214231, 0.214229], [0.214236, 0.214237, 0.214235])
+    assert diff["high"] < 0
+    assert verdict(diff, "lower") == "better"
+    loss = next(m for m in METRICS if m.name == "recon_loss_random_masks")
+    assert loss.negligible() == pytest.approx(5e-5)
+    assert verdict(diff, "lower", loss.negligible()) == "negligible"
+    share = next(m for m in METRICS if m.name == "sampler_share")  # shown in % with no decimals
+    assert share.negligible() == pytest.approx(0.005)
+    assert verdict(dict(diff, mean=-6e-5, low=-7e-5, high=-5e-5), "lower", loss.negligible()) == "better"
