@@ -22,6 +22,7 @@ from .metrics import (
     foreground_allocation,
     mask_statistics,
     probability_allocation,
+    region_errors,
     summarize,
 )
 from .model import draw_masking, strategy_at_ratio
@@ -82,6 +83,16 @@ def _summary(values: Optional[Tensor]) -> Optional[Dict[str, float]]:
     return None if values is None else summarize(values.tolist())
 
 
+def _by_region(ev: Dict[str, Any], clips: ClipSet) -> Dict[str, Optional[float]]:
+    """The mean error of the masked foreground and background tokens of an `evaluate_reconstruction` result
+    over ``clips`` (its draws in turn), over the clips that have such tokens (None where none has)."""
+    draws = ev["errors"].shape[0] // max(1, len(clips))
+    per_clip = region_errors(ev["errors"], clips.foreground.repeat(draws, 1))
+    means = [summarize(per_clip[:, k].tolist()) for k in (0, 1)]
+    return dict(foreground=means[0]["mean"] if means[0]["n"] else None,
+                background=means[1]["mean"] if means[1]["n"] else None)
+
+
 def _rounded(values: Optional[Tensor], digits: int = 6) -> Optional[list]:
     """(M, N) float -> nested lists rounded to ``digits`` decimals, NaN as None (JSON); None stays None."""
     if values is None:
@@ -117,7 +128,8 @@ def evaluate_strategy(model: MaskedVideoAutoencoder, spec: StrategySpec, cfg: Co
         learned=is_learned(model.strategy), num_tokens=model.num_tokens, num_visible=int((~own["masks"][0]).sum()),
         grid=list(model.grid), recon_loss_own_ratio=own["loss"], common_ratio=cfg.common_ratio,
         recon_loss_common_ratio=None if common is None else common["loss"], common_ratio_note=why,
-        recon_loss_random_masks=fixed["loss"], foreground_allocation=_summary(own["allocation"]),
+        recon_loss_random_masks=fixed["loss"], masked_error=_by_region(fixed, test),
+        foreground_allocation=_summary(own["allocation"]),
         probability_allocation=_summary(own["probability_allocation"]),
         probe=probe(model, ptrain, ptest, device, cfg.knn_k, cfg.seed),
         mask_statistics=mask_statistics(own["masks"], model.grid),

@@ -30,6 +30,7 @@ from .stats import interval
 __all__ = [
     "foreground_allocation",
     "probability_allocation",
+    "region_errors",
     "mask_statistics",
     "knn_probe",
     "linear_probe",
@@ -78,6 +79,27 @@ def foreground_allocation(mask: Tensor, foreground: Tensor) -> Tensor:
     share_all = g.mean(1)
     out = share_visible / share_all
     return torch.where(share_all > 0, out, torch.full_like(out, float("nan")))
+
+
+def region_errors(errors: Tensor, foreground: Tensor) -> Tensor:
+    """Mean reconstruction error of the masked tokens on the foreground and on the background, per clip.
+
+    errors: (B, N) float, each masked token's error, NaN where visible. foreground: (B, N) bool, or float
+    weights >= 0 (motion energy: scaled to [0, 1] by each clip's largest, a token counting as foreground by its
+    weight and as background by the rest). Returns (B, 2) float32 (foreground, background); NaN where a clip
+    has no masked token of that kind. The sampler's REINFORCE signal follows the difference of the two.
+    """
+    if not isinstance(errors, Tensor) or errors.dim() != 2:
+        raise TypeError(f"errors must be a (B, N) float tensor, got {getattr(errors, 'shape', type(errors).__name__)}")
+    g = _check_foreground(foreground, errors.shape)
+    g = g / g.amax(1, keepdim=True).clamp_min(1e-12)
+    masked = torch.isfinite(errors).float()
+    e = torch.nan_to_num(errors.float(), nan=0.0)
+    out = []
+    for w in (g * masked, (1.0 - g) * masked):
+        total = w.sum(1)
+        out.append(torch.where(total > 0, (e * w).sum(1) / total.clamp_min(1e-12), float("nan")))
+    return torch.stack(out, 1)
 
 
 def probability_allocation(probs: Tensor, foreground: Tensor) -> Tensor:
@@ -312,4 +334,10 @@ METRICS: Sequence[Metric] = (
     Metric("peak_mb", "peak MB", at("memory", "peak_mb"), "lower", digits=1,
            legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward)."),
     Metric("spatial_coverage", "spatial coverage", at("mask_statistics", "spatial_coverage"), digits=2),
+    Metric("error_foreground", "masked error fg, same random masks", at("masked_error", "foreground"), digits=3),
+    Metric("error_background", "masked error bg, same random masks", at("masked_error", "background"), digits=3,
+           legend="Masked error fg / bg: the mean error of the masked foreground tokens and of the masked background "
+                  "tokens under the same random masks; the learned samplers follow their difference (equal errors "
+                  "give them nothing to follow, a background error near 0 means only the background is "
+                  "reconstructed)."),
 )

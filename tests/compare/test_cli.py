@@ -37,6 +37,7 @@ def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
         assert (out / "strategies" / f"{label}.json").is_file() and (out / r["checkpoint"]).is_file()
         assert r["num_tokens"] == 64 and r["grid"] == [4, 4, 4] and r["steps"] == 6
         assert math.isfinite(r["recon_loss_own_ratio"]) and r["recon_loss_own_ratio"] > 0
+        assert set(r["masked_error"]) == {"foreground", "background"} and min(r["masked_error"].values()) > 0
         assert math.isfinite(r["recon_loss_common_ratio"]) and r["common_ratio"] == 0.9
         assert math.isfinite(r["recon_loss_random_masks"])
         fa = r["foreground_allocation"]

@@ -86,6 +86,6 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
     assert res["summary"]["strategies"]["random_0.5"]["stats"]["mean_visible"]["mean"] == 32.0
     assert json.loads((out / "strategies" / "toy_learned_test_0.5.json").read_text())["mean_visible"] == 32.0
     md = (out / "results.md").read_text()
-    assert md.splitlines()[0].endswith("| spatial coverage | mean visible |")
+    assert md.splitlines()[0].endswith("| masked error bg, same random masks | mean visible |")
     assert "| toy_learned_test_0.5 | 32 / 64 |" in md and md.count("| 32.0 |") == 2
     assert "**toy_learned_test_0.5** vs random_0.5 (32 vs 32 of 64 tokens visible, 1 seed;" in md
