@@ -177,9 +177,11 @@ def _add_compare(sub: Any) -> None:
 
 
 def _add_visualize(sub: Any) -> None:
-    v = sub.add_parser("visualize", help="probability map and sampled mask of a trained strategy on a video",
-                       description="Render the probability map and a sampled mask of a checkpoint's strategy on "
-                                   "any video file, as PNG (and GIF / MP4 if asked).")
+    v = sub.add_parser("visualize", help="probability map, error map and sampled mask of a trained strategy on a video",
+                       description="Render, for a checkpoint's strategy on any video file, the frames, its probability "
+                                   "map, the reconstruction error of the masked tokens and a sampled mask side by "
+                                   "side (AdaMAE's Fig. 3), as PNG (and GIF / MP4 if asked). Frames of another aspect "
+                                   "ratio are shown whole, the centre crop the model sees outlined.")
     v.add_argument("video", help="a video file (mp4, avi, webm, ...)")
     v.add_argument("--checkpoint", required=True, help="a checkpoint from adamask compare (checkpoints/<label>.pt)")
     v.add_argument("--out", default=None, help="PNG path (default <video name>_<strategy>.png)")
