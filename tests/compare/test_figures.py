@@ -7,9 +7,18 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from adamask.compare.figures import (CURVES_SIZE, DIM, PLOT_DPI, SUMMARY_SIZE, clip_panels,  # noqa: E402
-                                     learning_curves_figure, masks_figure, masks_figure_size, summary_figure,
-                                     write_animation)
+from adamask.compare.figures import (  # noqa: E402
+    CURVES_SIZE,
+    DIM,
+    PLOT_DPI,
+    SUMMARY_SIZE,
+    clip_panels,
+    learning_curves_figure,
+    masks_figure,
+    masks_figure_size,
+    summary_figure,
+    write_animation,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
