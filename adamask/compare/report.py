@@ -126,6 +126,10 @@ def differences_table(summary: Dict[str, Any], metrics: Sequence[Metric] = METRI
              "|" + "---|" * (2 + len(keyed))]
     for label, v in rows:
         lines.append(_row([label, v["reference"]] + [_diff_cell(m, v["vs_reference"][m.name]) for m in keyed]))
+    n = sum(d.get("verdict") not in (None, "one seed") for _, v in rows for d in v["vs_reference"].values())
+    if n:
+        lines += ["", f"The table marks {n} paired comparisons at 95%: about {n / 20:.1f} of them are expected to come "
+                      f"out better or worse by chance alone, so weigh a single mark with that in mind."]
     return lines
 
 

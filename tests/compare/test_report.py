@@ -104,6 +104,9 @@ def test_table_groups_marks_and_differences():
             "Δ k-NN probe "
             "| Δ linear probe | Δ step time |") in md
     assert "| adaptive_0.95 | random_0.95 | *+0.1000 [+0.1000, +0.1000]†* | **+2.03 [+1.96, +2.10]** |" in md
+    # adaptive against random on the 6 compared columns (tube has no reference)
+    assert ("The table marks 6 paired comparisons at 95%: about 0.3 of them are expected to come out better or worse "
+            "by chance alone") in md
 
 
 def test_one_seed_marks_nothing_and_says_so():
@@ -118,6 +121,7 @@ def test_one_seed_marks_nothing_and_says_so():
             "random masks +0.1000, foreground allocation +1.00, k-NN probe -0.500, linear probe -0.500, step time "
             "+0.0 ms.") in md
     assert "with one seed no probe can be told from the untrained encoder's noise." in md
+    assert "paired comparisons at 95%" not in md  # one seed: nothing was compared
     assert "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | n/a | n/a |" in md
 
 
