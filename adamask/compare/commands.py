@@ -49,7 +49,7 @@ def strategy_table() -> str:
         info = strategy_info(name)
         rows.append((name, f"{info.default_ratio:g}", "yes" if info.learned else "no", info.needs))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -75,11 +75,12 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
-    from .data import motion_energy, normalize_video, read_video
+    from .data import ClipSet, motion_energy
+    from .evaluate import evaluate_reconstruction
     from .figures import masks_figure, write_animation
-    from .metrics import foreground_allocation
-    from .model import draw_masking, load_checkpoint
+    from .model import load_checkpoint
     from .preflight import check_device
+    from .videos import centre_crop, crop_box, read_video
 
     device = check_device(args.device or "cpu")
     out = Path(args.out) if args.out else None
@@ -89,23 +90,25 @@ def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if ck.get("diverged_at_step") is not None:
         raise UserError(f"{args.checkpoint}: its strategy diverged at training step {ck['diverged_at_step']} (a "
                         f"non-finite loss); there is nothing to visualise - train it again with a lower --lr")
-    mc = ck["model_config"]
+    size = ck["model_config"]["img_size"]
     with user_input():
-        clip = read_video(args.video, num_frames=mc["num_frames"], stride=args.stride, img_size=mc["img_size"])[0]
+        full = read_video(args.video, num_frames=ck["model_config"]["num_frames"], stride=args.stride, img_size=size,
+                          crop=False)[0]
+    clip = centre_crop(full, size)
     label = ck["strategy"]["name"] + f"_{ck['strategy']['mask_ratio']:g}"
     out = out or Path(f"{Path(args.video).stem}_{label}.png")
-    gen = torch.Generator(device=device).manual_seed(args.seed or 0)
-    with torch.no_grad():
-        video = normalize_video(clip[None]).to(device)
-        masking = draw_masking(model, video, model.tokenize(video), gen)
-    mask = masking.mask[0].cpu().numpy()
-    probs = None if masking.probs is None else masking.probs[0].float().cpu().numpy()
-    energy = motion_energy(clip, model.tubelet)
-    alloc = float(foreground_allocation(masking.mask.cpu(), energy[None])[0])
-    written = [masks_figure(clip.numpy(), model.grid, model.tubelet, [("sampled mask", mask)], out,
-                            probs=probs, title=f"{Path(args.video).name} - {label} "
-                                               f"(motion-energy allocation {alloc:.2f})",
-                            prob_label=f"{label}:\nP(visible)")]
+    one = ClipSet(clip[None], motion_energy(clip, model.tubelet)[None], torch.tensor([-1]), [str(args.video)], [])
+    ev = evaluate_reconstruction(model, None, one, device, seed=args.seed or 0)
+    mask = ev["masks"][0].numpy()
+    probs = None if ev["probs"] is None else ev["probs"][0].float().numpy()
+    alloc = float(ev["allocation"][0])
+    h, w = full.shape[-2:]
+    context = None if h == w else (full.numpy(), crop_box(h, w, size))
+    seen = "" if context is None else f"; the model sees the outlined centre {size}x{size} crop"
+    written = [masks_figure(clip.numpy(), model.grid, model.tubelet, [("sampled mask", mask)], out, probs=probs,
+                            title=f"{Path(args.video).name} - {label} (motion-energy allocation {alloc:.2f}{seen})",
+                            prob_label=f"{label}:\nP(visible)", context=context,
+                            maps=[("reconstruction error\n(its masked tokens)", "errors", ev["errors"][0].numpy())])]
     for flag, ext in ((args.gif, ".gif"), (args.mp4, ".mp4")):
         if flag:
             written.append(write_animation(clip.numpy(), model.grid, model.tubelet, out.with_suffix(ext), probs=probs,

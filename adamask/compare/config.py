@@ -4,7 +4,7 @@ setting (`CompareConfig`, saved as config.json); the presets and the ``--sampler
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
@@ -24,6 +24,7 @@ from .options import PRESETS, SAMPLER_OPTIONS, parse_sampler_options
 
 __all__ = [
     "DEFAULT_STRATEGIES",
+    "PROBE_LABELS",
     "PRESETS",
     "SAMPLER_OPTIONS",
     "StrategySpec",
@@ -32,12 +33,17 @@ __all__ = [
     "parse_sampler_options",
 ]
 
-DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "adaptive:0.95")
+# equal-budget controls: every method at its own ratio, and random (the reference of each budget) and tube at
+# the ratio of the learned and content-aware strategies
+DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
+                      "adaptive:0.95", "error_predictor:0.95")
+PROBE_LABELS = ("digit", "direction")
 
 # fields added after the first release: left out of a run's identity while at their default, so that run
 # folders and checkpoints of earlier versions still resume
 _OPTIONAL_IDENTITY: Dict[str, Any] = dict(ratio_schedule=None, decoder_masking=None, sampling_entropy_weight=0.0,
-                                          held_out=[])
+                                          held_out=[], probe_label="digit", probe_train_clips=256,
+                                          probe_test_clips=256)
 MAX_SEED = 2**32 - 1
 
 
@@ -51,6 +57,11 @@ class StrategySpec:
     @property
     def label(self) -> str:
         return f"{self.name}_{self.mask_ratio:g}"
+
+    def stem(self, replicate: int = 0) -> str:
+        """The file name (without suffix) of this strategy's run with seed ``--seed + replicate``: the label for
+        the first seed (as a single-seed run names it), ``<label>_seed<replicate>`` for the others."""
+        return self.label if replicate == 0 else f"{self.label}_seed{replicate}"
 
 
 def parse_strategy(spec: str) -> StrategySpec:
@@ -79,12 +90,12 @@ class CompareConfig:
     strategies: List[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     out: str = "runs/compare"
     size: str = "tiny"
-    img_size: int = 64
+    img_size: int = 32
     num_frames: int = 16
     tubelet: Tuple[int, int, int] = (2, 8, 8)
     model_overrides: Dict[str, Any] = field(default_factory=dict)
     masking_options: Dict[str, Any] = field(default_factory=dict)
-    steps: int = 200
+    steps: int = 150
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -107,7 +118,12 @@ class CompareConfig:
     clips_per_video: int = 4
     figure_clips: int = 3
     seed: int = 0
+    seeds: int = 3  # runs per strategy, with seeds seed, seed + 1, ...: the same for every strategy
+    probe_label: str = "digit"  # the embedded data's probe label: "digit" (10 classes) or "direction" (8)
+    probe_train_clips: int = 256  # embedded clips the probes are fitted on (none of them trained on)
+    probe_test_clips: int = 256  # embedded clips the probes are scored on
     device: str = "cpu"
+    threads: int = 1  # torch's CPU threads during the run (0: torch's default)
     checkpoint_every: int = 100
     ratio_schedule: Optional[str] = None  # "START:END[:KIND[:STEPS]]" applied to every strategy during training
     decoder_masking: Optional[str] = None  # "NAME[:RATIO]", e.g. "running_cell:0.5"
@@ -117,9 +133,10 @@ class CompareConfig:
     @classmethod
     def quick(cls, **kw: Any) -> "CompareConfig":
         """A few-second configuration for tests: 32x32 px, 8 frames, a 1-layer 32-wide model, 6 steps."""
-        base = dict(size="nano", img_size=32, num_frames=8, tubelet=(2, 8, 8), steps=6, batch_size=4,
-                    warmup_steps=2, train_clips=16, test_clips=8, eval_draws=1, eval_points=2, knn_k=3,
-                    figure_clips=2, checkpoint_every=3, clips_per_video=2)
+        base: Dict[str, Any] = dict(
+            size="nano", img_size=32, num_frames=8, tubelet=(2, 8, 8), steps=6, batch_size=4, warmup_steps=2,
+            train_clips=16, test_clips=8, eval_draws=1, eval_points=2, knn_k=3, figure_clips=2, checkpoint_every=3,
+            clips_per_video=2, seeds=1, probe_train_clips=16, probe_test_clips=8)
         base.update(kw)
         return cls(**base)
 
@@ -137,9 +154,10 @@ class CompareConfig:
             raise ValueError(f"strategies list repeats a strategy: {self.strategies}")
         check_choice(self.size, tuple(sorted(MAE_CONFIGS)), "size")
         for name in ("steps", "batch_size", "train_clips", "test_clips", "eval_draws", "eval_points", "knn_k",
-                     "stride", "clips_per_video", "img_size", "num_frames", "checkpoint_every", "figure_clips"):
+                     "stride", "clips_per_video", "img_size", "num_frames", "checkpoint_every", "figure_clips", "seeds",
+                     "probe_train_clips", "probe_test_clips"):
             check_positive_int(getattr(self, name), name)
-        for name, high in (("warmup_steps", None), ("seed", MAX_SEED)):
+        for name, high in (("warmup_steps", None), ("seed", MAX_SEED - self.seeds + 1), ("threads", None)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (high and value > high):
                 raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
@@ -162,6 +180,15 @@ class CompareConfig:
         self.decoder_spec()
         if self.held_out and not self.videos:
             raise ValueError(f"held_out names videos to hold out; it needs videos, got held_out={self.held_out}")
+        check_choice(self.probe_label, PROBE_LABELS, "probe_label")
+        if self.videos and self.probe_label != "digit":
+            raise ValueError(f"probe_label {self.probe_label!r} is a label of the embedded data; with videos the "
+                             f"probe labels are their class folders (one folder per class)")
+
+    def for_seed(self, replicate: int) -> "CompareConfig":
+        """The configuration of the ``replicate``-th run of each strategy: seed ``seed + replicate`` (model
+        initialisation, batch order, mask draws); the clips stay those of ``seed``."""
+        return replace(self, seed=self.seed + replicate, seeds=1)
 
     def schedule(self) -> Optional[RatioSchedule]:
         """The mask-ratio schedule of the training (None: each strategy's own ratio throughout)."""
@@ -201,7 +228,7 @@ class CompareConfig:
     def identity(self) -> Dict[str, Any]:
         """The fields a resumed run must share with the run it continues."""
         d = asdict(self)
-        for k in ("out", "device", "strategies", "checkpoint_every", "figure_clips"):
+        for k in ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds"):
             d.pop(k)
         for k, default in _OPTIONAL_IDENTITY.items():
             if d[k] == default:

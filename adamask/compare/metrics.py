@@ -1,13 +1,15 @@
 """Metrics for comparing masking strategies: foreground allocation, mask statistics and frozen-feature
-probes, and `METRICS`, the table of what the comparison reports.
+probes (`adamask.compare.probes`, re-exported here), and `METRICS`, the table of what the comparison reports.
 
 Mask convention: (B, N) bool, True = masked; tokens in (t, h, w) order over the grid (T', H', W').
 These run at reporting time (host syncs are fine here), never inside the masking path.
 
-`METRICS` drives the results: each `Metric` row says how a strategy's value is read from its result dict
-(or computed after training), whether lower or higher is better, the column's header, format and legend.
-results.json's summary (the best strategy per metric), the markdown table and its legend all come from it,
-so a new metric is one function (``compute``) and one row.
+`METRICS` drives the results: each `Metric` row says how one run's value is read from its result dict (or
+computed after training), whether lower or higher is better, the column's header, format and legend, and
+whether the honest summary names it. Over the seeds of a strategy every value becomes a mean with a 95%
+interval, compared with the reference of its budget (random at the same ratio) pairwise by seed; the
+markdown table, its legend, its paired differences and the summary all come from it, so a new metric is
+one function (``compute``) and one row.
 """
 from __future__ import annotations
 
@@ -16,17 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..mae import MaskedVideoAutoencoder
-from ..validation import check_choice, check_positive_int
+from ..validation import check_choice
 from .config import CompareConfig, StrategySpec
 from .data import ClipSet
+from .probes import knn_probe, linear_probe
+from .stats import interval
 
 __all__ = [
     "foreground_allocation",
     "probability_allocation",
+    "region_errors",
     "mask_statistics",
     "knn_probe",
     "linear_probe",
@@ -77,6 +81,27 @@ def foreground_allocation(mask: Tensor, foreground: Tensor) -> Tensor:
     return torch.where(share_all > 0, out, torch.full_like(out, float("nan")))
 
 
+def region_errors(errors: Tensor, foreground: Tensor) -> Tensor:
+    """Mean reconstruction error of the masked tokens on the foreground and on the background, per clip.
+
+    errors: (B, N) float, each masked token's error, NaN where visible. foreground: (B, N) bool, or float
+    weights >= 0 (motion energy: scaled to [0, 1] by each clip's largest, a token counting as foreground by its
+    weight and as background by the rest). Returns (B, 2) float32 (foreground, background); NaN where a clip
+    has no masked token of that kind. The sampler's REINFORCE signal follows the difference of the two.
+    """
+    if not isinstance(errors, Tensor) or errors.dim() != 2:
+        raise TypeError(f"errors must be a (B, N) float tensor, got {getattr(errors, 'shape', type(errors).__name__)}")
+    g = _check_foreground(foreground, errors.shape)
+    g = g / g.amax(1, keepdim=True).clamp_min(1e-12)
+    masked = torch.isfinite(errors).float()
+    e = torch.nan_to_num(errors.float(), nan=0.0)
+    out = []
+    for w in (g * masked, (1.0 - g) * masked):
+        total = w.sum(1)
+        out.append(torch.where(total > 0, (e * w).sum(1) / total.clamp_min(1e-12), float("nan")))
+    return torch.stack(out, 1)
+
+
 def probability_allocation(probs: Tensor, foreground: Tensor) -> Tensor:
     """Expected allocation of one draw from ``probs`` (B, N): N * sum_i p_i g_i / sum_i g_i, (B,) float32
     (1.0 for uniform probabilities, NaN for clips with no foreground)."""
@@ -112,76 +137,6 @@ def mask_statistics(mask: Tensor, grid: Sequence[int]) -> Dict[str, object]:
         visible_fraction=float(vis.mean()),
         visible_per_slice_std=float(per_slice.std(1, unbiased=False).mean()),
     )
-
-
-def _check_probe_inputs(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> None:
-    for name, x in (("train_features", train_x), ("test_features", test_x)):
-        if not isinstance(x, Tensor) or x.dim() != 2:
-            raise TypeError(f"{name} must be a (M, D) float tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    for name, y, x in (("train_labels", train_y, train_x), ("test_labels", test_y, test_x)):
-        if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"{name} must be a (M,) int tensor matching its features, got "
-                             f"{getattr(y, 'shape', type(y).__name__)}")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
-
-
-def knn_probe(train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
-              k: int = 10) -> float:
-    """k-NN accuracy (cosine similarity, majority vote with similarity weights) of frozen features (M, D)."""
-    _check_probe_inputs(train_features, train_labels, test_features, test_labels)
-    check_positive_int(k, "k")
-    a = F.normalize(train_features.float(), dim=1)
-    b = F.normalize(test_features.float(), dim=1)
-    sim = b @ a.T
-    k = min(k, a.shape[0])
-    top, idx = sim.topk(k, dim=1)
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    votes = torch.zeros(b.shape[0], num_classes).scatter_add_(1, train_labels[idx], (top + 1).clamp_min(0))
-    return float((votes.argmax(1) == test_labels).float().mean())
-
-
-def linear_probe(train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
-                 weight_decay: float = 1e-3, steps: int = 100, seed: int = 0) -> float:
-    """Accuracy of a multinomial logistic regression (L2 = weight_decay) on standardised frozen features (M, D);
-    scikit-learn's L-BFGS solver when installed, else torch's; deterministic."""
-    _check_probe_inputs(train_features, train_labels, test_features, test_labels)
-    x, xt = train_features.double(), test_features.double()
-    mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
-    x, xt = (x - mu) / sd, (xt - mu) / sd
-    try:
-        from sklearn.linear_model import LogisticRegression
-    except ImportError:
-        return _torch_linear_probe(x.float(), train_labels, xt.float(), test_labels, weight_decay, steps, seed)
-    if len(set(train_labels.tolist())) < 2:
-        return float((test_labels == train_labels[0]).double().mean())
-    clf = LogisticRegression(C=1.0 / (2 * weight_decay * len(x)), max_iter=max(steps, 100), random_state=seed)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings at tiny budgets
-        clf.fit(x.numpy(), train_labels.numpy())
-    return float((torch.from_numpy(clf.predict(xt.numpy())) == test_labels).double().mean())
-
-
-def _torch_linear_probe(x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, weight_decay: float, steps: int,
-                        seed: int) -> float:
-    num_classes = int(max(y.max(), yt.max())) + 1
-    g = torch.Generator().manual_seed(seed)
-    w = (torch.randn(x.shape[1], num_classes, generator=g) * 0.01).requires_grad_(True)
-    bias = torch.zeros(num_classes, requires_grad=True)
-    opt = torch.optim.LBFGS([w, bias], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ w + bias, y) + weight_decay * w.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        return float(((xt @ w + bias).argmax(1) == yt).float().mean())
 
 
 def summarize(values: List[float]) -> Dict[str, float]:
@@ -241,10 +196,16 @@ class Metric:
     name: its key in the summary (and in the result dict, for a computed metric).
     header: the column header; ``legend``: its sentence under the table (both may use {common_ratio} and
         {target}, the reconstruction target's name).
-    read: result dict -> value (default: result[name]); ``better``: "lower", "higher" or None (not ranked:
-        never bold, not in the summary).
-    digits: decimals of the cell; ``text``: result dict -> cell text, instead of the value with ``digits``.
-    untrained: also shown for the untrained encoder, whose result holds only "probe".
+    read: result dict of one run -> value (default: result[name]); ``better``: "lower", "higher" or None (not
+        compared: never bold, not in the summary).
+    digits, scale, unit: a value v shows as ``v * scale`` with ``digits`` decimals and ``unit``; over several
+        seeds as "mean ± half-width of the 95% interval".
+    text: result dict -> cell text, instead of the value (a column that is the same for every seed, shown
+        from the first run).
+    untrained: also shown for the untrained encoder, whose result holds only "probe" (and compared with it).
+    key: named in the honest summary, as ``words`` (default: the header).
+    resolution: result dict -> the step of a discrete value (an accuracy on M clips: 1 / M) or None; widens
+        the intervals of seeds that agree exactly (`adamask.compare.stats.interval`).
     compute: MetricContext -> value, stored as result[name] after training (None: the value is already in
         the result dict).
     """
@@ -258,6 +219,11 @@ class Metric:
     legend: str = ""
     untrained: bool = False
     compute: Optional[Callable[[MetricContext], Any]] = None
+    key: bool = False
+    words: str = ""
+    scale: float = 1.0
+    unit: str = ""
+    resolution: Optional[Callable[[Result], Optional[float]]] = None
 
     def __post_init__(self) -> None:
         check_choice(self.better, (None, "lower", "higher"), f"better of metric {self.name!r}")
@@ -267,8 +233,60 @@ class Metric:
     def value(self, result: Result) -> Any:
         return self.read(result)
 
+    def values(self, runs: Sequence[Result]) -> List[Any]:
+        """The value of each run (one per seed; None where missing)."""
+        return [self.value(r) for r in runs]
+
+    def step(self, runs: Sequence[Result]) -> Optional[float]:
+        """The coarsest resolution of the runs' values (None for a continuous metric)."""
+        steps = [s for s in (self.resolution(r) for r in runs) if is_number(s)] if self.resolution else []
+        return max(steps) if steps else None
+
+    def stats(self, runs: Sequence[Result]) -> Dict[str, Any]:
+        """Mean and 95% interval of the runs' values (`adamask.compare.stats.interval`)."""
+        return interval(self.values(runs), self.step(runs))
+
+    def format(self, value: Any, sign: bool = False, unit: bool = True) -> str:
+        """A value as the column shows it ("n/a" if it is not a number); ``sign``: always with + or -;
+        ``unit``: followed by the unit."""
+        if not is_number(value):
+            return "n/a"
+        return f"{value * self.scale:{'+' if sign else ''}.{self.digits}f}{self.unit if unit else ''}"
+
+    def format_interval(self, stats: Dict[str, Any], sign: bool = False) -> str:
+        """`adamask.compare.stats.interval` output as "mean ± half-width" (the mean alone without an interval)."""
+        if stats.get("half_width") is None:
+            return self.format(stats.get("mean"), sign)
+        hw = f"{stats['half_width'] * self.scale:.{self.digits}f}"
+        return f"{self.format(stats['mean'], sign, unit=False)} ± {hw}{self.unit}"
+
+    def format_difference(self, diff: Dict[str, Any]) -> str:
+        """A paired difference (`adamask.compare.stats.paired_difference`) as "+mean [+low, +high]" (the mean
+        alone without an interval), the unit at the end."""
+        if diff.get("half_width") is None:
+            return self.format(diff.get("mean"), sign=True)
+        low, high = (self.format(diff[k], sign=True, unit=False) for k in ("low", "high"))
+        return f"{self.format(diff['mean'], sign=True, unit=False)} [{low}, {high}]{self.unit}"
+
     def cell(self, result: Result) -> str:
-        return self.text(result) if self.text is not None else fmt_number(self.value(result), self.digits)
+        """The cell of one run."""
+        return self.text(result) if self.text is not None else self.format(self.value(result))
+
+    def cell_over(self, runs: Sequence[Result]) -> str:
+        """The cell of a strategy's runs (one per seed): a text column from the first run that has it, else the
+        mean ± 95% interval of the values."""
+        if self.text is not None:
+            cells = [self.text(r) for r in runs]
+            return next((c for c in cells if c != "n/a"), "n/a")
+        return self.format_interval(self.stats(runs))
+
+    def negligible(self) -> float:
+        """Half a unit of the cell's last digit: a difference smaller than this does not show in the table."""
+        return 0.5 * 10.0 ** -self.digits / self.scale
+
+    def describe(self, **words: Any) -> str:
+        """How the summary names this metric."""
+        return (self.words or self.header).format(**words)
 
 
 # the text cells read through `at`: a result without the value (a diverged strategy, a run too short to time
@@ -278,39 +296,48 @@ def _visible(r: Result) -> str:
     return f"{visible} / {tokens}" if visible is not None and tokens is not None else "n/a"
 
 
-def _allocation(r: Result) -> str:
-    fa = r.get("foreground_allocation")
-    if not isinstance(fa, dict):
-        return "n/a"
-    return f"{fmt_number(fa.get('mean'), 2)} ± {fmt_number(fa.get('std'), 2)}"
+def _sampler_share(r: Result) -> Any:
+    return at("timing", "sampler_share")(r) if r.get("learned") else None
 
 
-def _sampler_share(r: Result) -> str:
-    share = at("timing", "sampler_share")(r)
-    return f"{100 * share:.0f}%" if r.get("learned") and is_number(share) else "n/a"
+def _per_probe_clip(r: Result) -> Optional[float]:
+    """An accuracy's step: 1 / the number of clips the probe was scored on."""
+    n = at("probe", "test_clips")(r)
+    return 1.0 / n if is_number(n) and n > 0 else None
 
 
 METRICS: Sequence[Metric] = (
     Metric("num_visible", "visible / tokens", text=_visible),
-    Metric("recon_loss_own_ratio", "recon. loss, own ratio", digits=4,
-           legend="Reconstruction losses: MSE of {target} on the masked tokens of held-out clips, lower is "
-                  "better. Own-ratio losses are not comparable across ratios;"),
-    Metric("recon_loss_common_ratio", "recon. loss @ {common_ratio:g}", better="lower", digits=4,
-           legend="'@ {common_ratio:g}' uses each strategy's own masks at that ratio (a learned sampler lowers "
+    Metric("recon_loss_own_ratio", "recon. loss, own masks", digits=4,
+           legend="Reconstruction losses: MSE of {target} on the masked tokens of held-out clips: under each "
+                  "strategy's own masks (what it trains on; a sampler that shows the hard tokens lowers it);"),
+    Metric("recon_loss_common_ratio", "recon. loss @ {common_ratio:g}", digits=4,
+           legend="'@ {common_ratio:g}': under each strategy's own masks at that ratio (a learned sampler lowers "
                   "it by choosing what to show);"),
     Metric("recon_loss_random_masks", "recon. loss, same random masks @ {common_ratio:g}", better="lower",
-           digits=4, legend="'same random masks' evaluates every encoder-decoder on identical random masks, the "
-                            "fairest comparison of what was learned."),
+           digits=4, key=True, words="held-out loss on the same random masks",
+           legend="'same random masks': every encoder-decoder on identical random masks, the fairest "
+                  "comparison of what was learned."),
     Metric("foreground_allocation", "foreground allocation", at("foreground_allocation", "mean"), "higher",
-           text=_allocation,
+           digits=2, key=True,
            legend="Foreground allocation = share of visible tokens on the foreground / the foreground's share "
-                  "of tokens (1.0 = uniform), mean ± std over held-out clips."),
-    Metric("knn_accuracy", "k-NN acc.", at("probe", "knn_accuracy"), "higher", untrained=True),
-    Metric("linear_accuracy", "linear acc.", at("probe", "linear_accuracy"), "higher", untrained=True),
-    Metric("step_ms", "step ms", at("timing", "step_ms"), "lower", digits=1),
-    Metric("sampler_share", "sampler share", at("timing", "sampler_share"), text=_sampler_share,
+                  "of tokens (1.0 = uniform), mean over held-out clips;"),
+    Metric("probability_allocation", "allocation of P", at("probability_allocation", "mean"), digits=2,
+           legend="'allocation of P' = the same for one draw from the strategy's probabilities (n/a without)."),
+    Metric("knn_accuracy", "k-NN acc.", at("probe", "knn_accuracy"), "higher", untrained=True, key=True,
+           words="k-NN probe", resolution=_per_probe_clip),
+    Metric("linear_accuracy", "linear acc.", at("probe", "linear_accuracy"), "higher", untrained=True, key=True,
+           words="linear probe", resolution=_per_probe_clip),
+    Metric("step_ms", "step time", at("timing", "step_ms"), "lower", digits=1, key=True, unit=" ms"),
+    Metric("sampler_share", "sampler share", _sampler_share, digits=0, scale=100.0, unit="%",
            legend="Sampler share = the sampler's forward and backward passes / the whole training step."),
     Metric("peak_mb", "peak MB", at("memory", "peak_mb"), "lower", digits=1,
            legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward)."),
     Metric("spatial_coverage", "spatial coverage", at("mask_statistics", "spatial_coverage"), digits=2),
+    Metric("error_foreground", "masked error fg, same random masks", at("masked_error", "foreground"), digits=3),
+    Metric("error_background", "masked error bg, same random masks", at("masked_error", "background"), digits=3,
+           legend="Masked error fg / bg: the mean error of the masked foreground tokens and of the masked background "
+                  "tokens under the same random masks; the learned samplers follow their difference (equal errors "
+                  "give them nothing to follow, a background error near 0 means only the background is "
+                  "reconstructed)."),
 )

@@ -11,9 +11,16 @@ from typing import Any, Dict, Sequence
 
 __all__ = ["PRESETS", "SAMPLER_OPTIONS", "CONFIG_OPTIONS", "parse_sampler_options", "add_commands"]
 
+_PAPER_LOSS: Dict[str, Any] = dict(pixel_loss="normalized", sampling_baseline=None, sampling_weight=1e-4,
+                                   sampling_estimator="paper")
 PRESETS: Dict[str, Dict[str, Any]] = {
     "demo": dict(),  # the CompareConfig defaults: raw pixels, background contrast 0.3, mean baseline
-    "paper": dict(pixel_loss="normalized", background_contrast=0.8, sampling_baseline=None),
+    # the paper's loss (normalised pixels, no baseline, lambda 1e-4, its estimator) on a flat background, where
+    # the reconstruction error concentrates on the moving digits and the sampler learns
+    "paper": dict(_PAPER_LOSS, background_contrast=0.0),
+    # the same on the photo at contrast 0.8: per-patch normalisation makes every background patch unit-variance
+    # texture, foreground and background errors stay equal and the sampler stays uniform
+    "paper-photo": dict(_PAPER_LOSS, background_contrast=0.8),
 }
 
 # the keyword arguments of the learned strategies (AdaptiveTokenSampler's) that ``--sampler KEY=VALUE``
@@ -25,7 +32,8 @@ SAMPLER_OPTIONS = {"variant": str, "width": int, "depth": int, "num_heads": int,
 CONFIG_OPTIONS = ("strategies", "out", "stride", "clips_per_video", "steps", "batch_size", "lr", "train_clips",
                   "test_clips", "common_ratio", "sampling_weight", "sampling_estimator", "sampler_lr_scale",
                   "pixel_loss", "background_contrast", "size", "img_size", "num_frames", "checkpoint_every", "seed",
-                  "device", "ratio_schedule", "decoder_masking", "sampling_entropy_weight", "held_out")
+                  "device", "ratio_schedule", "decoder_masking", "sampling_entropy_weight", "held_out", "seeds",
+                  "probe_label", "probe_train_clips", "probe_test_clips", "threads")
 
 
 def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
@@ -76,7 +84,14 @@ def _add_data_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--train-clips", type=int, default=None, help="embedded training clips (default 256)")
     c.add_argument("--test-clips", type=int, default=None, help="embedded held-out clips (default 64)")
     c.add_argument("--background-contrast", type=float, default=None,
-                   help="contrast of the embedded data's photo background in [0, 1] (default 0.3)")
+                   help="contrast of the embedded data's photo background in [0, 1] (default 0.3; 0 = flat grey)")
+    c.add_argument("--probe-label", choices=["digit", "direction"], default=None,
+                   help="what the probes of the frozen encoder predict on the embedded data: the digit class (10, "
+                        "default) or the motion direction (8); with --videos: the class folders")
+    c.add_argument("--probe-train-clips", type=int, default=None,
+                   help="embedded clips the probes are fitted on, apart from the training clips (default 256)")
+    c.add_argument("--probe-test-clips", type=int, default=None,
+                   help="embedded clips the probes are scored on (default 256)")
 
 
 def _add_sampling_options(c: argparse.ArgumentParser) -> None:
@@ -98,7 +113,13 @@ def _add_sampling_options(c: argparse.ArgumentParser) -> None:
 
 
 def _add_training_options(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--steps", type=int, default=None, help="training steps per strategy (default 200)")
+    c.add_argument("--steps", type=int, default=None, help="training steps per strategy and seed (default 150)")
+    c.add_argument("--seeds", type=int, default=None,
+                   help="runs per strategy with seeds --seed, --seed + 1, ... (model initialisation, batch order, mask "
+                        "draws; the same clips and the same seeds for every strategy): every number is reported as "
+                        "the mean with a 95%% interval over the seeds, and differences are paired by seed "
+                        "(default 3, the fewest that give an interval with some power while the default run stays "
+                        "within about 5 minutes on 2 CPU cores; 1 gives no interval)")
     c.add_argument("--batch-size", type=int, default=None, help="clips per step (default 16)")
     c.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW (default 1e-3)")
     c.add_argument("--common-ratio", type=float, default=None, help="common mask ratio for the loss (default 0.9)")
@@ -114,11 +135,11 @@ def _add_training_options(c: argparse.ArgumentParser) -> None:
                    help="reconstruction target: raw pixels (default) or per-patch normalised pixels (the paper's)")
     c.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="'demo' (default): raw-pixel loss, background contrast 0.3 and the mean baseline in the "
-                        "sampling loss, where the MAE and the sampler learn within minutes; 'paper': the paper's "
-                        "normalised-pixel loss without baseline, photo background at contrast 0.8; explicit options "
-                        "win over the preset")
+                        "sampling loss; 'paper': the paper's loss (normalised pixels, no baseline, lambda 1e-4, its "
+                        "estimator) on a flat background, where it learns; 'paper-photo': the same on the photo at "
+                        "contrast 0.8, where it does not; explicit options win over the preset")
     c.add_argument("--size", default=None, help="model size from MAE_CONFIGS (default tiny)")
-    c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 64)")
+    c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 32)")
     c.add_argument("--num-frames", type=int, default=None, help="frames per clip (default 16)")
     c.add_argument("--tubelet", type=int, nargs=3, default=None, metavar=("T", "H", "W"),
                    help="tubelet size (default 2 8 8)")
@@ -129,15 +150,23 @@ def _add_compare(sub: Any) -> None:
                        description="Pretrain the reference video MAE for the same budget on the same clips with each "
                                    "strategy, then write results.json, results.md, checkpoints and PNG figures into "
                                    "the run folder. Rerunning the same command resumes an interrupted run. Exit "
-                                   "status: 0 done, 2 bad input (one line on stderr), 130 interrupted.")
+                                   "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
+                                   "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+                                   "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
+                                   "CPU that another job shares.")
     c.add_argument("--strategies", nargs="+", default=None, metavar="NAME[:RATIO]",
-                   help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 adaptive:0.95); any "
-                        "registered name works (adamask list)")
+                   help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
+                        "motion:0.95 adaptive:0.95 error_predictor:0.95; rows are grouped by mask ratio, random at "
+                        "each ratio is the reference); any registered name works (adamask list)")
     c.add_argument("--out", default=None, help="run folder (default runs/compare, runs/quick with --quick)")
     c.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds (for tests)")
     _add_data_options(c)
     _add_training_options(c)
     c.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
+    c.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch during the run (default 1: the reference models are tiny, a second "
+                        "thread gains little and, on a machine other jobs share, makes each step several times "
+                        "slower; 0 = torch's default)")
     for flag, text in (("--overwrite", "start over in an existing run folder"),
                        ("--no-progress", "no progress bars: one line per 10%% instead (the default when stderr is "
                                          "not a terminal)"),
@@ -148,9 +177,11 @@ def _add_compare(sub: Any) -> None:
 
 
 def _add_visualize(sub: Any) -> None:
-    v = sub.add_parser("visualize", help="probability map and sampled mask of a trained strategy on a video",
-                       description="Render the probability map and a sampled mask of a checkpoint's strategy on "
-                                   "any video file, as PNG (and GIF / MP4 if asked).")
+    v = sub.add_parser("visualize", help="probability map, error map and sampled mask of a trained strategy on a video",
+                       description="Render, for a checkpoint's strategy on any video file, the frames, its probability "
+                                   "map, the reconstruction error of the masked tokens and a sampled mask side by "
+                                   "side (AdaMAE's Fig. 3), as PNG (and GIF / MP4 if asked). Frames of another aspect "
+                                   "ratio are shown whole, the centre crop the model sees outlined.")
     v.add_argument("video", help="a video file (mp4, avi, webm, ...)")
     v.add_argument("--checkpoint", required=True, help="a checkpoint from adamask compare (checkpoints/<label>.pt)")
     v.add_argument("--out", default=None, help="PNG path (default <video name>_<strategy>.png)")

@@ -1,5 +1,5 @@
-"""A comparison run: load the clips, train and evaluate each strategy (resuming what a previous run left),
-probe the untrained encoder, draw the figures and write results.json and results.md."""
+"""A comparison run: load the clips, train and evaluate each strategy once per seed (resuming what a previous
+run left), probe the untrained encoder of each seed, draw the figures and write results.json and results.md."""
 from __future__ import annotations
 
 import os
@@ -15,17 +15,18 @@ import torch
 from .config import CompareConfig, StrategySpec
 from .data import ClipSet, SyntheticDigitClips, load_video_clips
 from .errors import UserError
-from .evaluate import evaluate_strategy, probe
+from .evaluate import evaluate_strategy
 from .io import atomic_write_text, clean_stale_temporaries, read_json, write_json
 from .metrics import METRICS, Metric
 from .model import build_model
 from .preflight import check_run, embedded_data_options
+from .probes import probe, probe_clips
 from .report import markdown_table, results_summary
 from .train import train_model
 
-__all__ = ["SCHEMA", "load_data", "train_strategy", "run_compare"]
+__all__ = ["SCHEMA", "load_data", "load_probe_clips", "train_strategy", "run_compare"]
 
-SCHEMA = "adamask.compare/1"
+SCHEMA = "adamask.compare/2"
 ONE_VIDEO_NOTE = ("a single video: the held-out clips are other clips of the same video, so they overlap its "
                   "training content and the held-out numbers (and their spread) are optimistic; pass more videos, or "
                   "name held-out videos with --held-out")
@@ -96,28 +97,38 @@ def load_data(cfg: CompareConfig, log: Callable[[str], None] = print) -> Tuple[C
     return train, test, desc
 
 
+def load_probe_clips(cfg: CompareConfig, train: ClipSet, test: ClipSet) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
+    """The probes' (train, test) clips and their description: `adamask.compare.probes.probe_clips`."""
+    return probe_clips(cfg, train, test, {} if cfg.videos else embedded_data_options(cfg))
+
+
 def train_strategy(cfg: CompareConfig, spec: StrategySpec, train: ClipSet, test: ClipSet, figure_clips: ClipSet,
                    run_dir: Path, progress: str = "bar", log: Callable[[str], None] = print,
-                   metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
-    """Pretrain, checkpoint and evaluate one strategy; returns its result dict (also written to
-    strategies/<label>.json). A strategy whose loss turned non-finite stops there and is not evaluated: its
-    result holds ``diverged_at_step`` (the 1-based training step) and no measurements."""
-    ckpt_path = run_dir / "checkpoints" / f"{spec.label}.pt"
-    trained = train_model(cfg, spec, train, test, ckpt_path, progress, log)
-    result = dict(name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, steps=cfg.steps,
-                  train_seconds=trained.train_seconds, timing=trained.timing(), memory=trained.memory,
-                  history=trained.history, checkpoint=str(ckpt_path.relative_to(run_dir)))
+                   metrics: Sequence[Metric] = METRICS, *, replicate: int = 0,
+                   probe_sets: Optional[Tuple[ClipSet, ClipSet]] = None) -> Dict[str, Any]:
+    """Pretrain, checkpoint and evaluate one strategy with the seed of ``cfg`` (the run of seed ``replicate``:
+    `CompareConfig.for_seed`); returns its result dict (also written to strategies/<stem>.json, ``stem`` =
+    `StrategySpec.stem`). The probes are fitted and scored on ``probe_sets`` (default: ``train``, ``test``). A
+    strategy whose loss (or learned strategy) turned non-finite stops there and is not evaluated: its result
+    holds ``diverged_at_step`` (the 1-based training step), ``diverged_reason`` and no measurements."""
+    stem = spec.stem(replicate)
+    ckpt_path = run_dir / "checkpoints" / f"{stem}.pt"
+    trained = train_model(cfg, spec, train, test, ckpt_path, progress, log, name=stem)
+    result = dict(name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, seed=cfg.seed, replicate=replicate,
+                  steps=cfg.steps, train_seconds=trained.train_seconds, timing=trained.timing(),
+                  memory=trained.memory, history=trained.history, checkpoint=str(ckpt_path.relative_to(run_dir)))
     schedule = cfg.schedule()
     if schedule is not None:
         result["ratio_schedule"] = asdict(schedule)
         result["history"] = dict(trained.history, mask_ratio=[schedule(s) for s in trained.history["step"]])
     if trained.diverged_at_step is not None:
-        log(f"{spec.label}: diverged at step {trained.diverged_at_step} (non-finite loss); not evaluated")
-        result.update(diverged_at_step=trained.diverged_at_step, learned=trained.model.is_adaptive,
-                      num_tokens=trained.model.num_tokens, grid=list(trained.model.grid))
+        log(f"{stem}: diverged at step {trained.diverged_at_step} ({trained.diverged_reason}); not evaluated")
+        result.update(diverged_at_step=trained.diverged_at_step, diverged_reason=trained.diverged_reason,
+                      learned=trained.model.is_adaptive, num_tokens=trained.model.num_tokens,
+                      grid=list(trained.model.grid))
     else:
-        result.update(evaluate_strategy(trained.model, spec, cfg, train, test, figure_clips, metrics))
-    write_json(run_dir / "strategies" / f"{spec.label}.json", result)
+        result.update(evaluate_strategy(trained.model, spec, cfg, train, test, figure_clips, metrics, probe_sets))
+    write_json(run_dir / "strategies" / f"{stem}.json", result)
     return result
 
 
@@ -174,32 +185,74 @@ def _open_run_dir(cfg: CompareConfig, overwrite: bool, log: Callable[[str], None
     return run_dir
 
 
-def _stored_result(run_dir: Path, spec: StrategySpec) -> Optional[Dict[str, Any]]:
-    """The result of a strategy finished by an earlier run (its JSON and checkpoint both exist), else None."""
-    done, ck = run_dir / "strategies" / f"{spec.label}.json", run_dir / "checkpoints" / f"{spec.label}.pt"
+def _stored_result(run_dir: Path, spec: StrategySpec, replicate: int = 0) -> Optional[Dict[str, Any]]:
+    """The result of a strategy's run of seed ``replicate`` finished by an earlier run (its JSON and checkpoint
+    both exist), else None."""
+    stem = spec.stem(replicate)
+    done, ck = run_dir / "strategies" / f"{stem}.json", run_dir / "checkpoints" / f"{stem}.pt"
     if not (done.exists() and ck.exists()):
         return None
-    remedy = f"delete it to evaluate {spec.label} again, or pass --overwrite to start over"
+    remedy = f"delete it to evaluate {stem} again, or pass --overwrite to start over"
     result = read_json(done, remedy=remedy)
     if result.get("label") != spec.label or not isinstance(result.get("history"), dict):
-        raise UserError(f"{done}: not the result of {spec.label} written by adamask compare; {remedy}")
+        raise UserError(f"{done}: not the result of {stem} written by adamask compare; {remedy}")
     return result
+
+
+def _strategy_entry(spec: StrategySpec, runs: List[Dict[str, Any]], seeds: List[int]) -> Dict[str, Any]:
+    """A strategy's entry in results.json: its name, ratio and label, the seeds and each seed's result."""
+    return dict(name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, seeds=seeds, runs=runs)
 
 
 def _write_results(run_dir: Path, cfg: CompareConfig, results: Dict[str, Dict[str, Any]], untrained: Dict[str, Any],
                    data_desc: Dict[str, Any], fig_paths: List[str], command: Optional[str],
                    metrics: Sequence[Metric], t_start: float) -> Dict[str, Any]:
+    summary = results_summary(results, metrics, untrained, cfg.common_ratio, cfg.pixel_loss)
     out = dict(schema=SCHEMA, command=command, config=asdict(cfg), data=data_desc,
                environment=dict(torch=torch.__version__, python=platform.python_version(),
                                 device=str(torch.device(cfg.device)), threads=torch.get_num_threads()),
-               strategies=results, untrained_probe=untrained, summary=results_summary(results, metrics),
-               figures=fig_paths, runtime_s=time.perf_counter() - t_start)
+               strategies=results, untrained_probe=untrained, summary=summary, figures=fig_paths,
+               runtime_s=time.perf_counter() - t_start)
     write_json(run_dir / "results.json", out)
     head = f"Command: `{command}`\n\n" if command else ""
     note = f"\nNote on the data: {data_desc['note']}\n" if data_desc.get("note") else ""
     atomic_write_text(run_dir / "results.md", head + markdown_table(results, untrained, cfg.common_ratio,
-                                                                    cfg.pixel_loss, metrics) + note)
+                                                                    cfg.pixel_loss, metrics, summary) + note)
     return out
+
+
+def _run_strategies(cfg: CompareConfig, run_dir: Path, data: Tuple[ClipSet, ClipSet, ClipSet],
+                    probe_sets: Tuple[ClipSet, ClipSet], progress: str, log: Callable[[str], None],
+                    metrics: Sequence[Metric]) -> Dict[str, Dict[str, Any]]:
+    """Every strategy's run of every seed, loaded where an earlier run finished it, else trained (or resumed)
+    and evaluated: {label: its results.json entry}."""
+    train, test, fig_clips = data
+    seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    results: Dict[str, Dict[str, Any]] = {}
+    for spec in cfg.specs():
+        runs = []
+        for k in range(cfg.seeds):
+            stored = _stored_result(run_dir, spec, k)
+            if stored is not None:
+                log(f"{spec.stem(k)}: already done, loaded {run_dir / 'strategies' / f'{spec.stem(k)}.json'}")
+                runs.append(stored)
+                continue
+            runs.append(train_strategy(cfg.for_seed(k), spec, train, test, fig_clips, run_dir, progress, log, metrics,
+                                       replicate=k, probe_sets=probe_sets))
+        results[spec.label] = _strategy_entry(spec, runs, seeds)
+    return results
+
+
+def _untrained_probes(cfg: CompareConfig, probe_sets: Tuple[ClipSet, ClipSet], probe_desc: Dict[str, Any],
+                      device: torch.device) -> Dict[str, Any]:
+    """The probes of the encoder as every strategy's training starts, once per seed (the strategy does not
+    change it; the common ratio is one that was checked on this grid)."""
+    runs = []
+    for k in range(cfg.seeds):
+        seed = cfg.seed + k
+        encoder = build_model(cfg.model_config(), StrategySpec("random", cfg.common_ratio), seed=seed).to(device)
+        runs.append(probe(encoder, *probe_sets, device, cfg.knn_k, seed))
+    return dict(probe_desc, seeds=[cfg.seed + k for k in range(cfg.seeds)], runs=runs)
 
 
 def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = "bar", figures: bool = True,
@@ -207,6 +260,8 @@ def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = 
                 metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
     """Run (or resume) a comparison into ``cfg.out``; returns the results dict also written to results.json.
 
+    Each strategy runs ``cfg.seeds`` times, with seeds ``cfg.seed``, ``cfg.seed + 1``, ... (the same for every
+    strategy; the clips are those of ``cfg.seed``); a finished (strategy, seed) is loaded, not run again.
     Everything that can be wrong with the input (settings, device, extras, strategies and ratios on the token
     grid, the run folder, the videos) is checked before the run folder is written: a `UserError` (a ValueError)
     naming it. progress: "bar" (tqdm, where stderr is a terminal), "lines" or "none". metrics: the metric
@@ -214,28 +269,29 @@ def run_compare(cfg: CompareConfig, *, overwrite: bool = False, progress: str = 
     """
     t_start = time.perf_counter()
     device = check_run(cfg, figures)
-    specs = cfg.specs()
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, device, overwrite, progress, figures, command, log, metrics, t_start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: CompareConfig, device: torch.device, overwrite: bool, progress: str, figures: bool,
+         command: Optional[str], log: Callable[[str], None], metrics: Sequence[Metric],
+         t_start: float) -> Dict[str, Any]:
+    """`run_compare` after its checks, with its threads set."""
     _check_run_dir(cfg, overwrite)
     train, test, data_desc = load_data(cfg, log)
+    ptrain, ptest, probe_desc = load_probe_clips(cfg, train, test)
+    data_desc["probe"] = probe_desc
     run_dir = _open_run_dir(cfg, overwrite, log)
     log(f"data: {data_desc['source']}, {len(train)} training and {len(test)} held-out clips of "
-        f"{tuple(train.videos.shape[1:])}")
+        f"{tuple(train.videos.shape[1:])}; {cfg.seeds} seed(s) per strategy")
     fig_clips = test.subset(range(min(cfg.figure_clips, len(test))))
-
-    results: Dict[str, Dict[str, Any]] = {}
-    for spec in specs:
-        stored = _stored_result(run_dir, spec)
-        if stored is not None:
-            results[spec.label] = stored
-            log(f"{spec.label}: already done, loaded {run_dir / 'strategies' / f'{spec.label}.json'}")
-            continue
-        results[spec.label] = train_strategy(cfg, spec, train, test, fig_clips, run_dir, progress, log, metrics)
-
-    torch.manual_seed(cfg.seed)
-    # the encoder as every strategy's training starts (the strategy does not change it; the common ratio is
-    # one that was checked on this grid)
-    encoder = build_model(cfg.model_config(), StrategySpec("random", cfg.common_ratio), seed=cfg.seed).to(device)
-    untrained = probe(encoder, train, test, device, cfg.knn_k, cfg.seed)
+    results = _run_strategies(cfg, run_dir, (train, test, fig_clips), (ptrain, ptest), progress, log, metrics)
+    untrained = _untrained_probes(cfg, (ptrain, ptest), probe_desc, device)
     fig_paths: List[str] = []
     if figures:
         from .figures import write_run_figures

@@ -118,7 +118,20 @@ def _median_ms(xs: Sequence[float]) -> Optional[float]:
 
 
 def _new_history() -> Dict[str, List[Any]]:
-    return dict(step=[], loss=[], reconstruction_loss=[], sampling_loss=[], eval_step=[], eval_loss=[])
+    return dict(step=[], loss=[], reconstruction_loss=[], sampling_loss=[], eval_step=[], eval_loss=[],
+                eval_allocation=[], eval_probability_allocation=[])
+
+
+LOSS_NOT_FINITE = "its training loss was not finite"
+WEIGHTS_NOT_FINITE = ("its learned strategy's weights were not finite (its probabilities fell back to uniform while "
+                      "the loss stayed finite)")
+
+
+def strategy_weights_finite(model: MaskedVideoAutoencoder) -> Optional[Tensor]:
+    """A 0-dim bool tensor on the device: whether every parameter of the model's learned strategy is finite
+    (None without one). No host sync: read it with the step's losses."""
+    params = [p.detach() for p in model.mask_sampler.parameters()] if model.mask_sampler is not None else []
+    return torch.stack([torch.isfinite(p).all() for p in params]).all() if params else None
 
 
 @dataclass
@@ -134,7 +147,8 @@ class Training:
     step: int = 0
     train_seconds: float = 0.0
     memory: Dict[str, Any] = field(default_factory=dict)
-    diverged_at_step: Optional[int] = None  # the 1-based step whose loss was first non-finite
+    diverged_at_step: Optional[int] = None  # the 1-based step whose loss (or strategy) was first non-finite
+    diverged_reason: Optional[str] = None
 
     def timing(self) -> Dict[str, Any]:
         """Median step and sampler milliseconds over the timed steps (all but the first two of a session) and
@@ -152,7 +166,7 @@ class Training:
             mask_generator_state=self.generator.get_state(), step=self.step, completed=completed,
             history=self.history, step_times=self.step_times, sampler_times=self.sampler_times,
             train_seconds=self.train_seconds, normalization=dict(mean=MEAN, std=STD),
-            diverged_at_step=self.diverged_at_step), path)
+            diverged_at_step=self.diverged_at_step, diverged_reason=self.diverged_reason), path)
 
     def resume(self, path: Path, cfg: CompareConfig) -> bool:
         """Continue from the checkpoint at ``path`` if it belongs to this configuration; a `UserError` naming
@@ -173,35 +187,43 @@ class Training:
         self.step_times, self.sampler_times = ck.get("step_times", []), ck.get("sampler_times", [])
         self.train_seconds = ck.get("train_seconds", 0.0)
         self.diverged_at_step = ck.get("diverged_at_step")
+        self.diverged_reason = ck.get("diverged_reason", LOSS_NOT_FINITE if self.diverged_at_step else None)
+        for key, value in _new_history().items():  # the history of an earlier version may lack newer series
+            self.history.setdefault(key, value)
         return True
 
 
 class _LossLog:
-    """Step losses kept on the device and copied into the history a few steps at a time (one host sync);
-    ``diverged_at`` becomes the 1-based step of the first non-finite loss copied."""
+    """Step losses (and whether the learned strategy's weights are finite) kept on the device and copied into
+    the history a few steps at a time (one host sync); ``diverged_at`` becomes the 1-based step of the first
+    non-finite loss or strategy copied, ``reason`` says which."""
 
     def __init__(self, history: Dict[str, List[Any]], progress: Progress) -> None:
         self.history, self.progress = history, progress
-        self.pending: List[Tuple[int, StepResult]] = []
+        self.pending: List[Tuple[int, StepResult, Optional[Tensor]]] = []
         self.diverged_at: Optional[int] = None
+        self.reason: Optional[str] = None
 
-    def add(self, step: int, r: StepResult) -> None:
-        self.pending.append((step, r))
+    def add(self, step: int, r: StepResult, weights_finite: Optional[Tensor] = None) -> None:
+        self.pending.append((step, r, weights_finite))
 
     def flush(self) -> None:
         if not self.pending:
             return
         nan = torch.full_like(self.pending[0][1].reconstruction, float("nan"))
-        vals = torch.stack([torch.stack([r.loss, r.reconstruction, nan if r.sampling is None else r.sampling])
-                            for _, r in self.pending]).tolist()
+        one = torch.ones_like(nan)
+        vals = torch.stack([torch.stack([r.loss, r.reconstruction, nan if r.sampling is None else r.sampling,
+                                         one if ok is None else ok.to(one.dtype)])
+                            for _, r, ok in self.pending]).tolist()
         h = self.history
-        for (s, _), (lo, rc, ls) in zip(self.pending, vals):
+        for (s, _, _), (lo, rc, ls, ok) in zip(self.pending, vals, strict=True):
             h["step"].append(s)
             h["loss"].append(lo)
             h["reconstruction_loss"].append(rc)
             h["sampling_loss"].append(None if ls != ls else ls)
-            if self.diverged_at is None and not math.isfinite(lo):
+            if self.diverged_at is None and not (math.isfinite(lo) and ok == 1.0):
                 self.diverged_at = s + 1
+                self.reason = LOSS_NOT_FINITE if not math.isfinite(lo) else WEIGHTS_NOT_FINITE
         self.pending.clear()
         shown = dict(loss=h["loss"][-1], rec=h["reconstruction_loss"][-1])
         if h["sampling_loss"][-1] is not None:
@@ -209,14 +231,15 @@ class _LossLog:
         self.progress.update(h["step"][-1] + 1, shown)
 
 
-def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callable[[str], None]) -> Training:
+def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callable[[str], None],
+           name: str) -> Training:
     """The model, optimiser and mask generator of ``spec``, resumed from ``ckpt_path`` when it fits."""
     device = torch.device(cfg.device)
     model = model_for(cfg, spec).to(device)
     run = Training(model, _optimizer(model, cfg.lr, cfg.weight_decay, cfg.sampler_lr_scale),
                    torch.Generator(device=device).manual_seed(cfg.seed + 2))
     if run.resume(ckpt_path, cfg) and run.step < cfg.steps and run.diverged_at_step is None:
-        log(f"{spec.label}: resuming from step {run.step}")
+        log(f"{name}: resuming from step {run.step}")
     return run
 
 
@@ -231,19 +254,22 @@ def _peak_memory(run: Training, saved_bytes: Optional[int], first_batch: Callabl
 
 
 def train_model(cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out: ClipSet, ckpt_path: Path,
-                progress: str = "bar", log: Callable[[str], None] = print) -> Training:
+                progress: str = "bar", log: Callable[[str], None] = print, name: Optional[str] = None) -> Training:
     """Pretrain ``spec``'s model on ``clips`` for ``cfg.steps`` steps (resuming from ``ckpt_path``),
     checkpointing every ``cfg.checkpoint_every`` steps and at the end; the held-out loss on up to 32
     ``held_out`` clips goes into the history ``cfg.eval_points`` times. With ``cfg.ratio_schedule`` the
     strategy's mask ratio follows the schedule, step by step, and is back at its own ratio at the end. A
-    non-finite loss stops the training: ``diverged_at_step`` says where."""
-    run = _start(cfg, spec, ckpt_path, log)
+    non-finite loss, or non-finite weights of the learned strategy (checked every step on the device, read with
+    the losses), stop the training: ``diverged_at_step`` says where and ``diverged_reason`` why. ``name``: how
+    progress and messages call the run (default: the strategy's label)."""
+    name = name or spec.label
+    run = _start(cfg, spec, ckpt_path, log, name)
     device, model = run.generator.device, run.model
     batches = _Batches(len(clips), cfg.batch_size, cfg.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
-    with Progress(cfg.steps, run.step, spec.label, progress) as bar:
+    with Progress(cfg.steps, run.step, name, progress) as bar:
         saved_bytes = _train_steps(run, cfg, spec, clips, held_out, batches, ckpt_path, _LossLog(run.history, bar))
     if cfg.ratio_schedule is not None:
         model.set_mask_ratio(spec.mask_ratio)
@@ -252,6 +278,25 @@ def train_model(cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out
         run.step = cfg.steps
     run.save(ckpt_path, cfg, spec, completed=True)
     return run
+
+
+def _mean(values: Optional[Tensor]) -> Optional[float]:
+    """The mean of the finite values (None without any)."""
+    if values is None:
+        return None
+    ok = values[torch.isfinite(values)]
+    return float(ok.mean()) if ok.numel() else None
+
+
+def _record_evaluation(run: Training, cfg: CompareConfig, clips: ClipSet, step: int) -> None:
+    """The held-out loss, foreground allocation and expected allocation of the strategy's probabilities (None
+    without) under the model's own masks at ``step``, into the history."""
+    ev = evaluate_reconstruction(run.model, run.model.sample_masking, clips, run.generator.device, seed=cfg.seed + 3)
+    h = run.history
+    h["eval_step"].append(step)
+    h["eval_loss"].append(ev["loss"])
+    h["eval_allocation"].append(_mean(ev["allocation"]))
+    h["eval_probability_allocation"].append(_mean(ev["probability_allocation"]))
 
 
 def _train_steps(run: Training, cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out: ClipSet,
@@ -276,19 +321,17 @@ def _train_steps(run: Training, cfg: CompareConfig, spec: StrategySpec, clips: C
         if step >= start + 2:  # skip warm-up steps in the timings
             run.step_times.append(r.step_s)
             run.sampler_times.append(r.sampler_s)
-        losses.add(step, r)
+        losses.add(step, r, strategy_weights_finite(model))
         last = step == cfg.steps - 1
         checkpoint = (step + 1) % cfg.checkpoint_every == 0 and not last
         if len(losses.pending) >= 5 or last or checkpoint:
             losses.flush()
         run.step = step + 1
         if losses.diverged_at is not None:
-            run.diverged_at_step = losses.diverged_at
+            run.diverged_at_step, run.diverged_reason = losses.diverged_at, losses.reason
             break
         if (step + 1) % eval_every == 0 or last:
-            ev = evaluate_reconstruction(model, model.sample_masking, eval_sub, device, seed=cfg.seed + 3)
-            run.history["eval_step"].append(step + 1)
-            run.history["eval_loss"].append(ev["loss"])
+            _record_evaluation(run, cfg, eval_sub, step + 1)
         if checkpoint:
             run.save(ckpt_path, cfg, spec, completed=False)
     return saved_bytes

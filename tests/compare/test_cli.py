@@ -10,30 +10,34 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from adamask.cli import main  # noqa: E402
-from adamask.compare import parse_strategy  # noqa: E402
-from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
-
 from _compare_helpers import LABELS, one_thread, quick_run  # noqa: E402,F401
 from test_data import moving_square, write_video  # noqa: E402
 from test_figures import png_size  # noqa: E402
 
+from adamask.cli import main  # noqa: E402
+from adamask.compare import parse_strategy  # noqa: E402
+from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_quick_run_files_and_schema(quick_run):
+def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
     out, _ = quick_run
     res = json.loads((out / "results.json").read_text())
-    assert res["schema"] == "adamask.compare/1"
+    assert res["schema"] == "adamask.compare/2"
     assert list(res["strategies"]) == LABELS
     assert res["data"]["source"] == "embedded" and res["data"]["train_clips"] == 16 and res["data"]["test_clips"] == 8
     assert 0 < res["data"]["foreground_share"] < 0.6
     assert res["command"].startswith("adamask compare --quick")
     for label in LABELS:
-        r = res["strategies"][label]
+        entry = res["strategies"][label]
+        assert entry["seeds"] == [0] and len(entry["runs"]) == 1  # --quick: one seed
+        r = entry["runs"][0]
+        assert r["seed"] == 0 and r["replicate"] == 0 and r["label"] == label
         assert (out / "strategies" / f"{label}.json").is_file() and (out / r["checkpoint"]).is_file()
         assert r["num_tokens"] == 64 and r["grid"] == [4, 4, 4] and r["steps"] == 6
         assert math.isfinite(r["recon_loss_own_ratio"]) and r["recon_loss_own_ratio"] > 0
+        assert set(r["masked_error"]) == {"foreground", "background"} and min(r["masked_error"].values()) > 0
         assert math.isfinite(r["recon_loss_common_ratio"]) and r["common_ratio"] == 0.9
         assert math.isfinite(r["recon_loss_random_masks"])
         fa = r["foreground_allocation"]
@@ -46,29 +50,48 @@ def test_quick_run_files_and_schema(quick_run):
         assert 0 < ms["spatial_coverage"] <= 1
         h = r["history"]
         assert h["step"] == list(range(6)) and len(h["reconstruction_loss"]) == 6 and h["eval_step"][-1] == 6
-    vis = {k: res["strategies"][k]["num_visible"] for k in LABELS}
+        assert len(h["eval_allocation"]) == len(h["eval_probability_allocation"]) == len(h["eval_step"])
+    runs = {k: res["strategies"][k]["runs"][0] for k in LABELS}
+    vis = {k: r["num_visible"] for k, r in runs.items()}
     assert vis == {"random_0.9": 6, "tube_0.9": 8, "frame_0.9": 16, "adaptive_0.95": 3, "every_other_test_0.5": 32}
-    ad = res["strategies"]["adaptive_0.95"]
+    ad = runs["adaptive_0.95"]
     assert ad["learned"] and 0 < ad["timing"]["sampler_share"] < 1 and ad["probability_allocation"]["n"] == 8
-    assert res["strategies"]["tube_0.9"]["mask_statistics"]["visible_per_slice_std"] == 0
-    assert res["strategies"]["frame_0.9"]["mask_statistics"]["spatial_coverage"] == 1.0
-    assert res["untrained_probe"]["knn_accuracy"] is not None
-    assert set(res["summary"]["best"]) >= {"recon_loss_common_ratio", "foreground_allocation", "knn_accuracy"}
+    assert all(v is not None for v in ad["history"]["eval_probability_allocation"])
+    assert runs["random_0.9"]["history"]["eval_probability_allocation"] == [None, None]
+    assert runs["tube_0.9"]["mask_statistics"]["visible_per_slice_std"] == 0
+    assert runs["frame_0.9"]["mask_statistics"]["spatial_coverage"] == 1.0
+    probe = res["untrained_probe"]
+    assert probe["seeds"] == [0] and probe["runs"][0]["knn_accuracy"] is not None and probe["label"] == "digit"
+    assert res["data"]["probe"] == dict(label="digit", train_clips=16, test_clips=8,
+                                        classes=[str(c) for c in range(10)])
+    assert runs["random_0.9"]["probe"]["test_clips"] == 8  # the probe clips, not the 8 held-out ones by chance
+    s = res["summary"]
+    assert s["seeds"] == 1 and [g["reference"] for g in s["groups"]] == ["random_0.9", None, None]
+    assert s["strategies"]["tube_0.9"]["vs_reference"]["foreground_allocation"]["verdict"] == "one seed"
 
 
-def test_quick_run_table_and_figures(quick_run):
+def test_quick_run_table_and_figures(quick_run):  # noqa: F811 (the fixture)
     out, _ = quick_run
     res = json.loads((out / "results.json").read_text())
     md = (out / "results.md").read_text()
     assert md.startswith("Command: `adamask compare --quick")
-    for label in LABELS:
+    for label in LABELS[1:]:
         assert f"| {label} |" in md
-    assert "**adaptive_0.95** is best on:" in md
+    rows = [line for line in md.split("| untrained")[0].splitlines()
+            if line.startswith("| ") and "mask ratio" not in line]
+    assert "| random_0.9 (reference) |" in md and not any("**" in line or "†" in line for line in rows)  # one seed
+    assert "One seed: each cell is a single value with no interval" in md
+    assert "**tube_0.9** vs random_0.9 (8 vs 6 of 64 tokens visible, 1 seed; difference [95% interval]): one " \
+           "seed gives no interval" in md
+    assert "**adaptive_0.95** has no random run at its mask ratio 0.95" in md
     figs = sorted(res["figures"])
-    assert figs == ["figures/learning_curves.png", "figures/masks_clip0.png", "figures/masks_clip1.png",
+    assert figs == ["figures/allocation_curves.png", "figures/errors_clip0.png", "figures/errors_clip1.png",
+                    "figures/learning_curves.png", "figures/masks_clip0.png", "figures/masks_clip1.png",
                     "figures/summary.png"]
     # frames + ground truth + adaptive probabilities + one row per strategy, one column per time slice
     assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(LABELS)) == (408, 604)
+    # frames + adaptive's error map and probabilities
+    assert png_size(out / "figures/errors_clip0.png") == masks_figure_size(4, 3)
     assert png_size(out / "figures/learning_curves.png") == (round(CURVES_SIZE[0] * PLOT_DPI),
                                                              round(CURVES_SIZE[1] * PLOT_DPI))
     assert png_size(out / "figures/summary.png") == (round(SUMMARY_SIZE[0] * PLOT_DPI),
@@ -76,7 +99,7 @@ def test_quick_run_table_and_figures(quick_run):
     assert not list(out.rglob(".*tmp*"))
 
 
-def test_rerun_loads_finished_strategies(quick_run, capsys):
+def test_rerun_loads_finished_strategies(quick_run, capsys):  # noqa: F811 (the fixture)
     out, argv = quick_run
     before = json.loads((out / "results.json").read_text())
     assert main([a for a in argv if a != "--quiet"] + ["--no-progress"]) == 0
@@ -101,7 +124,7 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
         parse_strategy("tube:abc")
 
 
-def test_other_configuration_in_same_folder_is_refused(quick_run, capsys):
+def test_other_configuration_in_same_folder_is_refused(quick_run, capsys):  # noqa: F811 (the fixture)
     out, _ = quick_run
     assert main(["compare", "--quick", "--out", str(out), "--quiet", "--steps", "7"]) == 2
     assert "different configuration" in capsys.readouterr().err
@@ -125,15 +148,17 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
     assert d["source"] == "videos" and d["classes"] == ["left", "right"] and len(d["files"]) == 4
     assert len(d["skipped_files"]) == 2 and any("only 6 frames" in e for e in d["skipped_files"])
     assert d["train_clips"] + d["test_clips"] == 8
-    r = res["strategies"]["adaptive_0.9"]
+    r = res["strategies"]["adaptive_0.9"]["runs"][0]
     assert r["probe"]["knn_accuracy"] is not None and math.isfinite(r["foreground_allocation"]["mean"])
-    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 4)
+    assert res["data"]["probe"]["label"] == "class folder" and r["probe"]["test_clips"] == d["test_clips"]
+    # 40 x 48 frames, cropped to 32 x 32: each panel shows the whole frame at 40:48 around the crop
+    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 4, (32, 38))
 
     png = tmp_path / "vis" / "left0.png"
     video = tmp_path / "videos" / "left" / "left0.mp4"
     assert main(["visualize", str(video), "--checkpoint", str(out / "checkpoints" / "adaptive_0.9.pt"),
                  "--out", str(png), "--stride", "2", "--gif"]) == 0
-    assert png_size(png) == masks_figure_size(4, 3)
+    assert png_size(png) == masks_figure_size(4, 4, (32, 38))  # frames, P, error map, sampled mask
     from PIL import Image
     with Image.open(png.with_suffix(".gif")) as im:
         assert im.n_frames == 8

@@ -11,3 +11,59 @@ def test_sampler_options_parsed_and_checked():
         parse_sampler_options(["colour=red"])
     with pytest.raises(ValueError, match="width must be int"):
         parse_sampler_options(["width=wide"])
+
+
+def _parsed(*argv):
+    from adamask.cli import build_parser
+    from adamask.compare.commands import config_from_args
+
+    return config_from_args(build_parser().parse_args(["compare", *argv]))
+
+
+def test_presets_set_the_papers_loss_and_its_background():
+    """demo = the defaults; paper = normalised pixels, no baseline, lambda 1e-4, the paper's estimator on a flat
+    background; paper-photo = the same on the photo at contrast 0.8; explicit options win over a preset."""
+    from adamask.compare import CompareConfig
+
+    demo, paper, photo = _parsed(), _parsed("--preset", "paper"), _parsed("--preset", "paper-photo")
+    assert demo == _parsed("--preset", "demo") == CompareConfig()
+    assert (demo.pixel_loss, demo.sampling_baseline, demo.background_contrast) == ("raw", "mean", 0.3)
+    for cfg, contrast in ((paper, 0.0), (photo, 0.8)):
+        assert (cfg.pixel_loss, cfg.sampling_baseline, cfg.sampling_weight, cfg.sampling_estimator,
+                cfg.background_contrast) == ("normalized", None, 1e-4, "paper", contrast)
+        changed = {k for k, v in vars(cfg).items() if v != getattr(demo, k)}
+        assert changed == {"pixel_loss", "sampling_baseline", "background_contrast"}  # lambda and estimator: as demo
+    assert _parsed("--preset", "paper", "--background-contrast", "0.5").background_contrast == 0.5
+    assert _parsed("--preset", "paper", "--sampling-baseline", "mean").sampling_baseline == "mean"
+
+
+def test_the_default_budget_and_threads():
+    from adamask.compare import DEFAULT_STRATEGIES, CompareConfig
+
+    cfg = CompareConfig()
+    assert DEFAULT_STRATEGIES == ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
+                                  "adaptive:0.95", "error_predictor:0.95")
+    assert (cfg.img_size, cfg.num_frames, cfg.tubelet, cfg.steps, cfg.seeds, cfg.threads) == (32, 16, (2, 8, 8), 150,
+                                                                                              3, 1)
+    assert _parsed("--threads", "0").threads == 0 and "threads" not in cfg.identity()
+    with pytest.raises(ValueError, match=r"threads must be an int in \[0, inf\], got -1"):
+        CompareConfig(threads=-1).validate()
+
+
+def test_a_run_uses_its_threads_and_gives_the_others_back(tmp_path):
+    import json
+
+    import torch
+
+    from adamask.compare import CompareConfig, run_compare
+
+    cfg = CompareConfig.quick(out=str(tmp_path / "run"), strategies=["random"], steps=1, train_clips=4, test_clips=2,
+                              probe_train_clips=4, probe_test_clips=2, threads=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_compare(cfg, progress="none", figures=False, log=lambda s: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["environment"]["threads"] == 1

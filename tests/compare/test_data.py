@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from adamask.compare.data import (SyntheticDigitClips, VideoReadError, find_videos, load_video_clips,
-                                  motion_energy, read_video, render_clip, token_ground_truth)
+from adamask.compare.data import (
+    SyntheticDigitClips,
+    VideoReadError,
+    find_videos,
+    load_video_clips,
+    motion_energy,
+    read_video,
+    render_clip,
+    token_ground_truth,
+)
 
 av = pytest.importorskip("av")
 

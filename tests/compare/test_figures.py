@@ -7,9 +7,18 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from adamask.compare.figures import (CURVES_SIZE, DIM, PLOT_DPI, SUMMARY_SIZE, clip_panels,  # noqa: E402
-                                     learning_curves_figure, masks_figure, masks_figure_size, summary_figure,
-                                     write_animation)
+from adamask.compare.figures import (  # noqa: E402
+    CURVES_SIZE,
+    DIM,
+    PLOT_DPI,
+    SUMMARY_SIZE,
+    clip_panels,
+    learning_curves_figure,
+    masks_figure,
+    masks_figure_size,
+    summary_figure,
+    write_animation,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -98,3 +107,51 @@ def test_animations(tmp_path):
     assert len(frames) == 8 and (frames[0].width, frames[0].height) == (2 * 16 * 4, 16 * 4)
     with pytest.raises(ValueError, match="gif or .mp4"):
         write_animation(_clip(), GRID, TUB, tmp_path / "a.avi")
+
+
+def _with_allocation(entry, start, end, pixel_loss="raw"):
+    """A learned strategy's two seeds whose held-out allocation goes from ``start`` to ``end`` over training."""
+    runs = []
+    for seed in (0, 1):
+        h = dict(entry["history"], eval_step=[10, 20], eval_loss=[0.5, 0.4],
+                 eval_allocation=[start + 0.1 * seed, end + 0.1 * seed], eval_probability_allocation=[start, end])
+        runs.append(dict(entry, seed=seed, history=h))
+    return dict(runs=runs)
+
+
+def test_allocation_and_preset_curves_png(tmp_path):
+    """The allocation over training of each learned strategy (mean over seeds), and several runs side by side
+    as the README's preset figure draws them: from a script run on finished run folders."""
+    import importlib.util
+    import json
+
+    from adamask.compare.figures import ALLOCATION_SIZE, PRESET_CURVES_SIZE, allocation_curves_figure
+    from adamask.compare.plots import mean_curve
+
+    res = _fake_results()
+    res["adaptive_0.95"] = _with_allocation(res["adaptive_0.95"], 1.0, 3.0)
+    steps, mean, low, high = mean_curve(res["adaptive_0.95"], "eval_step", "eval_allocation")
+    assert steps == [10, 20] and np.allclose(mean, [1.05, 3.05]) and np.allclose(low, [1.0, 3.0])
+    assert np.allclose(high, [1.1, 3.1])
+    p = allocation_curves_figure(res, tmp_path / "alloc.png")
+    assert png_size(p) == (round(ALLOCATION_SIZE[0] * PLOT_DPI), round(ALLOCATION_SIZE[1] * PLOT_DPI))
+
+    spec = importlib.util.spec_from_file_location("preset_allocation", Path(__file__).resolve().parents[2]
+                                                  / "benchmarks" / "preset_allocation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = []
+    for name, end in (("paper", 4.0), ("paper-photo", 1.0), ("demo", 2.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        entry = _with_allocation(_fake_results()["adaptive_0.95"], 1.0, end)
+        (folder / "results.json").write_text(json.dumps(dict(runtime_s=12.0, config=dict(steps=20),
+                                                             strategies={"adaptive_0.95": entry})))
+        argv += ["--run", f"{name}={folder}"]
+    figure = tmp_path / "presets.png"
+    assert script.main(argv + ["--figure", str(figure), "--json", str(tmp_path / "presets.json")]) == 0
+    assert png_size(figure) == (round(PRESET_CURVES_SIZE[0] * PLOT_DPI), round(PRESET_CURVES_SIZE[1] * PLOT_DPI))
+    rows = json.loads((tmp_path / "presets.json").read_text())["presets"]
+    assert [(r["preset"], r["wall_s"], r["allocation"]) for r in rows] == [
+        ("paper", 12.0, pytest.approx(4.05)), ("paper-photo", 12.0, pytest.approx(1.05)),
+        ("demo", 12.0, pytest.approx(2.05))]

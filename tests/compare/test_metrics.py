@@ -5,9 +5,14 @@ import pytest
 import torch
 
 from adamask import create_masking, gumbel_topk
+from adamask.compare.metrics import (
+    foreground_allocation,
+    knn_probe,
+    linear_probe,
+    mask_statistics,
+    probability_allocation,
+)
 from adamask.masking import masking_from_mask
-from adamask.compare.metrics import (foreground_allocation, knn_probe, linear_probe, mask_statistics,
-                                     probability_allocation)
 
 GRID = (4, 8, 8)
 N = 256
@@ -129,7 +134,8 @@ def test_probes_on_separable_and_random_features():
 
 
 try:
-    from hypothesis import given, strategies as st
+    from hypothesis import given
+    from hypothesis import strategies as st
 except ImportError:  # pragma: no cover
     given = None
 
@@ -149,3 +155,24 @@ if given is not None:
         assert a * len(fg_idx) / n * nv == pytest.approx(on_fg)
         assert 0.0 <= a <= (n / len(fg_idx)) * (1 + 1e-6)
         assert foreground_allocation(mask, fg.float() * 7.5).item() == pytest.approx(a)
+
+
+def test_region_errors_split_masked_tokens_by_foreground():
+    import math
+
+    from adamask.compare.metrics import region_errors
+
+    nan = float("nan")
+    errors = torch.tensor([[1.0, 3.0, nan, 0.5, 0.1],  # foreground tokens 0, 1 (2 visible); background 3, 4
+                           [nan, 2.0, 2.0, nan, nan]])  # no masked foreground token
+    fg = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    out = region_errors(errors, fg)
+    assert out[0].tolist() == pytest.approx([2.0, 0.3])
+    assert math.isnan(out[1, 0]) and out[1, 1] == pytest.approx(2.0)
+    # weights (motion energy) scaled by each clip's largest: token 0 counts fully as foreground, token 1 half
+    w = torch.tensor([[4.0, 2.0, 0.0, 0.0, 0.0]])
+    out = region_errors(errors[:1], w)
+    assert out[0, 0] == pytest.approx((1.0 * 1 + 3.0 * 0.5) / 1.5)
+    assert out[0, 1] == pytest.approx((3.0 * 0.5 + 0.5 + 0.1) / 2.5)
+    with pytest.raises(TypeError, match=r"errors must be a \(B, N\) float tensor"):
+        region_errors(errors[0], fg[0])

@@ -14,11 +14,11 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
+
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import load_checkpoint  # noqa: E402
-
-from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_content_aware_and_learned_strategies_compare(tmp_path, monkeypatch):
     argv = TINY + ["--out", str(out), "--steps", "3", "--strategies", "motion:0.95", "error_predictor:0.95",
                    "motion_pixels:0.9"]
     assert main(argv) == 0
-    res = json.loads((out / "results.json").read_text())["strategies"]
+    res = {k: e["runs"][0] for k, e in json.loads((out / "results.json").read_text())["strategies"].items()}
     assert [res[k]["learned"] for k in ("motion_0.95", "error_predictor_0.95", "motion_pixels_0.9")] == \
         [False, True, False]
     assert [res[k]["num_visible"] for k in ("motion_0.95", "error_predictor_0.95", "motion_pixels_0.9")] == [3, 3, 6]
@@ -72,7 +72,7 @@ def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatc
     argv = TINY + ["--strategies", "random:0.9", "--steps", "6", "--ratio-schedule", "0.5:0.9:linear:4"]
     assert main(argv + ["--out", str(tmp_path / "a")]) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())
-    r = res["strategies"]["random_0.9"]
+    r = res["strategies"]["random_0.9"]["runs"][0]
     assert res["config"]["ratio_schedule"] == "0.5:0.9:linear:4"
     assert r["ratio_schedule"] == dict(start=0.5, end=0.9, steps=4, kind="linear", every=1)
     assert r["history"]["mask_ratio"] == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9, 0.9])
@@ -83,7 +83,7 @@ def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatc
     assert main(argv + ["--out", str(tmp_path / "b")]) == 130
     monkeypatch.setattr(train_mod, "train_step", real_step)
     assert main(argv + ["--out", str(tmp_path / "b")]) == 0
-    resumed = json.loads((tmp_path / "b" / "results.json").read_text())["strategies"]["random_0.9"]
+    resumed = json.loads((tmp_path / "b" / "results.json").read_text())["strategies"]["random_0.9"]["runs"][0]
     assert resumed["history"]["reconstruction_loss"] == pytest.approx(r["history"]["reconstruction_loss"], rel=1e-5)
     assert resumed["recon_loss_own_ratio"] == pytest.approx(r["recon_loss_own_ratio"], rel=1e-5)
 
@@ -105,7 +105,7 @@ def test_decoder_masking_and_sampling_options_reach_the_model(tmp_path, monkeypa
         assert type(model.decoder_masking).__name__ == "RunningCellMasking" and model.decoder_masking.mask_ratio == 0.5
         assert model.loss_settings.baseline == "rloo" and model.loss_settings.entropy_weight == 0.01
         assert model.mask_sampler.temperature == 2.0
-    for r in res["strategies"].values():
+    for r in (e["runs"][0] for e in res["strategies"].values()):
         assert math.isfinite(r["recon_loss_own_ratio"]) and all(math.isfinite(v) for v in r["history"]["loss"])
     model, ck = load_checkpoint(out / "checkpoints" / "adaptive_0.95.pt")
     assert ck["model_config"]["decoder_masking"] == "running_cell" and model.decoder_masking is not None

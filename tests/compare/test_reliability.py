@@ -10,14 +10,14 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
+
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask import AdaptiveTokenSampler, register_masking  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, markdown_table, run_compare  # noqa: E402
 from adamask.compare.metrics import METRICS  # noqa: E402
 from adamask.compare.report import results_summary  # noqa: E402
-
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ["compare", "--quick", "--train-clips", "4", "--test-clips", "4", "--quiet"]
@@ -29,9 +29,9 @@ def test_runs_too_short_to_time_a_step_finish_and_rerun(tmp_path, steps):
     argv = TINY + ["--strategies", "adaptive:0.95", "random", "--steps", str(steps), "--out", str(out)]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
-    timing = res["strategies"]["adaptive_0.95"]["timing"]
+    timing = res["strategies"]["adaptive_0.95"]["runs"][0]["timing"]
     assert timing == dict(step_ms=None, sampler_ms=None, sampler_share=None, timed_steps=0)
-    assert "| n/a | n/a |" in (out / "results.md").read_text()  # step ms, sampler share
+    assert "| n/a | n/a |" in (out / "results.md").read_text()  # step time, sampler share
     assert main(argv) == 0  # the strategy JSON written before the report does not poison the rerun
 
 
@@ -44,7 +44,8 @@ def test_every_metric_cell_survives_missing_values():
     for r in (empty, nones):
         assert {m.cell(r) for m in METRICS} == {"n/a"}
     results = dict(a=empty, b=nones)
-    assert set(results_summary(results)["best"].values()) == {None}
+    summary = results_summary(results)
+    assert all(s["mean"] is None for r in summary["strategies"].values() for s in r["stats"].values())
     assert "| a | n/a |" in markdown_table(results)
 
 
@@ -73,17 +74,18 @@ def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, mon
     argv = TINY + ["--strategies", "nan_after_two_test", "random", "--steps", "6", "--out", str(out)]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
-    bad, good = res["strategies"]["nan_after_two_test_0.5"], res["strategies"]["random_0.9"]
+    bad, good = (res["strategies"][k]["runs"][0] for k in ("nan_after_two_test_0.5", "random_0.9"))
     assert bad["diverged_at_step"] == 3 and bad["history"]["step"] == [0, 1, 2]
+    assert bad["diverged_reason"] == "its training loss was not finite"
     assert "recon_loss_own_ratio" not in bad and bad["learned"]
     assert math.isfinite(good["recon_loss_own_ratio"]) and good["probe"]["knn_accuracy"] is not None
-    assert res["summary"]["diverged"] == {"nan_after_two_test_0.5": 3}
-    assert set(res["summary"]["best"].values()) <= {"random_0.9", None}
+    assert res["summary"]["strategies"]["nan_after_two_test_0.5"]["diverged"] == [
+        dict(seed=0, step=3, reason="its training loss was not finite")]
     md = (out / "results.md").read_text()
     assert "| nan_after_two_test_0.5 (diverged at step 3) | n/a |" in md
-    assert "**nan_after_two_test_0.5** diverged: its training loss was not finite at step 3" in md
-    assert sorted(res["figures"]) == ["figures/learning_curves.png", "figures/masks_clip0.png",
-                                      "figures/masks_clip1.png", "figures/summary.png"]
+    assert "**nan_after_two_test_0.5** diverged with seed 0: its training loss was not finite at step 3" in md
+    assert sorted(res["figures"]) == ["figures/allocation_curves.png", "figures/learning_curves.png",
+                                      "figures/masks_clip0.png", "figures/masks_clip1.png", "figures/summary.png"]
     ck = torch.load(out / "checkpoints" / "nan_after_two_test_0.5.pt", weights_only=False)
     assert ck["diverged_at_step"] == 3 and ck["completed"]
     assert main(["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "nan_after_two_test_0.5.pt")]) == 2
@@ -91,7 +93,7 @@ def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, mon
     assert main(argv) == 0  # rerun loads both
     (out / "strategies" / "nan_after_two_test_0.5.json").unlink()
     assert main(argv) == 0  # resumes from the diverged checkpoint: nothing trains, nothing crashes
-    again = json.loads((out / "results.json").read_text())["strategies"]["nan_after_two_test_0.5"]
+    again = json.loads((out / "results.json").read_text())["strategies"]["nan_after_two_test_0.5"]["runs"][0]
     assert again["diverged_at_step"] == 3
 
 
@@ -100,7 +102,7 @@ def test_a_huge_learning_rate_diverges_every_strategy_without_a_crash(tmp_path, 
     argv = TINY + ["--strategies", "random", "adaptive", "--lr", "1e6", "--out", str(out)]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
-    assert all(r["diverged_at_step"] >= 1 for r in res["strategies"].values())
+    assert all(e["runs"][0]["diverged_at_step"] >= 1 for e in res["strategies"].values())
     assert res["figures"] == ["figures/learning_curves.png"]
     assert main(argv) == 0
 

@@ -10,13 +10,13 @@ from torch import nn
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
+from test_figures import png_size  # noqa: E402
+
 from adamask import gumbel_topk, masking_from_mask, register_masking  # noqa: E402
 from adamask.compare import CompareConfig, StrategySpec, build_model, load_checkpoint, run_compare  # noqa: E402
 from adamask.compare.figures import masks_figure_size  # noqa: E402
 from adamask.compare.metrics import METRICS, Metric  # noqa: E402
-
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
-from test_figures import png_size  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,7 +54,7 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
                               masking_options={"width": 4})
     metrics = (*METRICS, Metric("mean_visible", "mean visible", better="higher", digits=1, compute=mean_visible))
     res = run_compare(cfg, progress="none", log=lambda s: None, metrics=metrics)
-    toy, rnd = res["strategies"]["toy_learned_test_0.5"], res["strategies"]["random_0.5"]
+    toy, rnd = (res["strategies"][k]["runs"][0] for k in ("toy_learned_test_0.5", "random_0.5"))
     assert toy["learned"] and not rnd["learned"]
     assert toy["num_visible"] == rnd["num_visible"] == 32
     assert all(math.isfinite(v) for v in toy["history"]["sampling_loss"])
@@ -70,16 +70,22 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
                         masking_options={"width": 4})
     assert not torch.equal(model.mask_sampler.score[0].weight, start.mask_sampler.score[0].weight)
 
-    # figures: frames, ground truth, the toy's probability map, one row per strategy
-    assert sorted(res["figures"]) == ["figures/learning_curves.png", "figures/masks_clip0.png",
-                                      "figures/masks_clip1.png", "figures/summary.png"]
+    # figures: frames, ground truth, the toy's probability map, one row per strategy; its error map beside P
+    assert sorted(res["figures"]) == ["figures/allocation_curves.png", "figures/errors_clip0.png",
+                                      "figures/errors_clip1.png", "figures/learning_curves.png",
+                                      "figures/masks_clip0.png", "figures/masks_clip1.png", "figures/summary.png"]
     assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 5)
+    errors = toy["figure"]["errors"][0]
+    masked = [bool(m) for m in toy["figure"]["masks"][0]]
+    assert [e is not None for e in errors] == masked and all(e >= 0 for e in errors if e is not None)
 
-    # the computed metric: in each result, the summary, the table
+    # the computed metric: in each result, the summary, the table (compared with random at the same ratio)
     assert toy["mean_visible"] == rnd["mean_visible"] == 32.0
-    assert res["summary"]["best"]["mean_visible"] == "random_0.5"
+    vs = res["summary"]["strategies"]["toy_learned_test_0.5"]["vs_reference"]
+    assert vs["mean_visible"]["mean"] == 0.0 and vs["mean_visible"]["verdict"] == "one seed"
+    assert res["summary"]["strategies"]["random_0.5"]["stats"]["mean_visible"]["mean"] == 32.0
     assert json.loads((out / "strategies" / "toy_learned_test_0.5.json").read_text())["mean_visible"] == 32.0
     md = (out / "results.md").read_text()
-    assert md.splitlines()[0].endswith("| spatial coverage | mean visible |")
+    assert md.splitlines()[0].endswith("| masked error bg, same random masks | mean visible |")
     assert "| toy_learned_test_0.5 | 32 / 64 |" in md and md.count("| 32.0 |") == 2
-    assert "**toy_learned_test_0.5** is best on:" in md
+    assert "**toy_learned_test_0.5** vs random_0.5 (32 vs 32 of 64 tokens visible, 1 seed;" in md

@@ -9,18 +9,19 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import one_thread, quick_run  # noqa: E402,F401 (fixtures)
+
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, run_compare  # noqa: E402
-from _compare_helpers import one_thread, quick_run  # noqa: E402,F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkeypatch):
+def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkeypatch):  # noqa: F811 (the fixture)
     """Same seed -> the same numbers; a run killed mid-training leaves complete files and resumes to the
     numbers of the uninterrupted run."""
-    ref = json.loads((quick_run[0] / "results.json").read_text())["strategies"]["adaptive_0.95"]
+    ref = json.loads((quick_run[0] / "results.json").read_text())["strategies"]["adaptive_0.95"]["runs"][0]
     out = tmp_path / "run"
     real_step, calls = train_mod.train_step, {"n": 0}
 
@@ -38,12 +39,13 @@ def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkey
     assert ck["step"] == 3 and not ck["completed"]  # quick mode checkpoints every 3 steps
     monkeypatch.setattr(train_mod, "train_step", real_step)
     assert main(argv) == 0
-    got = json.loads((out / "results.json").read_text())["strategies"]["adaptive_0.95"]
+    got = json.loads((out / "results.json").read_text())["strategies"]["adaptive_0.95"]["runs"][0]
     for key in ("recon_loss_own_ratio", "recon_loss_common_ratio"):
         assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6)
     assert got["history"]["reconstruction_loss"] == pytest.approx(ref["history"]["reconstruction_loss"], rel=1e-5)
     assert got["foreground_allocation"] == ref["foreground_allocation"]
     assert got["figure"]["masks"] == ref["figure"]["masks"]
+    assert got["history"]["eval_allocation"] == pytest.approx(ref["history"]["eval_allocation"], rel=1e-5)
 
 
 def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
@@ -56,7 +58,7 @@ def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
                               background_contrast=0.3, sampling_baseline="mean", sampler_lr_scale=10.0,
                               checkpoint_every=1000, eval_points=1)
     res = run_compare(cfg, progress="none", figures=False, log=lambda s: None)
-    r = res["strategies"]["adaptive_0.95"]
+    r = res["strategies"]["adaptive_0.95"]["runs"][0]
     alloc, palloc = r["foreground_allocation"], r["probability_allocation"]
     with capsys.disabled():
         print(f"\ntrained adaptive sampler: foreground allocation {alloc['mean']:.2f} ± {alloc['std']:.2f} "

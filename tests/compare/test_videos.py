@@ -8,11 +8,11 @@ import pytest
 pytest.importorskip("matplotlib")
 av = pytest.importorskip("av")
 
-from adamask.cli import main  # noqa: E402
-from adamask.compare.data import VideoReadError, load_video_clips, read_video  # noqa: E402
-
 from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
 from test_data import moving_square, write_video  # noqa: E402
+
+from adamask.cli import main  # noqa: E402
+from adamask.compare.data import VideoReadError, load_video_clips, read_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
