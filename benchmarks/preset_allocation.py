@@ -11,6 +11,7 @@ machine may be shared), and the learned strategy's held-out loss and foreground 
     python benchmarks/preset_allocation.py [--out runs/presets] [--run demo=runs/compare]
         [--figure docs/figures/preset_allocation.png] [--strategy adaptive:0.95] [--json presets.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,11 @@ def run_preset(name: str, folder: Path, extra: Sequence[str]) -> Dict[str, Any]:
     seconds and the 1-minute load average before and after."""
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "adamask", "compare", "--preset", name, "--out", str(folder), "--quiet",
-                    *extra], cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "adamask", "compare", "--preset", name, "--out", str(folder), "--quiet", *extra],
+        cwd=ROOT,
+        check=True,
+    )
     return dict(wall_s=time.perf_counter() - t0, load_before=load_before, load_after=os.getloadavg()[0])
 
 
@@ -51,8 +55,13 @@ def last(entry: Dict[str, Any], series: str) -> Optional[float]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/presets", help="folder of the runs (default runs/presets)")
-    p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER",
-                   help="use this finished run folder for preset NAME instead of running it")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="use this finished run folder for preset NAME instead of running it",
+    )
     p.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "preset_allocation.png"))
     p.add_argument("--strategy", default="adaptive:0.95", help="the learned strategy drawn (default adaptive:0.95)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for adamask compare")
@@ -68,15 +77,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         res = json.loads((folder / "results.json").read_text())
         runs[name] = res
         entry = res["strategies"][label]
-        rows.append(dict(preset=name, folder=str(folder), wall_s=timing.get("wall_s", res["runtime_s"]),
-                         load_before=timing.get("load_before"), load_after=timing.get("load_after"),
-                         held_out_loss=last(entry, "eval_loss"), allocation=last(entry, "eval_allocation"),
-                         seeds=len(entry["runs"]), steps=res["config"]["steps"]))
+        rows.append(
+            dict(
+                preset=name,
+                folder=str(folder),
+                wall_s=timing.get("wall_s", res["runtime_s"]),
+                load_before=timing.get("load_before"),
+                load_after=timing.get("load_after"),
+                held_out_loss=last(entry, "eval_loss"),
+                allocation=last(entry, "eval_allocation"),
+                seeds=len(entry["runs"]),
+                steps=res["config"]["steps"],
+            )
+        )
     preset_curves_figure(runs, args.figure, strategies=[label])
     for r in rows:
         load = "" if r["load_before"] is None else f", load {r['load_before']:.1f} -> {r['load_after']:.1f}"
-        print(f"{r['preset']:12s} {r['wall_s']:6.0f} s{load}; {label} at step {r['steps']} ({r['seeds']} seeds): "
-              f"held-out loss {r['held_out_loss']:.3f}, foreground allocation {r['allocation']:.2f}")
+        print(
+            f"{r['preset']:12s} {r['wall_s']:6.0f} s{load}; {label} at step {r['steps']} ({r['seeds']} seeds): "
+            f"held-out loss {r['held_out_loss']:.3f}, foreground allocation {r['allocation']:.2f}"
+        )
     print(f"figure: {args.figure}")
     if args.json:
         write_json(Path(args.json), dict(strategy=label, presets=rows))

@@ -5,6 +5,7 @@
 
 Also shows how a custom strategy joins the comparison: register it, then name it.
 """
+
 import argparse
 
 import torch
@@ -20,8 +21,9 @@ class CheckerboardMasking(MaskingStrategy):
 
     def __init__(self, grid, mask_ratio: float = 0.5) -> None:
         if mask_ratio != 0.5:
-            raise ValueError(f"checkerboard masking hides exactly half of the tokens; mask_ratio must be 0.5, "
-                             f"got {mask_ratio}")
+            raise ValueError(
+                f"checkerboard masking hides exactly half of the tokens; mask_ratio must be 0.5, got {mask_ratio}"
+            )
         super().__init__(grid, mask_ratio)
         t, h, w = self.grid
         tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
@@ -55,8 +57,10 @@ def main() -> None:
 
     for label, info in res["summary"]["strategies"].items():
         st = info["stats"]
-        print(f"{label:>18}: loss@{cfg.common_ratio} {shown(st['recon_loss_common_ratio'])}  "
-              f"foreground allocation {shown(st['foreground_allocation'])}  k-NN {shown(st['knn_accuracy'])}")
+        print(
+            f"{label:>18}: loss@{cfg.common_ratio} {shown(st['recon_loss_common_ratio'])}  "
+            f"foreground allocation {shown(st['foreground_allocation'])}  k-NN {shown(st['knn_accuracy'])}"
+        )
     for sentence in res["summary"]["sentences"]:
         print(sentence)
     print(f"figures in {cfg.out}/figures")

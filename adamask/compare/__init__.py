@@ -17,6 +17,7 @@ and the metric table), ``model`` (the reference MAE per strategy, checkpoints), 
 (run_compare), ``options`` and ``commands`` (the ``adamask`` subcommands: their options and what they run)
 and ``errors`` (what the command reports as bad input). Public names are imported on first use.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -33,8 +34,14 @@ if TYPE_CHECKING:
     from .train import train_step
 
 _EXPORTS = {
-    "config": ("DEFAULT_STRATEGIES", "PRESETS", "CompareConfig", "StrategySpec", "parse_sampler_options",
-               "parse_strategy"),
+    "config": (
+        "DEFAULT_STRATEGIES",
+        "PRESETS",
+        "CompareConfig",
+        "StrategySpec",
+        "parse_sampler_options",
+        "parse_strategy",
+    ),
     "evaluate": ("clip_features", "evaluate_reconstruction", "evaluate_strategy", "probe"),
     "metrics": ("METRICS", "Metric", "MetricContext"),
     "model": ("CHECKPOINT_FORMAT", "build_model", "build_strategy", "load_checkpoint"),

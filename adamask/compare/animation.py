@@ -3,6 +3,7 @@
 Images are (3, T, H, W) float in [0, 1]; per-token values are (N,) over the grid (T', H', W') in (t, h, w)
 order; masks are (N,) bool with True = masked.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,16 @@ from .io import atomic_path
 __all__ = ["write_animation"]
 
 
-def write_animation(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int], path: os.PathLike,
-                    probs: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None, scale: int = 4,
-                    fps: int = 4) -> Path:
+def write_animation(
+    video: np.ndarray,
+    grid: Sequence[int],
+    tubelet: Sequence[int],
+    path: os.PathLike,
+    probs: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    scale: int = 4,
+    fps: int = 4,
+) -> Path:
     """Animate a clip (3, T, H, W) frame by frame as [frame | probability heat map | mask], upscaled ``scale``x.
     The format follows the suffix: .gif (Pillow) or .mp4 (PyAV)."""
     path = Path(path)
@@ -32,9 +40,13 @@ def write_animation(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[in
     frames = []
     for f in range(t_all):
         sl = f // tubelet[0]
-        pan = clip_panels(v[:, sl * tubelet[0]:(sl + 1) * tubelet[0]], (1, *grid[1:]), tubelet,
-                          probs=None if probs is None else np.asarray(probs).reshape(grid[0], -1)[sl],
-                          mask=None if mask is None else np.asarray(mask).reshape(grid[0], -1)[sl])
+        pan = clip_panels(
+            v[:, sl * tubelet[0] : (sl + 1) * tubelet[0]],
+            (1, *grid[1:]),
+            tubelet,
+            probs=None if probs is None else np.asarray(probs).reshape(grid[0], -1)[sl],
+            mask=None if mask is None else np.asarray(mask).reshape(grid[0], -1)[sl],
+        )
         raw = np.clip(v[:, f].transpose(1, 2, 0), 0, 1)
         parts = [raw] + [pan[k][0] for k in ("probs", "mask") if k in pan]
         img = np.concatenate(parts, axis=1)
@@ -68,4 +80,3 @@ def _write_frames(frames: List[np.ndarray], tmp: Path, suffix: str, fps: int) ->
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
-

@@ -1,10 +1,11 @@
 """The subcommands of the ``adamask`` command: what they run (their options: `adamask.compare.options`).
 
-    adamask compare     pretrain the reference MAE once per strategy and compare them (`run_compare`)
-    adamask visualize   probability map and sampled mask of a checkpoint's strategy on a video
-    adamask costs       FLOPs and saved activations of one training step per configuration
-    adamask list        the registered strategies: default ratio, learned or not, what they need
+adamask compare     pretrain the reference MAE once per strategy and compare them (`run_compare`)
+adamask visualize   probability map and sampled mask of a checkpoint's strategy on a video
+adamask costs       FLOPs and saved activations of one training step per configuration
+adamask list        the registered strategies: default ratio, learned or not, what they need
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,12 +64,15 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     progress = "none" if args.quiet else ("lines" if args.no_progress else "bar")
     command = "adamask " + " ".join(shlex.quote(a) for a in argv)
-    res = run_compare(cfg, overwrite=args.overwrite, progress=progress, figures=not args.no_figures,
-                      command=command, log=log)
+    res = run_compare(
+        cfg, overwrite=args.overwrite, progress=progress, figures=not args.no_figures, command=command, log=log
+    )
     if not args.quiet:
         print((Path(cfg.out) / "results.md").read_text())
-        print(f"results in {cfg.out}/ (results.json, results.md, figures/, checkpoints/) "
-              f"after {res['runtime_s']:.0f} s", file=sys.stderr)
+        print(
+            f"results in {cfg.out}/ (results.json, results.md, figures/, checkpoints/) after {res['runtime_s']:.0f} s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -88,12 +92,15 @@ def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UserError(f"--out must end in .png, got {str(out)!r}")
     model, ck = load_checkpoint(args.checkpoint, device)
     if ck.get("diverged_at_step") is not None:
-        raise UserError(f"{args.checkpoint}: its strategy diverged at training step {ck['diverged_at_step']} (a "
-                        f"non-finite loss); there is nothing to visualise - train it again with a lower --lr")
+        raise UserError(
+            f"{args.checkpoint}: its strategy diverged at training step {ck['diverged_at_step']} (a "
+            f"non-finite loss); there is nothing to visualise - train it again with a lower --lr"
+        )
     size = ck["model_config"]["img_size"]
     with user_input():
-        full = read_video(args.video, num_frames=ck["model_config"]["num_frames"], stride=args.stride, img_size=size,
-                          crop=False)[0]
+        full = read_video(
+            args.video, num_frames=ck["model_config"]["num_frames"], stride=args.stride, img_size=size, crop=False
+        )[0]
     clip = centre_crop(full, size)
     label = ck["strategy"]["name"] + f"_{ck['strategy']['mask_ratio']:g}"
     out = out or Path(f"{Path(args.video).stem}_{label}.png")
@@ -105,14 +112,25 @@ def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     h, w = full.shape[-2:]
     context = None if h == w else (full.numpy(), crop_box(h, w, size))
     seen = "" if context is None else f"; the model sees the outlined centre {size}x{size} crop"
-    written = [masks_figure(clip.numpy(), model.grid, model.tubelet, [("sampled mask", mask)], out, probs=probs,
-                            title=f"{Path(args.video).name} - {label} (motion-energy allocation {alloc:.2f}{seen})",
-                            prob_label=f"{label}:\nP(visible)", context=context,
-                            maps=[("reconstruction error\n(its masked tokens)", "errors", ev["errors"][0].numpy())])]
+    written = [
+        masks_figure(
+            clip.numpy(),
+            model.grid,
+            model.tubelet,
+            [("sampled mask", mask)],
+            out,
+            probs=probs,
+            title=f"{Path(args.video).name} - {label} (motion-energy allocation {alloc:.2f}{seen})",
+            prob_label=f"{label}:\nP(visible)",
+            context=context,
+            maps=[("reconstruction error\n(its masked tokens)", "errors", ev["errors"][0].numpy())],
+        )
+    ]
     for flag, ext in ((args.gif, ".gif"), (args.mp4, ".mp4")):
         if flag:
-            written.append(write_animation(clip.numpy(), model.grid, model.tubelet, out.with_suffix(ext), probs=probs,
-                                           mask=mask))
+            written.append(
+                write_animation(clip.numpy(), model.grid, model.tubelet, out.with_suffix(ext), probs=probs, mask=mask)
+            )
     print(f"foreground allocation (motion-energy proxy) of the sampled mask: {alloc:.3f}")
     for p in written:
         print(f"wrote {p}")
@@ -135,7 +153,8 @@ def _list(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = dict(
-    compare=_compare, visualize=_visualize, costs=_costs, list=_list)
+    compare=_compare, visualize=_visualize, costs=_costs, list=_list
+)
 
 
 def import_modules(modules: Sequence[str]) -> None:

@@ -1,6 +1,7 @@
 """What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``) and every
 setting (`CompareConfig`, saved as config.json); the presets and the ``--sampler KEY=VALUE`` options live in
 `adamask.compare.options` (re-exported here)."""
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,29 @@ __all__ = [
 
 # equal-budget controls: every method at its own ratio, and random (the reference of each budget) and tube at
 # the ratio of the learned and content-aware strategies
-DEFAULT_STRATEGIES = ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
-                      "adaptive:0.95", "error_predictor:0.95")
+DEFAULT_STRATEGIES = (
+    "random:0.9",
+    "tube:0.9",
+    "frame:0.9",
+    "random:0.95",
+    "tube:0.95",
+    "motion:0.95",
+    "adaptive:0.95",
+    "error_predictor:0.95",
+)
 PROBE_LABELS = ("digit", "direction")
 
 # fields added after the first release: left out of a run's identity while at their default, so that run
 # folders and checkpoints of earlier versions still resume
-_OPTIONAL_IDENTITY: Dict[str, Any] = dict(ratio_schedule=None, decoder_masking=None, sampling_entropy_weight=0.0,
-                                          held_out=[], probe_label="digit", probe_train_clips=256,
-                                          probe_test_clips=256)
+_OPTIONAL_IDENTITY: Dict[str, Any] = dict(
+    ratio_schedule=None,
+    decoder_masking=None,
+    sampling_entropy_weight=0.0,
+    held_out=[],
+    probe_label="digit",
+    probe_train_clips=256,
+    probe_test_clips=256,
+)
 MAX_SEED = 2**32 - 1
 
 
@@ -70,8 +85,10 @@ def parse_strategy(spec: str) -> StrategySpec:
         raise TypeError(f"strategy must be a non-empty string 'name' or 'name:ratio', got {spec!r}")
     name, _, ratio = spec.strip().partition(":")
     if name not in list_maskings():
-        raise ValueError(f"unknown masking strategy {name!r} in {spec!r}; registered: {list_maskings()} "
-                         f"(register your own with adamask.register_masking and load it with --import)")
+        raise ValueError(
+            f"unknown masking strategy {name!r} in {spec!r}; registered: {list_maskings()} "
+            f"(register your own with adamask.register_masking and load it with --import)"
+        )
     if ratio:
         try:
             value = float(ratio)
@@ -134,9 +151,25 @@ class CompareConfig:
     def quick(cls, **kw: Any) -> "CompareConfig":
         """A few-second configuration for tests: 32x32 px, 8 frames, a 1-layer 32-wide model, 6 steps."""
         base: Dict[str, Any] = dict(
-            size="nano", img_size=32, num_frames=8, tubelet=(2, 8, 8), steps=6, batch_size=4, warmup_steps=2,
-            train_clips=16, test_clips=8, eval_draws=1, eval_points=2, knn_k=3, figure_clips=2, checkpoint_every=3,
-            clips_per_video=2, seeds=1, probe_train_clips=16, probe_test_clips=8)
+            size="nano",
+            img_size=32,
+            num_frames=8,
+            tubelet=(2, 8, 8),
+            steps=6,
+            batch_size=4,
+            warmup_steps=2,
+            train_clips=16,
+            test_clips=8,
+            eval_draws=1,
+            eval_points=2,
+            knn_k=3,
+            figure_clips=2,
+            checkpoint_every=3,
+            clips_per_video=2,
+            seeds=1,
+            probe_train_clips=16,
+            probe_test_clips=8,
+        )
         base.update(kw)
         return cls(**base)
 
@@ -153,9 +186,24 @@ class CompareConfig:
         if len(set(labels)) != len(labels):
             raise ValueError(f"strategies list repeats a strategy: {self.strategies}")
         check_choice(self.size, tuple(sorted(MAE_CONFIGS)), "size")
-        for name in ("steps", "batch_size", "train_clips", "test_clips", "eval_draws", "eval_points", "knn_k",
-                     "stride", "clips_per_video", "img_size", "num_frames", "checkpoint_every", "figure_clips", "seeds",
-                     "probe_train_clips", "probe_test_clips"):
+        for name in (
+            "steps",
+            "batch_size",
+            "train_clips",
+            "test_clips",
+            "eval_draws",
+            "eval_points",
+            "knn_k",
+            "stride",
+            "clips_per_video",
+            "img_size",
+            "num_frames",
+            "checkpoint_every",
+            "figure_clips",
+            "seeds",
+            "probe_train_clips",
+            "probe_test_clips",
+        ):
             check_positive_int(getattr(self, name), name)
         for name, high in (("warmup_steps", None), ("seed", MAX_SEED - self.seeds + 1), ("threads", None)):
             value = getattr(self, name)
@@ -182,8 +230,10 @@ class CompareConfig:
             raise ValueError(f"held_out names videos to hold out; it needs videos, got held_out={self.held_out}")
         check_choice(self.probe_label, PROBE_LABELS, "probe_label")
         if self.videos and self.probe_label != "digit":
-            raise ValueError(f"probe_label {self.probe_label!r} is a label of the embedded data; with videos the "
-                             f"probe labels are their class folders (one folder per class)")
+            raise ValueError(
+                f"probe_label {self.probe_label!r} is a label of the embedded data; with videos the "
+                f"probe labels are their class folders (one folder per class)"
+            )
 
     def for_seed(self, replicate: int) -> "CompareConfig":
         """The configuration of the ``replicate``-th run of each strategy: seed ``seed + replicate`` (model
@@ -210,8 +260,10 @@ class CompareConfig:
             raise TypeError(f"decoder_masking must be a str NAME[:RATIO], got {self.decoder_masking!r}")
         spec = parse_strategy(self.decoder_masking)
         if strategy_info(spec.name).needs != "nothing":
-            raise ValueError(f"decoder_masking must name a strategy that needs no tokens (e.g. running_cell:0.5), "
-                             f"got {self.decoder_masking!r} (it needs {strategy_info(spec.name).needs})")
+            raise ValueError(
+                f"decoder_masking must name a strategy that needs no tokens (e.g. running_cell:0.5), "
+                f"got {self.decoder_masking!r} (it needs {strategy_info(spec.name).needs})"
+            )
         return spec
 
     def model_config(self) -> Dict[str, Any]:

@@ -7,10 +7,11 @@ gradients and optimiser state (the CPU memory estimate of ``adamask compare``).
 
     adamask costs [--size base]        (also: python -m adamask.flops)
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -20,10 +21,21 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
+from ..masking import MaskingStrategy
 from .model import draw_masking
 
-__all__ = ["COMPONENTS", "CHECKPOINT", "build_cost_model", "step_costs", "paper_scale_configs",
-           "paper_scale_table", "format_cost_table", "saved_activation_bytes", "state_bytes", "main"]
+__all__ = [
+    "COMPONENTS",
+    "CHECKPOINT",
+    "build_cost_model",
+    "step_costs",
+    "paper_scale_configs",
+    "paper_scale_table",
+    "format_cost_table",
+    "saved_activation_bytes",
+    "state_bytes",
+    "main",
+]
 
 COMPONENTS = ("tokenizer", "sampler", "encoder", "decoder", "other")
 CHECKPOINT = "checkpoint"  # sampler option: recompute its blocks in backward
@@ -82,7 +94,7 @@ class _ComponentCounter(TorchFunctionMode):
         for name, mod in self.model.named_modules():
             top = name.split(".")[0]
             if name and top in _OWNER:
-                handles.append(mod.register_forward_pre_hook(lambda m, a, c=_OWNER[top]: self.stack.append(c) and None))
+                handles.append(mod.register_forward_pre_hook(lambda m, a, c=_OWNER[top]: self.stack.append(c)))
                 handles.append(mod.register_forward_hook(lambda m, a, o: self.stack.pop() and None))
         try:
             with self, _FlopDispatch(self), torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
@@ -126,14 +138,22 @@ def step_costs(model: MaskedVideoAutoencoder, batch_size: int = 1) -> Dict[str, 
     params = dict.fromkeys(COMPONENTS, 0)
     for name, p in model.named_parameters():
         params[_OWNER.get(name.split(".")[0], "other")] += p.numel()
-    rows = {c: {"gflops": counter.flops[c] / 1e9, "gflops_fwd": flops_fwd[c] / 1e9,
-                "activation_mb": counter.saved[c] / 2**20, "params_m": params[c] / 1e6} for c in COMPONENTS}
+    rows = {
+        c: {
+            "gflops": counter.flops[c] / 1e9,
+            "gflops_fwd": flops_fwd[c] / 1e9,
+            "activation_mb": counter.saved[c] / 2**20,
+            "params_m": params[c] / 1e6,
+        }
+        for c in COMPONENTS
+    }
     rows["total"] = {k: sum(r[k] for r in rows.values()) for k in ("gflops", "gflops_fwd", "activation_mb", "params_m")}
     return rows
 
 
-def build_cost_model(config: Dict[str, Any], masking: str, mask_ratio: float,
-                     options: Optional[Dict[str, Any]] = None) -> MaskedVideoAutoencoder:
+def build_cost_model(
+    config: Dict[str, Any], masking: str, mask_ratio: float, options: Optional[Dict[str, Any]] = None
+) -> MaskedVideoAutoencoder:
     """The reference MAE for ``config`` with sampler ``options`` (e.g. ``{CHECKPOINT: True}``)."""
     return MaskedVideoAutoencoder(**config, masking=masking, mask_ratio=mask_ratio, masking_options=options or None)
 
@@ -151,8 +171,12 @@ def paper_scale_configs(embed_dim: int = 768) -> List[Tuple[str, str, float, Opt
         (f"adaptive 0.95, width {half}", "adaptive", 0.95, {"width": half}),
         ("adaptive 0.95, depth 2", "adaptive", 0.95, {"depth": 2}),
         ("adaptive 0.95, pool 1x2x2", "adaptive", 0.95, {"token_pool": (1, 2, 2)}),
-        (f"adaptive 0.95, attention, width {quarter}, pool 1x2x2", "adaptive", 0.95,
-         {"variant": "attention", "width": quarter, "token_pool": (1, 2, 2)}),
+        (
+            f"adaptive 0.95, attention, width {quarter}, pool 1x2x2",
+            "adaptive",
+            0.95,
+            {"variant": "attention", "width": quarter, "token_pool": (1, 2, 2)},
+        ),
     ]
 
 
@@ -164,9 +188,18 @@ def paper_scale_table(size: str = "base", batch_size: int = 1, **overrides: Any)
     for label, masking, ratio, opts in paper_scale_configs(config["embed_dim"]):
         with torch.device("meta"):
             model = build_cost_model(config, masking, ratio, opts)
-        rows.append({"config": label, "masking": masking, "mask_ratio": ratio, "sampler_options": opts,
-                     "num_tokens": model.num_tokens, "num_visible": model.mask_sampler.num_visible,
-                     "batch_size": batch_size, "costs": step_costs(model, batch_size)})
+        rows.append(
+            {
+                "config": label,
+                "masking": masking,
+                "mask_ratio": ratio,
+                "sampler_options": opts,
+                "num_tokens": model.num_tokens,
+                "num_visible": cast(MaskingStrategy, model.mask_sampler).num_visible,
+                "batch_size": batch_size,
+                "costs": step_costs(model, batch_size),
+            }
+        )
     return rows
 
 
@@ -175,22 +208,30 @@ def format_cost_table(rows: List[Dict[str, Any]], reference: str = "tube 0.90") 
     totals and their ratio to ``reference``."""
     ref = next((r for r in rows if r["config"] == reference), rows[0])["costs"]["total"]
     parts = ("tokenizer", "sampler", "encoder", "decoder")
-    head = ("| config | N_v | " + " | ".join(f"{p} GFLOP" for p in parts) + " | total GFLOP | vs tube | "
-            + " | ".join(f"{p} MB" for p in parts) + " | total MB | vs tube |")
+    head = (
+        "| config | N_v | "
+        + " | ".join(f"{p} GFLOP" for p in parts)
+        + " | total GFLOP | vs tube | "
+        + " | ".join(f"{p} MB" for p in parts)
+        + " | total MB | vs tube |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         c = r["costs"]
         t = c["total"]
         lines.append(
-            f"| {r['config']} | {r['num_visible']} | " + " | ".join(f"{c[p]['gflops']:.1f}" for p in parts)
+            f"| {r['config']} | {r['num_visible']} | "
+            + " | ".join(f"{c[p]['gflops']:.1f}" for p in parts)
             + f" | {t['gflops']:.1f} | {t['gflops'] / ref['gflops']:.2f}x | "
             + " | ".join(f"{c[p]['activation_mb']:.0f}" for p in parts)
-            + f" | {t['activation_mb']:.0f} | {t['activation_mb'] / ref['activation_mb']:.2f}x |")
+            + f" | {t['activation_mb']:.0f} | {t['activation_mb'] / ref['activation_mb']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
-def saved_activation_bytes(model: MaskedVideoAutoencoder, video: Tensor,
-                           generator: Optional[torch.Generator] = None) -> int:
+def saved_activation_bytes(
+    model: MaskedVideoAutoencoder, video: Tensor, generator: Optional[torch.Generator] = None
+) -> int:
     """Bytes of the distinct tensors autograd saves for backward in one training forward pass of ``model`` on
     ``video`` (B, C, T, H, W): the model's own tokenize / masking / reconstruct, both loss terms."""
     seen: Dict[Tuple[int, int], int] = {}
@@ -231,8 +272,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def add_cost_arguments(p: Any) -> None:
     """The options of ``adamask costs`` / ``python -m adamask.flops`` on an argparse parser."""
-    p.add_argument("--size", choices=sorted(MAE_CONFIGS), default="base",
-                   help="model size from MAE_CONFIGS at its own input (default base: ViT-B, 16 x 224 x 224)")
+    p.add_argument(
+        "--size",
+        choices=sorted(MAE_CONFIGS),
+        default="base",
+        help="model size from MAE_CONFIGS at its own input (default base: ViT-B, 16 x 224 x 224)",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

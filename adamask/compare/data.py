@@ -8,11 +8,12 @@ Everything is generated on the fly from (seed, clip index); nothing is downloade
 Shapes: a clip is (C, T, H, W) float32 in [0, 1]; per-token ground truth is (N,) over the token grid
 (T', H', W') in (t, h, w) order, N = T'H'W' (True / larger = information-rich foreground).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import BinaryIO, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ def normalize_video(video: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------
 # ground truth
+
 
 def token_ground_truth(alpha: Tensor, tubelet: Sequence[int], threshold: float = 0.25) -> Tensor:
     """Foreground alpha (T, H, W) float in [0, 1] -> (N,) bool, True where any pixel of the token's
@@ -105,7 +107,7 @@ def photo_background() -> np.ndarray:
             import matplotlib.image as mpimg
         except ImportError as e:  # pragma: no cover
             raise missing_extra("matplotlib", "the embedded dataset") from e
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
+        with cast(BinaryIO, cbook.get_sample_data("grace_hopper.jpg")) as f:
             img = mpimg.imread(f, format="jpg")
         img = np.asarray(img, dtype=np.float32)
         _PHOTO = img / 255.0 if img.max() > 1.0 else img
@@ -120,8 +122,9 @@ def _resize(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return (out[0] if img.ndim == 2 else out.permute(1, 2, 0)).numpy()
 
 
-def render_clip(background: np.ndarray, sprite: np.ndarray, color: Sequence[float],
-                positions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def render_clip(
+    background: np.ndarray, sprite: np.ndarray, color: Union[Sequence[float], np.ndarray], positions: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
     """Paste ``sprite`` (s, s) alpha in [0, 1] in ``color`` over a static ``background`` (H, W, 3) at the
     integer top-left ``positions`` (T, 2) (y, x), clipped at the borders.
     Returns frames (T, H, W, 3) float32 in [0, 1] and the foreground alpha (T, H, W) float32."""
@@ -132,7 +135,7 @@ def render_clip(background: np.ndarray, sprite: np.ndarray, color: Sequence[floa
     for i, (y, x) in enumerate(np.asarray(positions, dtype=np.int64)):
         y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + s0, h), min(x + s1, w)
         if y1 > y0 and x1 > x0:
-            alpha[i, y0:y1, x0:x1] = sprite[y0 - y:y1 - y, x0 - x:x1 - x]
+            alpha[i, y0:y1, x0:x1] = sprite[y0 - y : y1 - y, x0 - x : x1 - x]
     col = np.asarray(color, np.float32)[None, None, None]
     frames = background[None] * (1 - alpha[..., None]) + col * alpha[..., None]
     return frames.astype(np.float32), alpha
@@ -169,8 +172,9 @@ class ClipSet:
 
     def subset(self, idx: Sequence[int]) -> "ClipSet":
         i = torch.as_tensor(list(idx), dtype=torch.long)
-        return ClipSet(self.videos[i], self.foreground[i], self.labels[i], [self.names[j] for j in i.tolist()],
-                       self.class_names)
+        return ClipSet(
+            self.videos[i], self.foreground[i], self.labels[i], [self.names[j] for j in i.tolist()], self.class_names
+        )
 
 
 class SyntheticDigitClips:
@@ -182,9 +186,19 @@ class SyntheticDigitClips:
     (alpha > 0.25) touch its tubelet in any of its frames.
     """
 
-    def __init__(self, num_clips: int, *, num_frames: int = 16, img_size: int = 64,
-                 tubelet: Sequence[int] = (2, 8, 8), sprite_size: int = 16, speed: Tuple[float, float] = (1.5, 3.0),
-                 seed: int = 0, offset: int = 0, background_contrast: float = 0.8) -> None:
+    def __init__(
+        self,
+        num_clips: int,
+        *,
+        num_frames: int = 16,
+        img_size: int = 64,
+        tubelet: Sequence[int] = (2, 8, 8),
+        sprite_size: int = 16,
+        speed: Tuple[float, float] = (1.5, 3.0),
+        seed: int = 0,
+        offset: int = 0,
+        background_contrast: float = 0.8,
+    ) -> None:
         self.num_clips = check_positive_int(num_clips, "num_clips")
         self.num_frames = check_positive_int(num_frames, "num_frames")
         self.img_size = check_positive_int(img_size, "img_size")
@@ -193,8 +207,10 @@ class SyntheticDigitClips:
         if sprite_size >= img_size:
             raise ValueError(f"sprite_size ({sprite_size}) must be smaller than img_size ({img_size})")
         if num_frames % self.tubelet[0] or img_size % self.tubelet[1] or img_size % self.tubelet[2]:
-            raise ValueError(f"num_frames x img_size x img_size = {(num_frames, img_size, img_size)} is not "
-                             f"divisible by tubelet {self.tubelet}")
+            raise ValueError(
+                f"num_frames x img_size x img_size = {(num_frames, img_size, img_size)} is not "
+                f"divisible by tubelet {self.tubelet}"
+            )
         self.speed, self.seed, self.offset = speed, int(seed), int(offset)
         self.background_contrast = float(background_contrast)
         self.grid = (num_frames // self.tubelet[0], img_size // self.tubelet[1], img_size // self.tubelet[2])
@@ -214,7 +230,7 @@ class SyntheticDigitClips:
         ph, pw, _ = photo.shape
         crop = int(rng.integers(min(ph, pw) // 4, min(ph, pw) // 2 + 1))
         y, x = int(rng.integers(ph - crop + 1)), int(rng.integers(pw - crop + 1))
-        bg = _resize(photo[y:y + crop, x:x + crop], (self.img_size, self.img_size))
+        bg = _resize(photo[y : y + crop, x : x + crop], (self.img_size, self.img_size))
         bg = np.clip(0.5 + self.background_contrast * (bg - bg.mean()), 0.0, 1.0)
         color = rng.uniform(0.0, 1.0, 3)
         color[int(rng.integers(3))] = 1.0  # bright, saturated digits
@@ -228,8 +244,14 @@ class SyntheticDigitClips:
         frames, alpha = render_clip(bg, sprite, color, positions)
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()
         fg = token_ground_truth(torch.from_numpy(alpha), self.tubelet)
-        return dict(video=video, alpha=torch.from_numpy(alpha), foreground=fg, label=int(targets[k]),
-                    direction=direction, positions=positions)
+        return dict(
+            video=video,
+            alpha=torch.from_numpy(alpha),
+            foreground=fg,
+            label=int(targets[k]),
+            direction=direction,
+            positions=positions,
+        )
 
     def clipset(self, label: str = "digit") -> ClipSet:
         """All clips as a `ClipSet`; its labels: the digit class (``label="digit"``, 10 classes) or the motion

@@ -5,6 +5,7 @@ in the full frame it was cropped from.
 Images are (3, T, H, W) float in [0, 1]; panels (T', H, W, 3); per-token values are (N,) over the grid
 (T', H', W') in (t, h, w) order; masks are (N,) bool with True = masked.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,23 @@ import numpy as np
 from .errors import missing_extra
 from .io import atomic_path
 
-__all__ = ["CELL_IN", "LABEL_IN", "TITLE_IN", "DPI", "PLOT_DPI", "DIM", "MIN_SCALE", "pyplot", "save_png", "token_map",
-           "clip_panels", "in_context", "cell_inches", "grid_size", "panels_figure"]
+__all__ = [
+    "CELL_IN",
+    "LABEL_IN",
+    "TITLE_IN",
+    "DPI",
+    "PLOT_DPI",
+    "DIM",
+    "MIN_SCALE",
+    "pyplot",
+    "save_png",
+    "token_map",
+    "clip_panels",
+    "in_context",
+    "cell_inches",
+    "grid_size",
+    "panels_figure",
+]
 
 CELL_IN = 0.9  # inches of an image cell's height, at least
 LABEL_IN = 1.5  # inches for the row labels
@@ -72,8 +88,14 @@ def _heat(values: np.ndarray, vmax: float, cmap: str) -> np.ndarray:
     return matplotlib.colormaps[cmap](np.clip(values / max(vmax, 1e-12), 0.0, 1.0))[..., :3]
 
 
-def clip_panels(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int], probs: Optional[np.ndarray] = None,
-                mask: Optional[np.ndarray] = None, errors: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+def clip_panels(
+    video: np.ndarray,
+    grid: Sequence[int],
+    tubelet: Sequence[int],
+    probs: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
+    errors: Optional[np.ndarray] = None,
+) -> Dict[str, np.ndarray]:
     """Per-time-slice RGB panels (T', H, W, 3) float in [0, 1] of a clip (3, T, H, W):
     "frames" (first frame of each slice), "probs" (heat map over the frame, if given), "mask" (masked patches
     dimmed, if given; mask (N,) bool True = masked) and "errors" (each token's error (N,) as a heat map scaled to
@@ -103,11 +125,11 @@ def in_context(panels: np.ndarray, context: np.ndarray, box: Tuple[int, int]) ->
     top, left = box
     s0, s1 = panels.shape[1:3]
     out = OUTSIDE * np.asarray(context, dtype=np.float32).copy()
-    out[:, top:top + s0, left:left + s1] = panels
+    out[:, top : top + s0, left : left + s1] = panels
     for y in (top, top + s0 - 1):
-        out[:, y, left:left + s1] = 1.0
+        out[:, y, left : left + s1] = 1.0
     for x in (left, left + s1 - 1):
-        out[:, top:top + s0, x] = 1.0
+        out[:, top : top + s0, x] = 1.0
     return out
 
 
@@ -125,8 +147,13 @@ def grid_size(num_columns: int, num_rows: int, image_hw: Optional[Tuple[int, int
     return int(round((LABEL_IN + num_columns * cw) * DPI)), int(round((TITLE_IN + num_rows * ch) * DPI))
 
 
-def panels_figure(panels: List[Tuple[str, np.ndarray]], path: os.PathLike, title: str = "",
-                  column_titles: Sequence[str] = (), scaled: bool = True) -> Path:
+def panels_figure(
+    panels: List[Tuple[str, np.ndarray]],
+    path: os.PathLike,
+    title: str = "",
+    column_titles: Sequence[str] = (),
+    scaled: bool = True,
+) -> Path:
     """A grid of images: one row per (label, panels (C, H, W, 3)), one column per panel; cells sized by
     `cell_inches` of the images (``scaled=False``: square cells CELL_IN high). Size: `grid_size`."""
     plt = pyplot()

@@ -8,6 +8,7 @@ argument checks into UserError while (and only while) the user's input is being 
 
 Imports nothing heavy: the command line imports it before torch.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ def brief(error: BaseException, limit: int = 200) -> str:
     """``Type: first line of the message``, at most ``limit`` characters: a foreign error inside one of ours."""
     lines = str(error).strip().splitlines()
     text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextmanager
@@ -55,5 +56,7 @@ def user_input(what: str = "") -> Iterator[None]:
 def missing_extra(package: str, purpose: str, extra: str = "demo") -> MissingExtraError:
     """The error for a missing optional dependency: what needs it and how to install it, from PyPI or from a
     clone of the repository."""
-    return MissingExtraError(f"{purpose} needs {package}, which is not installed: pip install 'adamask[{extra}]' "
-                             f"(in a clone of the repository: pip install '.[{extra}]')")
+    return MissingExtraError(
+        f"{purpose} needs {package}, which is not installed: pip install 'adamask[{extra}]' "
+        f"(in a clone of the repository: pip install '.[{extra}]')"
+    )

@@ -13,6 +13,7 @@ video with another aspect ratio is shown inside its full frame, the crop outline
 Images are (3, T, H, W) float in [0, 1]; per-token values are (N,) over the grid (T', H', W') in (t, h, w)
 order; masks are (N,) bool with True = masked.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,10 +72,19 @@ def masks_figure_size(num_slices: int, num_rows: int, image_hw: Optional[Tuple[i
     return grid_size(num_slices, num_rows, image_hw)
 
 
-def masks_figure(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int], rows: Sequence[Tuple[str, np.ndarray]],
-                 path: os.PathLike, probs: Optional[np.ndarray] = None, title: str = "",
-                 prob_label: str = "adaptive: P(visible)", foreground: Optional[np.ndarray] = None,
-                 maps: Sequence[Tuple[str, str, np.ndarray]] = (), context: Optional[Context] = None) -> Path:
+def masks_figure(
+    video: np.ndarray,
+    grid: Sequence[int],
+    tubelet: Sequence[int],
+    rows: Sequence[Tuple[str, np.ndarray]],
+    path: os.PathLike,
+    probs: Optional[np.ndarray] = None,
+    title: str = "",
+    prob_label: str = "adaptive: P(visible)",
+    foreground: Optional[np.ndarray] = None,
+    maps: Sequence[Tuple[str, str, np.ndarray]] = (),
+    context: Optional[Context] = None,
+) -> Path:
     """One clip (3, T, H, W) in [0, 1]: a row of frames (one per time slice), the ground-truth ``foreground``
     (N,) bool if given (other tokens dimmed), the probability map ``probs`` (N,) as a heat map if given, a row
     per ``maps`` entry (label, "probs" or "errors", values (N,)), then one row per (label, mask (N,) bool
@@ -97,9 +107,15 @@ def masks_figure(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int],
     return panels_figure(panels, path, title, [f"t={c * tubelet[0]}" for c in range(grid[0])])
 
 
-def errors_figure(video: np.ndarray, grid: Sequence[int], tubelet: Sequence[int],
-                  strategies: Sequence[Tuple[str, Optional[np.ndarray], Optional[np.ndarray]]], path: os.PathLike,
-                  title: str = "", context: Optional[Context] = None) -> Path:
+def errors_figure(
+    video: np.ndarray,
+    grid: Sequence[int],
+    tubelet: Sequence[int],
+    strategies: Sequence[Tuple[str, Optional[np.ndarray], Optional[np.ndarray]]],
+    path: os.PathLike,
+    title: str = "",
+    context: Optional[Context] = None,
+) -> Path:
     """Why a sampler goes where it goes (AdaMAE's Fig. 3): the frames, then per (label, errors (N,), probs (N,))
     the reconstruction error of each masked token under the strategy's own masks (None / NaN where visible:
     dimmed) beside its probability map (either may be None). Size: `masks_figure_size(T', rows, image size)`."""
@@ -119,8 +135,14 @@ def video_context(cfg: CompareConfig, name: str) -> Optional[Context]:
 
     path, _, k = name.rpartition("#")
     try:
-        clips = read_video(path, num_frames=cfg.num_frames, stride=cfg.stride, img_size=cfg.img_size,
-                           num_clips=cfg.clips_per_video, crop=False)
+        clips = read_video(
+            path,
+            num_frames=cfg.num_frames,
+            stride=cfg.stride,
+            img_size=cfg.img_size,
+            num_clips=cfg.clips_per_video,
+            crop=False,
+        )
         clip = clips[int(k)]
     except (VideoReadError, OSError, ValueError, IndexError):
         return None
@@ -142,8 +164,9 @@ def _maybe(values: Optional[list], i: int) -> Optional[np.ndarray]:
     return None if values is None else _values(values, i)
 
 
-def _clip_figures(run_dir: Path, shown: Dict[str, Dict[str, Any]], clips: ClipSet, i: int, grid: Sequence[int],
-                  cfg: CompareConfig) -> List[Path]:
+def _clip_figures(
+    run_dir: Path, shown: Dict[str, Dict[str, Any]], clips: ClipSet, i: int, grid: Sequence[int], cfg: CompareConfig
+) -> List[Path]:
     """masks_clip<i>.png and errors_clip<i>.png of figure clip ``i``."""
     tub = tuple(cfg.tubelet)
     video = clips.videos[i].numpy()
@@ -154,12 +177,32 @@ def _clip_figures(run_dir: Path, shown: Dict[str, Dict[str, Any]], clips: ClipSe
     rows = [(k, np.array(r["figure"]["masks"][i], dtype=bool)) for k, r in shown.items()]
     maps = [(f"{k}:\nP(visible)", "probs", _values(f["probs"], i)) for k, f in with_probs]
     title = f"held-out clip {i} ({clips.names[i]})"
-    out = [masks_figure(video, grid, tub, rows, run_dir / "figures" / f"masks_clip{i}.png", title=title,
-                        foreground=fg.numpy() > 0 if binary else None, maps=maps, context=context)]
+    out = [
+        masks_figure(
+            video,
+            grid,
+            tub,
+            rows,
+            run_dir / "figures" / f"masks_clip{i}.png",
+            title=title,
+            foreground=fg.numpy() > 0 if binary else None,
+            maps=maps,
+            context=context,
+        )
+    ]
     if with_probs:
         strategies = [(k, _maybe(f.get("errors"), i), _maybe(f["probs"], i)) for k, f in with_probs]
-        out.append(errors_figure(video, grid, tub, strategies, run_dir / "figures" / f"errors_clip{i}.png",
-                                 title=f"{title}: reconstruction error and P(visible)", context=context))
+        out.append(
+            errors_figure(
+                video,
+                grid,
+                tub,
+                strategies,
+                run_dir / "figures" / f"errors_clip{i}.png",
+                title=f"{title}: reconstruction error and P(visible)",
+                context=context,
+            )
+        )
     return out
 
 
@@ -179,6 +222,9 @@ def write_run_figures(run_dir: os.PathLike, results: Dict[str, Any], clips: Clip
     for i in range(len(clips)):
         out += _clip_figures(run_dir, shown, clips, i, grid, cfg)
     evaluated = {k: e for k, e in results.items() if k in shown}
-    out += [curves, allocation_curves_figure(evaluated, run_dir / "figures" / "allocation_curves.png"),
-            summary_figure(evaluated, run_dir / "figures" / "summary.png")]
+    out += [
+        curves,
+        allocation_curves_figure(evaluated, run_dir / "figures" / "allocation_curves.png"),
+        summary_figure(evaluated, run_dir / "figures" / "summary.png"),
+    ]
     return out

@@ -5,6 +5,7 @@ A process killed at the wrong moment (kill -9, power loss) can leave its tempora
 ``.<name>.tmp<pid>``; `clean_stale_temporaries` removes those of processes no longer running. Reading the
 run folder's own files back (`read_json`) names the file and what is wrong with it.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,18 @@ from torch import Tensor
 
 from .errors import UserError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "json_default", "strict_json",
-           "write_json", "read_json", "clean_stale_temporaries", "fsync_dir"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_torch_save",
+    "json_default",
+    "strict_json",
+    "write_json",
+    "read_json",
+    "clean_stale_temporaries",
+    "fsync_dir",
+]
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
 
@@ -144,6 +155,8 @@ def read_json(path: os.PathLike, remedy: str = "", expect: Optional[type] = dict
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e}){tail}") from e
     if expect is not None and not isinstance(value, expect):
-        raise UserError(f"{path}: holds a JSON {type(value).__name__}, not the expected "
-                        f"{'object' if expect is dict else expect.__name__}{tail}")
+        raise UserError(
+            f"{path}: holds a JSON {type(value).__name__}, not the expected "
+            f"{'object' if expect is dict else expect.__name__}{tail}"
+        )
     return value

@@ -1,8 +1,6 @@
-"""Metrics for comparing masking strategies: foreground allocation, mask statistics and frozen-feature
-probes (`adamask.compare.probes`, re-exported here), and `METRICS`, the table of what the comparison reports.
-
-Mask convention: (B, N) bool, True = masked; tokens in (t, h, w) order over the grid (T', H', W').
-These run at reporting time (host syncs are fine here), never inside the masking path.
+"""`METRICS`, the table of what the comparison reports; the measures it uses (foreground allocation, region
+errors, mask statistics: `adamask.compare.measures`) and frozen-feature probes (`adamask.compare.probes`) are
+re-exported here.
 
 `METRICS` drives the results: each `Metric` row says how one run's value is read from its result dict (or
 computed after training), whether lower or higher is better, the column's header, format and legend, and
@@ -11,6 +9,7 @@ interval, compared with the reference of its budget (random at the same ratio) p
 markdown table, its legend, its paired differences and the summary all come from it, so a new metric is
 one function (``compute``) and one row.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -18,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
-from torch import Tensor
 
 from ..mae import MaskedVideoAutoencoder
 from ..validation import check_choice
 from .config import CompareConfig, StrategySpec
 from .data import ClipSet
+from .measures import foreground_allocation, mask_statistics, probability_allocation, region_errors, summarize
 from .probes import knn_probe, linear_probe
 from .stats import interval
 
@@ -46,110 +45,6 @@ __all__ = [
 Result = Dict[str, Any]  # one strategy's entry in results.json["strategies"]
 
 
-def _check_mask(mask: Tensor, name: str = "mask") -> None:
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
-        raise TypeError(f"{name} must be a (B, N) bool tensor (True = masked), got "
-                        f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
-
-
-def _check_foreground(foreground: Tensor, shape: torch.Size) -> Tensor:
-    if not isinstance(foreground, Tensor):
-        raise TypeError(f"foreground must be a (B, N) tensor, got {type(foreground).__name__}")
-    if foreground.shape != shape:
-        raise ValueError(f"foreground must have shape {tuple(shape)} like the mask, got {tuple(foreground.shape)}")
-    fg = foreground.float()
-    if bool((fg < 0).any()):
-        raise ValueError("foreground weights must be >= 0")
-    return fg
-
-
-def foreground_allocation(mask: Tensor, foreground: Tensor) -> Tensor:
-    """Share of the visible tokens on the foreground divided by the foreground's share of all tokens.
-
-    mask: (B, N) bool, True = masked. foreground: (B, N) bool, or float weights >= 0 (e.g. motion energy).
-    Returns (B,) float32: (sum_{i visible} g_i / N_v) / (sum_i g_i / N); 1.0 = uniform, > 1 = the visible
-    tokens favour the foreground. NaN for clips with no foreground. For uniform random masking its
-    expectation is exactly 1 for every clip.
-    """
-    _check_mask(mask)
-    g = _check_foreground(foreground, mask.shape)
-    vis = (~mask).float()
-    n_vis = vis.sum(1)
-    share_visible = (g * vis).sum(1) / n_vis.clamp_min(1.0)
-    share_all = g.mean(1)
-    out = share_visible / share_all
-    return torch.where(share_all > 0, out, torch.full_like(out, float("nan")))
-
-
-def region_errors(errors: Tensor, foreground: Tensor) -> Tensor:
-    """Mean reconstruction error of the masked tokens on the foreground and on the background, per clip.
-
-    errors: (B, N) float, each masked token's error, NaN where visible. foreground: (B, N) bool, or float
-    weights >= 0 (motion energy: scaled to [0, 1] by each clip's largest, a token counting as foreground by its
-    weight and as background by the rest). Returns (B, 2) float32 (foreground, background); NaN where a clip
-    has no masked token of that kind. The sampler's REINFORCE signal follows the difference of the two.
-    """
-    if not isinstance(errors, Tensor) or errors.dim() != 2:
-        raise TypeError(f"errors must be a (B, N) float tensor, got {getattr(errors, 'shape', type(errors).__name__)}")
-    g = _check_foreground(foreground, errors.shape)
-    g = g / g.amax(1, keepdim=True).clamp_min(1e-12)
-    masked = torch.isfinite(errors).float()
-    e = torch.nan_to_num(errors.float(), nan=0.0)
-    out = []
-    for w in (g * masked, (1.0 - g) * masked):
-        total = w.sum(1)
-        out.append(torch.where(total > 0, (e * w).sum(1) / total.clamp_min(1e-12), float("nan")))
-    return torch.stack(out, 1)
-
-
-def probability_allocation(probs: Tensor, foreground: Tensor) -> Tensor:
-    """Expected allocation of one draw from ``probs`` (B, N): N * sum_i p_i g_i / sum_i g_i, (B,) float32
-    (1.0 for uniform probabilities, NaN for clips with no foreground)."""
-    if not isinstance(probs, Tensor) or probs.dim() != 2:
-        raise TypeError(f"probs must be a (B, N) tensor, got {getattr(probs, 'shape', type(probs).__name__)}")
-    g = _check_foreground(foreground, probs.shape)
-    p = probs.float() / probs.float().sum(1, keepdim=True)
-    total = g.sum(1)
-    out = probs.shape[1] * (p * g).sum(1) / total
-    return torch.where(total > 0, out, torch.full_like(out, float("nan")))
-
-
-def mask_statistics(mask: Tensor, grid: Sequence[int]) -> Dict[str, object]:
-    """Summary of masks (B, N) bool (True = masked) over the grid (T', H', W'):
-
-    visible_per_time_slice: list of T' floats, the mean number of visible tokens in each time slice;
-    spatial_coverage: mean fraction of the H'W' positions visible in at least one time slice;
-    visible_fraction: mean fraction of visible tokens;
-    visible_per_slice_std: mean over clips of the std of the per-slice visible counts (0 = even in time).
-    """
-    _check_mask(mask)
-    if len(grid) != 3:
-        raise ValueError(f"grid must be (T', H', W'), got {grid!r}")
-    t, h, w = (int(g) for g in grid)
-    if mask.shape[1] != t * h * w:
-        raise ValueError(f"mask has {mask.shape[1]} tokens but grid {tuple(grid)} has {t * h * w}")
-    vis = (~mask).view(-1, t, h * w).float()
-    per_slice = vis.sum(2)  # (B, T')
-    covered = (vis.amax(1) > 0).float().mean(1)  # (B,)
-    return dict(
-        visible_per_time_slice=[round(float(v), 4) for v in per_slice.mean(0)],
-        spatial_coverage=float(covered.mean()),
-        visible_fraction=float(vis.mean()),
-        visible_per_slice_std=float(per_slice.std(1, unbiased=False).mean()),
-    )
-
-
-def summarize(values: List[float]) -> Dict[str, float]:
-    """mean / std / n of finite values (reporting helper)."""
-    t = torch.tensor([v for v in values if v == v], dtype=torch.float64)
-    if t.numel() == 0:
-        return dict(mean=float("nan"), std=float("nan"), n=0)
-    return dict(mean=float(t.mean()), std=float(t.std(unbiased=False)), n=int(t.numel()))
-
-
-# ---------------------------------------------------------------------------------------------
-# the metric table
-
 @dataclass
 class MetricContext:
     """What a computed metric sees after a strategy's training: the trained model, the strategy, the run's
@@ -169,12 +64,14 @@ class MetricContext:
 def at(*path: str) -> Callable[[Result], Any]:
     """A reader of a result dict: ``at("probe", "knn_accuracy")(r)`` is r["probe"]["knn_accuracy"], None
     where a key is missing."""
+
     def read(result: Result) -> Any:
+        value: Any = result
         for key in path:
-            if not isinstance(result, dict):
+            if not isinstance(value, dict):
                 return None
-            result = result.get(key)
-        return result
+            value = value.get(key)
+        return value
 
     return read
 
@@ -231,7 +128,8 @@ class Metric:
             object.__setattr__(self, "read", at(self.name))
 
     def value(self, result: Result) -> Any:
-        return self.read(result)
+        read = self.read if self.read is not None else at(self.name)
+        return read(result)
 
     def values(self, runs: Sequence[Result]) -> List[Any]:
         """The value of each run (one per seed; None where missing)."""
@@ -239,7 +137,10 @@ class Metric:
 
     def step(self, runs: Sequence[Result]) -> Optional[float]:
         """The coarsest resolution of the runs' values (None for a continuous metric)."""
-        steps = [s for s in (self.resolution(r) for r in runs) if is_number(s)] if self.resolution else []
+        resolution = self.resolution
+        steps = (
+            [float(s) for s in (resolution(r) for r in runs) if s is not None and is_number(s)] if resolution else []
+        )
         return max(steps) if steps else None
 
     def stats(self, runs: Sequence[Result]) -> Dict[str, Any]:
@@ -282,7 +183,7 @@ class Metric:
 
     def negligible(self) -> float:
         """Half a unit of the cell's last digit: a difference smaller than this does not show in the table."""
-        return 0.5 * 10.0 ** -self.digits / self.scale
+        return 0.5 * 10.0**-self.digits / self.scale
 
     def describe(self, **words: Any) -> str:
         """How the summary names this metric."""
@@ -308,36 +209,95 @@ def _per_probe_clip(r: Result) -> Optional[float]:
 
 METRICS: Sequence[Metric] = (
     Metric("num_visible", "visible / tokens", text=_visible),
-    Metric("recon_loss_own_ratio", "recon. loss, own masks", digits=4,
-           legend="Reconstruction losses: MSE of {target} on the masked tokens of held-out clips: under each "
-                  "strategy's own masks (what it trains on; a sampler that shows the hard tokens lowers it);"),
-    Metric("recon_loss_common_ratio", "recon. loss @ {common_ratio:g}", digits=4,
-           legend="'@ {common_ratio:g}': under each strategy's own masks at that ratio (a learned sampler lowers "
-                  "it by choosing what to show);"),
-    Metric("recon_loss_random_masks", "recon. loss, same random masks @ {common_ratio:g}", better="lower",
-           digits=4, key=True, words="held-out loss on the same random masks",
-           legend="'same random masks': every encoder-decoder on identical random masks, the fairest "
-                  "comparison of what was learned."),
-    Metric("foreground_allocation", "foreground allocation", at("foreground_allocation", "mean"), "higher",
-           digits=2, key=True,
-           legend="Foreground allocation = share of visible tokens on the foreground / the foreground's share "
-                  "of tokens (1.0 = uniform), mean over held-out clips;"),
-    Metric("probability_allocation", "allocation of P", at("probability_allocation", "mean"), digits=2,
-           legend="'allocation of P' = the same for one draw from the strategy's probabilities (n/a without)."),
-    Metric("knn_accuracy", "k-NN acc.", at("probe", "knn_accuracy"), "higher", untrained=True, key=True,
-           words="k-NN probe", resolution=_per_probe_clip),
-    Metric("linear_accuracy", "linear acc.", at("probe", "linear_accuracy"), "higher", untrained=True, key=True,
-           words="linear probe", resolution=_per_probe_clip),
+    Metric(
+        "recon_loss_own_ratio",
+        "recon. loss, own masks",
+        digits=4,
+        legend="Reconstruction losses: MSE of {target} on the masked tokens of held-out clips: under each "
+        "strategy's own masks (what it trains on; a sampler that shows the hard tokens lowers it);",
+    ),
+    Metric(
+        "recon_loss_common_ratio",
+        "recon. loss @ {common_ratio:g}",
+        digits=4,
+        legend="'@ {common_ratio:g}': under each strategy's own masks at that ratio (a learned sampler lowers "
+        "it by choosing what to show);",
+    ),
+    Metric(
+        "recon_loss_random_masks",
+        "recon. loss, same random masks @ {common_ratio:g}",
+        better="lower",
+        digits=4,
+        key=True,
+        words="held-out loss on the same random masks",
+        legend="'same random masks': every encoder-decoder on identical random masks, the fairest "
+        "comparison of what was learned.",
+    ),
+    Metric(
+        "foreground_allocation",
+        "foreground allocation",
+        at("foreground_allocation", "mean"),
+        "higher",
+        digits=2,
+        key=True,
+        legend="Foreground allocation = share of visible tokens on the foreground / the foreground's share "
+        "of tokens (1.0 = uniform), mean over held-out clips;",
+    ),
+    Metric(
+        "probability_allocation",
+        "allocation of P",
+        at("probability_allocation", "mean"),
+        digits=2,
+        legend="'allocation of P' = the same for one draw from the strategy's probabilities (n/a without).",
+    ),
+    Metric(
+        "knn_accuracy",
+        "k-NN acc.",
+        at("probe", "knn_accuracy"),
+        "higher",
+        untrained=True,
+        key=True,
+        words="k-NN probe",
+        resolution=_per_probe_clip,
+    ),
+    Metric(
+        "linear_accuracy",
+        "linear acc.",
+        at("probe", "linear_accuracy"),
+        "higher",
+        untrained=True,
+        key=True,
+        words="linear probe",
+        resolution=_per_probe_clip,
+    ),
     Metric("step_ms", "step time", at("timing", "step_ms"), "lower", digits=1, key=True, unit=" ms"),
-    Metric("sampler_share", "sampler share", _sampler_share, digits=0, scale=100.0, unit="%",
-           legend="Sampler share = the sampler's forward and backward passes / the whole training step."),
-    Metric("peak_mb", "peak MB", at("memory", "peak_mb"), "lower", digits=1,
-           legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward)."),
+    Metric(
+        "sampler_share",
+        "sampler share",
+        _sampler_share,
+        digits=0,
+        scale=100.0,
+        unit="%",
+        legend="Sampler share = the sampler's forward and backward passes / the whole training step.",
+    ),
+    Metric(
+        "peak_mb",
+        "peak MB",
+        at("memory", "peak_mb"),
+        "lower",
+        digits=1,
+        legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward).",
+    ),
     Metric("spatial_coverage", "spatial coverage", at("mask_statistics", "spatial_coverage"), digits=2),
     Metric("error_foreground", "masked error fg, same random masks", at("masked_error", "foreground"), digits=3),
-    Metric("error_background", "masked error bg, same random masks", at("masked_error", "background"), digits=3,
-           legend="Masked error fg / bg: the mean error of the masked foreground tokens and of the masked background "
-                  "tokens under the same random masks; the learned samplers follow their difference (equal errors "
-                  "give them nothing to follow, a background error near 0 means only the background is "
-                  "reconstructed)."),
+    Metric(
+        "error_background",
+        "masked error bg, same random masks",
+        at("masked_error", "background"),
+        digits=3,
+        legend="Masked error fg / bg: the mean error of the masked foreground tokens and of the masked background "
+        "tokens under the same random masks; the learned samplers follow their difference (equal errors "
+        "give them nothing to follow, a background error near 0 means only the background is "
+        "reconstructed).",
+    ),
 )

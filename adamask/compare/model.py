@@ -1,5 +1,6 @@
 """The reference MAE of a comparison: built from a `StrategySpec` by the learned-strategy contract (never
 by a strategy's name), read back from a checkpoint, and its strategy rebuilt at another mask ratio."""
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,28 @@ from ..tokens import token_grid
 from .config import CompareConfig, StrategySpec
 from .errors import MissingFileError, UserError, brief
 
-__all__ = ["CHECKPOINT_FORMAT", "build_strategy", "build_model", "model_for", "load_checkpoint", "strategy_at_ratio",
-           "draw_masking", "needs_video", "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "build_strategy",
+    "build_model",
+    "model_for",
+    "load_checkpoint",
+    "strategy_at_ratio",
+    "draw_masking",
+    "needs_video",
+    "read_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "adamask-compare-checkpoint/1"
 
 
-def build_strategy(spec: StrategySpec, grid: Sequence[int], embed_dim: int, options: Optional[Dict[str, Any]] = None,
-                   tubelet: Optional[Sequence[int]] = None) -> Callable[..., Masking]:
+def build_strategy(
+    spec: StrategySpec,
+    grid: Sequence[int],
+    embed_dim: int,
+    options: Optional[Dict[str, Any]] = None,
+    tubelet: Optional[Sequence[int]] = None,
+) -> Callable[..., Masking]:
     """The strategy object for ``spec`` on the model's grid (T', H', W'). Every strategy gets the token width
     ``embed_dim`` if it takes one, and a strategy that needs the video the model's ``tubelet``; ``options``
     (the ``--sampler`` options) go to learned strategies only (``strategy_info(name).learned``), where an
@@ -41,8 +56,13 @@ def needs_video(strategy: Any) -> bool:
     return getattr(strategy, "needs", "tokens") == "video"
 
 
-def draw_masking(model: MaskedVideoAutoencoder, video: Tensor, tokens: Tensor, generator: Optional[torch.Generator],
-                 strategy: Optional[Callable[..., Masking]] = None) -> Masking:
+def draw_masking(
+    model: MaskedVideoAutoencoder,
+    video: Tensor,
+    tokens: Tensor,
+    generator: Optional[torch.Generator],
+    strategy: Optional[Callable[..., Masking]] = None,
+) -> Masking:
     """The masking of ``strategy`` (default: the model's own) for a batch: video (B, C, T, H, W) normalised,
     tokens (B, N, D) its patch embeddings. A strategy that needs the video gets the video, any other the
     tokens; the model's own strategy's output is checked against the contract (`sample_masking`)."""
@@ -53,10 +73,17 @@ def draw_masking(model: MaskedVideoAutoencoder, video: Tensor, tokens: Tensor, g
     return validate_strategy_output(model, fn, masking, model.num_tokens) if strategy is None else masking
 
 
-def build_model(model_config: Dict[str, Any], spec: StrategySpec, *, seed: int,
-                masking_options: Optional[Dict[str, Any]] = None, sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-                sampling_estimator: str = "paper", sampling_baseline: Optional[str] = None,
-                sampling_entropy_weight: float = 0.0) -> MaskedVideoAutoencoder:
+def build_model(
+    model_config: Dict[str, Any],
+    spec: StrategySpec,
+    *,
+    seed: int,
+    masking_options: Optional[Dict[str, Any]] = None,
+    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+    sampling_estimator: str = "paper",
+    sampling_baseline: Optional[str] = None,
+    sampling_entropy_weight: float = 0.0,
+) -> MaskedVideoAutoencoder:
     """The reference MAE with ``spec``'s strategy. The backbone's initial weights depend on ``seed`` only, so
     every strategy starts from the same network."""
     c = {**MAE_CONFIGS["base"], **model_config}
@@ -64,20 +91,33 @@ def build_model(model_config: Dict[str, Any], spec: StrategySpec, *, seed: int,
     torch.manual_seed(seed + 1)
     strategy = build_strategy(spec, grid, c["embed_dim"], masking_options, c["tubelet"])
     torch.manual_seed(seed)
-    return MaskedVideoAutoencoder(**model_config, masking=strategy, sampling_weight=sampling_weight,
-                                  sampling_estimator=sampling_estimator, sampling_baseline=sampling_baseline,
-                                  sampling_entropy_weight=sampling_entropy_weight)
+    return MaskedVideoAutoencoder(
+        **model_config,
+        masking=strategy,
+        sampling_weight=sampling_weight,
+        sampling_estimator=sampling_estimator,
+        sampling_baseline=sampling_baseline,
+        sampling_entropy_weight=sampling_entropy_weight,
+    )
 
 
 def model_for(cfg: CompareConfig, spec: StrategySpec) -> MaskedVideoAutoencoder:
     """`build_model` of ``spec`` with every setting of the run ``cfg`` (on the current default device)."""
-    return build_model(cfg.model_config(), spec, seed=cfg.seed, masking_options=cfg.masking_options,
-                       sampling_weight=cfg.sampling_weight, sampling_estimator=cfg.sampling_estimator,
-                       sampling_baseline=cfg.sampling_baseline, sampling_entropy_weight=cfg.sampling_entropy_weight)
+    return build_model(
+        cfg.model_config(),
+        spec,
+        seed=cfg.seed,
+        masking_options=cfg.masking_options,
+        sampling_weight=cfg.sampling_weight,
+        sampling_estimator=cfg.sampling_estimator,
+        sampling_baseline=cfg.sampling_baseline,
+        sampling_entropy_weight=cfg.sampling_entropy_weight,
+    )
 
 
-def load_checkpoint(path: os.PathLike,
-                    device: Union[str, torch.device] = "cpu") -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
+def load_checkpoint(
+    path: os.PathLike, device: Union[str, torch.device] = "cpu"
+) -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
     """A checkpoint written by `run_compare` -> (model with its trained sampler, in eval mode, on ``device``,
     checkpoint dict). Read onto the CPU first, so a checkpoint saved on a GPU opens anywhere. A missing,
     unreadable or foreign file raises a `UserError` (a ValueError) naming it."""
@@ -92,11 +132,18 @@ def load_checkpoint(path: os.PathLike,
     except (KeyError, TypeError) as e:
         raise UserError(f"{path}: a damaged adamask compare checkpoint (its strategy record: {e})") from e
     if spec.name not in list_maskings():
-        raise UserError(f"{path}: strategy {spec.name!r} is not registered here; import the module that "
-                        f"registers it (--import MODULE)")
+        raise UserError(
+            f"{path}: strategy {spec.name!r} is not registered here; import the module that "
+            f"registers it (--import MODULE)"
+        )
     try:
-        model = build_model(ckpt["model_config"], spec, seed=0, masking_options=ckpt.get("masking_options"),
-                            sampling_weight=ckpt.get("sampling_weight", DEFAULT_SAMPLING_WEIGHT))
+        model = build_model(
+            ckpt["model_config"],
+            spec,
+            seed=0,
+            masking_options=ckpt.get("masking_options"),
+            sampling_weight=ckpt.get("sampling_weight", DEFAULT_SAMPLING_WEIGHT),
+        )
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: a damaged adamask compare checkpoint ({brief(e)})") from e
@@ -116,8 +163,9 @@ def read_checkpoint(path: os.PathLike, remedy: str = "") -> Dict[str, Any]:
     return ckpt
 
 
-def strategy_at_ratio(model: MaskedVideoAutoencoder, spec: StrategySpec, ratio: float,
-                      options: Dict[str, Any]) -> Tuple[Optional[Callable[..., Masking]], Optional[str]]:
+def strategy_at_ratio(
+    model: MaskedVideoAutoencoder, spec: StrategySpec, ratio: float, options: Dict[str, Any]
+) -> Tuple[Optional[Callable[..., Masking]], Optional[str]]:
     """The strategy of ``model`` at another mask ratio, carrying over learned weights; (None, reason) if not."""
     try:
         other = build_strategy(StrategySpec(spec.name, ratio), model.grid, model.embed_dim, options, model.tubelet)

@@ -3,6 +3,7 @@
 Imports nothing heavy (no torch): ``adamask --help`` and ``adamask compare --help`` parse their arguments
 from this module alone; the subcommands import torch when they run (`adamask.compare.commands`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ from typing import Any, Dict, Sequence
 
 __all__ = ["PRESETS", "SAMPLER_OPTIONS", "CONFIG_OPTIONS", "parse_sampler_options", "add_commands"]
 
-_PAPER_LOSS: Dict[str, Any] = dict(pixel_loss="normalized", sampling_baseline=None, sampling_weight=1e-4,
-                                   sampling_estimator="paper")
+_PAPER_LOSS: Dict[str, Any] = dict(
+    pixel_loss="normalized", sampling_baseline=None, sampling_weight=1e-4, sampling_estimator="paper"
+)
 PRESETS: Dict[str, Dict[str, Any]] = {
     "demo": dict(),  # the CompareConfig defaults: raw pixels, background contrast 0.3, mean baseline
     # the paper's loss (normalised pixels, no baseline, lambda 1e-4, its estimator) on a flat background, where
@@ -25,15 +27,51 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 
 # the keyword arguments of the learned strategies (AdaptiveTokenSampler's) that ``--sampler KEY=VALUE``
 # accepts, with their types
-SAMPLER_OPTIONS = {"variant": str, "width": int, "depth": int, "num_heads": int, "mlp_ratio": float,
-                   "token_pool": tuple, "checkpoint": bool, "detach_input": bool, "temperature": float}
+SAMPLER_OPTIONS = {
+    "variant": str,
+    "width": int,
+    "depth": int,
+    "num_heads": int,
+    "mlp_ratio": float,
+    "token_pool": tuple,
+    "checkpoint": bool,
+    "detach_input": bool,
+    "temperature": float,
+}
 
 # options whose value goes unchanged into the CompareConfig field of the same name
-CONFIG_OPTIONS = ("strategies", "out", "stride", "clips_per_video", "steps", "batch_size", "lr", "train_clips",
-                  "test_clips", "common_ratio", "sampling_weight", "sampling_estimator", "sampler_lr_scale",
-                  "pixel_loss", "background_contrast", "size", "img_size", "num_frames", "checkpoint_every", "seed",
-                  "device", "ratio_schedule", "decoder_masking", "sampling_entropy_weight", "held_out", "seeds",
-                  "probe_label", "probe_train_clips", "probe_test_clips", "threads")
+CONFIG_OPTIONS = (
+    "strategies",
+    "out",
+    "stride",
+    "clips_per_video",
+    "steps",
+    "batch_size",
+    "lr",
+    "train_clips",
+    "test_clips",
+    "common_ratio",
+    "sampling_weight",
+    "sampling_estimator",
+    "sampler_lr_scale",
+    "pixel_loss",
+    "background_contrast",
+    "size",
+    "img_size",
+    "num_frames",
+    "checkpoint_every",
+    "seed",
+    "device",
+    "ratio_schedule",
+    "decoder_masking",
+    "sampling_entropy_weight",
+    "held_out",
+    "seeds",
+    "probe_label",
+    "probe_train_clips",
+    "probe_test_clips",
+    "threads",
+)
 
 
 def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
@@ -62,8 +100,14 @@ def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
 
 
 def _add_import(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import MODULE first (e.g. one that registers a custom strategy with register_masking)")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (e.g. one that registers a custom strategy with register_masking)",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -73,115 +117,201 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_options(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--videos", nargs="+", default=None, metavar="PATH",
-                   help="use these video files / folders instead of the embedded data (one sub-folder per class "
-                        "gives probe labels)")
-    c.add_argument("--held-out", nargs="+", default=None, metavar="NAME",
-                   help="with --videos: hold out these videos (file name, stem or path) for evaluation; default: "
-                        "every 4th video, or with a single video every 4th clip, which overlaps training content")
+    c.add_argument(
+        "--videos",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="use these video files / folders instead of the embedded data (one sub-folder per class "
+        "gives probe labels)",
+    )
+    c.add_argument(
+        "--held-out",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="with --videos: hold out these videos (file name, stem or path) for evaluation; default: "
+        "every 4th video, or with a single video every 4th clip, which overlaps training content",
+    )
     c.add_argument("--stride", type=int, default=None, help="temporal stride when sampling video frames (default 4)")
     c.add_argument("--clips-per-video", type=int, default=None, help="clips taken from each video (default 4)")
     c.add_argument("--train-clips", type=int, default=None, help="embedded training clips (default 256)")
     c.add_argument("--test-clips", type=int, default=None, help="embedded held-out clips (default 64)")
-    c.add_argument("--background-contrast", type=float, default=None,
-                   help="contrast of the embedded data's photo background in [0, 1] (default 0.3; 0 = flat grey)")
-    c.add_argument("--probe-label", choices=["digit", "direction"], default=None,
-                   help="what the probes of the frozen encoder predict on the embedded data: the digit class (10, "
-                        "default) or the motion direction (8); with --videos: the class folders")
-    c.add_argument("--probe-train-clips", type=int, default=None,
-                   help="embedded clips the probes are fitted on, apart from the training clips (default 256)")
-    c.add_argument("--probe-test-clips", type=int, default=None,
-                   help="embedded clips the probes are scored on (default 256)")
+    c.add_argument(
+        "--background-contrast",
+        type=float,
+        default=None,
+        help="contrast of the embedded data's photo background in [0, 1] (default 0.3; 0 = flat grey)",
+    )
+    c.add_argument(
+        "--probe-label",
+        choices=["digit", "direction"],
+        default=None,
+        help="what the probes of the frozen encoder predict on the embedded data: the digit class (10, "
+        "default) or the motion direction (8); with --videos: the class folders",
+    )
+    c.add_argument(
+        "--probe-train-clips",
+        type=int,
+        default=None,
+        help="embedded clips the probes are fitted on, apart from the training clips (default 256)",
+    )
+    c.add_argument(
+        "--probe-test-clips", type=int, default=None, help="embedded clips the probes are scored on (default 256)"
+    )
 
 
 def _add_sampling_options(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--sampling-weight", type=float, default=None,
-                   help="lambda of the learned strategies' loss term (default 1e-4, the paper's)")
-    c.add_argument("--sampling-baseline", choices=["none", "mean", "rloo"], default=None,
-                   help="baseline subtracted from the errors in the sampling loss: the batch mean, a per-sample "
-                        "leave-one-out mean (rloo) or none (default mean; the paper: none)")
-    c.add_argument("--sampling-estimator", choices=["paper", "plackett_luce"], default=None,
-                   help="sampling-loss estimator (default paper)")
-    c.add_argument("--sampling-entropy-weight", type=float, default=None,
-                   help="weight of an entropy bonus on the sampler's distribution (default 0, the paper's)")
-    c.add_argument("--sampler", nargs="+", default=None, metavar="KEY=VALUE",
-                   help="options of every learned strategy (the adaptive sampler's), e.g. variant=attention "
-                        "width=24 depth=1 num_heads=4 token_pool=1x2x2 checkpoint=true temperature=2 (default: "
-                        "the paper's block at the encoder's width)")
-    c.add_argument("--sampler-lr-scale", type=float, default=None,
-                   help="learning-rate multiplier for the learned strategies' parameters (default 1)")
+    c.add_argument(
+        "--sampling-weight",
+        type=float,
+        default=None,
+        help="lambda of the learned strategies' loss term (default 1e-4, the paper's)",
+    )
+    c.add_argument(
+        "--sampling-baseline",
+        choices=["none", "mean", "rloo"],
+        default=None,
+        help="baseline subtracted from the errors in the sampling loss: the batch mean, a per-sample "
+        "leave-one-out mean (rloo) or none (default mean; the paper: none)",
+    )
+    c.add_argument(
+        "--sampling-estimator",
+        choices=["paper", "plackett_luce"],
+        default=None,
+        help="sampling-loss estimator (default paper)",
+    )
+    c.add_argument(
+        "--sampling-entropy-weight",
+        type=float,
+        default=None,
+        help="weight of an entropy bonus on the sampler's distribution (default 0, the paper's)",
+    )
+    c.add_argument(
+        "--sampler",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="options of every learned strategy (the adaptive sampler's), e.g. variant=attention "
+        "width=24 depth=1 num_heads=4 token_pool=1x2x2 checkpoint=true temperature=2 (default: "
+        "the paper's block at the encoder's width)",
+    )
+    c.add_argument(
+        "--sampler-lr-scale",
+        type=float,
+        default=None,
+        help="learning-rate multiplier for the learned strategies' parameters (default 1)",
+    )
 
 
 def _add_training_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--steps", type=int, default=None, help="training steps per strategy and seed (default 150)")
-    c.add_argument("--seeds", type=int, default=None,
-                   help="runs per strategy with seeds --seed, --seed + 1, ... (model initialisation, batch order, mask "
-                        "draws; the same clips and the same seeds for every strategy): every number is reported as "
-                        "the mean with a 95%% interval over the seeds, and differences are paired by seed "
-                        "(default 3, the fewest that give an interval with some power while the default run stays "
-                        "within about 5 minutes on 2 CPU cores; 1 gives no interval)")
+    c.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="runs per strategy with seeds --seed, --seed + 1, ... (model initialisation, batch order, mask "
+        "draws; the same clips and the same seeds for every strategy): every number is reported as "
+        "the mean with a 95%% interval over the seeds, and differences are paired by seed "
+        "(default 3, the fewest that give an interval with some power while the default run stays "
+        "within about 5 minutes on 2 CPU cores; 1 gives no interval)",
+    )
     c.add_argument("--batch-size", type=int, default=None, help="clips per step (default 16)")
     c.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW (default 1e-3)")
     c.add_argument("--common-ratio", type=float, default=None, help="common mask ratio for the loss (default 0.9)")
-    c.add_argument("--ratio-schedule", default=None, metavar="START:END[:KIND[:STEPS]]",
-                   help="change every strategy's mask ratio during training, e.g. 0.75:0.95 (linear over the run) "
-                        "or 0.75:0.95:cosine:100 (KIND linear, cosine or step); each strategy is evaluated at its "
-                        "own ratio")
-    c.add_argument("--decoder-masking", default=None, metavar="NAME[:RATIO]",
-                   help="decoder masking during training, e.g. running_cell:0.5 (VideoMAE V2's dual masking: the "
-                        "decoder reconstructs only the tokens it leaves visible); evaluation decodes every token")
+    c.add_argument(
+        "--ratio-schedule",
+        default=None,
+        metavar="START:END[:KIND[:STEPS]]",
+        help="change every strategy's mask ratio during training, e.g. 0.75:0.95 (linear over the run) "
+        "or 0.75:0.95:cosine:100 (KIND linear, cosine or step); each strategy is evaluated at its "
+        "own ratio",
+    )
+    c.add_argument(
+        "--decoder-masking",
+        default=None,
+        metavar="NAME[:RATIO]",
+        help="decoder masking during training, e.g. running_cell:0.5 (VideoMAE V2's dual masking: the "
+        "decoder reconstructs only the tokens it leaves visible); evaluation decodes every token",
+    )
     _add_sampling_options(c)
-    c.add_argument("--pixel-loss", choices=["normalized", "raw"], default=None,
-                   help="reconstruction target: raw pixels (default) or per-patch normalised pixels (the paper's)")
-    c.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="'demo' (default): raw-pixel loss, background contrast 0.3 and the mean baseline in the "
-                        "sampling loss; 'paper': the paper's loss (normalised pixels, no baseline, lambda 1e-4, its "
-                        "estimator) on a flat background, where it learns; 'paper-photo': the same on the photo at "
-                        "contrast 0.8, where it does not; explicit options win over the preset")
+    c.add_argument(
+        "--pixel-loss",
+        choices=["normalized", "raw"],
+        default=None,
+        help="reconstruction target: raw pixels (default) or per-patch normalised pixels (the paper's)",
+    )
+    c.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="'demo' (default): raw-pixel loss, background contrast 0.3 and the mean baseline in the "
+        "sampling loss; 'paper': the paper's loss (normalised pixels, no baseline, lambda 1e-4, its "
+        "estimator) on a flat background, where it learns; 'paper-photo': the same on the photo at "
+        "contrast 0.8, where it does not; explicit options win over the preset",
+    )
     c.add_argument("--size", default=None, help="model size from MAE_CONFIGS (default tiny)")
     c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 32)")
     c.add_argument("--num-frames", type=int, default=None, help="frames per clip (default 16)")
-    c.add_argument("--tubelet", type=int, nargs=3, default=None, metavar=("T", "H", "W"),
-                   help="tubelet size (default 2 8 8)")
+    c.add_argument(
+        "--tubelet", type=int, nargs=3, default=None, metavar=("T", "H", "W"), help="tubelet size (default 2 8 8)"
+    )
 
 
 def _add_compare(sub: Any) -> None:
-    c = sub.add_parser("compare", help="pretrain the reference MAE once per masking strategy and compare them",
-                       description="Pretrain the reference video MAE for the same budget on the same clips with each "
-                                   "strategy, then write results.json, results.md, checkpoints and PNG figures into "
-                                   "the run folder. Rerunning the same command resumes an interrupted run. Exit "
-                                   "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
-                                   "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
-                                   "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
-                                   "CPU that another job shares.")
-    c.add_argument("--strategies", nargs="+", default=None, metavar="NAME[:RATIO]",
-                   help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
-                        "motion:0.95 adaptive:0.95 error_predictor:0.95; rows are grouped by mask ratio, random at "
-                        "each ratio is the reference); any registered name works (adamask list)")
+    c = sub.add_parser(
+        "compare",
+        help="pretrain the reference MAE once per masking strategy and compare them",
+        description="Pretrain the reference video MAE for the same budget on the same clips with each "
+        "strategy, then write results.json, results.md, checkpoints and PNG figures into "
+        "the run folder. Rerunning the same command resumes an interrupted run. Exit "
+        "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
+        "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+        "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
+        "CPU that another job shares.",
+    )
+    c.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        metavar="NAME[:RATIO]",
+        help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
+        "motion:0.95 adaptive:0.95 error_predictor:0.95; rows are grouped by mask ratio, random at "
+        "each ratio is the reference); any registered name works (adamask list)",
+    )
     c.add_argument("--out", default=None, help="run folder (default runs/compare, runs/quick with --quick)")
     c.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds (for tests)")
     _add_data_options(c)
     _add_training_options(c)
     c.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
-    c.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of torch during the run (default 1: the reference models are tiny, a second "
-                        "thread gains little and, on a machine other jobs share, makes each step several times "
-                        "slower; 0 = torch's default)")
-    for flag, text in (("--overwrite", "start over in an existing run folder"),
-                       ("--no-progress", "no progress bars: one line per 10%% instead (the default when stderr is "
-                                         "not a terminal)"),
-                       ("--quiet", "print nothing but errors"), ("--no-figures", "skip the PNG figures"),
-                       ("--list", "list the registered strategies and exit (adamask list)")):
+    c.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of torch during the run (default 1: the reference models are tiny, a second "
+        "thread gains little and, on a machine other jobs share, makes each step several times "
+        "slower; 0 = torch's default)",
+    )
+    for flag, text in (
+        ("--overwrite", "start over in an existing run folder"),
+        ("--no-progress", "no progress bars: one line per 10%% instead (the default when stderr is not a terminal)"),
+        ("--quiet", "print nothing but errors"),
+        ("--no-figures", "skip the PNG figures"),
+        ("--list", "list the registered strategies and exit (adamask list)"),
+    ):
         c.add_argument(flag, action="store_true", help=text)
     _add_common(c)
 
 
 def _add_visualize(sub: Any) -> None:
-    v = sub.add_parser("visualize", help="probability map, error map and sampled mask of a trained strategy on a video",
-                       description="Render, for a checkpoint's strategy on any video file, the frames, its probability "
-                                   "map, the reconstruction error of the masked tokens and a sampled mask side by "
-                                   "side (AdaMAE's Fig. 3), as PNG (and GIF / MP4 if asked). Frames of another aspect "
-                                   "ratio are shown whole, the centre crop the model sees outlined.")
+    v = sub.add_parser(
+        "visualize",
+        help="probability map, error map and sampled mask of a trained strategy on a video",
+        description="Render, for a checkpoint's strategy on any video file, the frames, its probability "
+        "map, the reconstruction error of the masked tokens and a sampled mask side by "
+        "side (AdaMAE's Fig. 3), as PNG (and GIF / MP4 if asked). Frames of another aspect "
+        "ratio are shown whole, the centre crop the model sees outlined.",
+    )
     v.add_argument("video", help="a video file (mp4, avi, webm, ...)")
     v.add_argument("--checkpoint", required=True, help="a checkpoint from adamask compare (checkpoints/<label>.pt)")
     v.add_argument("--out", default=None, help="PNG path (default <video name>_<strategy>.png)")
@@ -192,20 +322,29 @@ def _add_visualize(sub: Any) -> None:
 
 
 def _add_costs(sub: Any) -> None:
-    c = sub.add_parser("costs", help="FLOPs and saved activations of one training step, per component",
-                       description="Count (on meta tensors, without running anything) the FLOPs and saved "
-                                   "activations of one training step of the reference MAE per component, for "
-                                   "random, tube and adaptive masking and cheaper sampler settings.")
-    c.add_argument("--size", default="base",
-                   help="model size from MAE_CONFIGS at its own input: nano, tiny, small or base (default base: "
-                        "ViT-B, 16 x 224 x 224)")
+    c = sub.add_parser(
+        "costs",
+        help="FLOPs and saved activations of one training step, per component",
+        description="Count (on meta tensors, without running anything) the FLOPs and saved "
+        "activations of one training step of the reference MAE per component, for "
+        "random, tube and adaptive masking and cheaper sampler settings.",
+    )
+    c.add_argument(
+        "--size",
+        default="base",
+        help="model size from MAE_CONFIGS at its own input: nano, tiny, small or base (default base: "
+        "ViT-B, 16 x 224 x 224)",
+    )
 
 
 def _add_list(sub: Any) -> None:
-    p = sub.add_parser("list", help="the registered masking strategies: default ratio, learned or not, what they need",
-                       description="Every registered masking strategy with its default mask ratio, whether it is "
-                                   "learned (trained by a loss term of its own) and what it looks at to draw its "
-                                   "masks: the tokens, the video, or nothing.")
+    p = sub.add_parser(
+        "list",
+        help="the registered masking strategies: default ratio, learned or not, what they need",
+        description="Every registered masking strategy with its default mask ratio, whether it is "
+        "learned (trained by a loss term of its own) and what it looks at to draw its "
+        "masks: the tokens, the video, or nothing.",
+    )
     _add_import(p)
 
 

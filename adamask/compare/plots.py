@@ -5,6 +5,7 @@ against the step of several run folders side by side (e.g. the presets).
 ``results``: {label: results.json entry}, each entry holding ``runs`` (one result dict per seed; a single
 result dict counts as one seed). Curves show the mean over the seeds that did not diverge.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,17 @@ from .drawing import PLOT_DPI, pyplot, save_png
 from .stats import interval
 from .verdicts import runs_of
 
-__all__ = ["CURVES_SIZE", "SUMMARY_SIZE", "ALLOCATION_SIZE", "PRESET_CURVES_SIZE", "learning_curves_figure",
-           "summary_figure", "allocation_curves_figure", "preset_curves_figure", "mean_curve"]
+__all__ = [
+    "CURVES_SIZE",
+    "SUMMARY_SIZE",
+    "ALLOCATION_SIZE",
+    "PRESET_CURVES_SIZE",
+    "learning_curves_figure",
+    "summary_figure",
+    "allocation_curves_figure",
+    "preset_curves_figure",
+    "mean_curve",
+]
 
 CURVES_SIZE = (11.0, 3.4)
 SUMMARY_SIZE = (10.0, 3.4)
@@ -91,10 +101,16 @@ def summary_figure(results: Dict[str, Any], path: os.PathLike) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=SUMMARY_SIZE, dpi=PLOT_DPI)
     labels = list(results)
-    stats = [interval([(r.get("foreground_allocation") or {}).get("mean") for r in runs_of(results[k])])
-             for k in labels]
-    axes[0].bar(range(len(labels)), [s["mean"] or 0.0 for s in stats],
-                yerr=[s["half_width"] or 0.0 for s in stats], color="tab:blue", capsize=3)
+    stats = [
+        interval([(r.get("foreground_allocation") or {}).get("mean") for r in runs_of(results[k])]) for k in labels
+    ]
+    axes[0].bar(
+        range(len(labels)),
+        [s["mean"] or 0.0 for s in stats],
+        yerr=[s["half_width"] or 0.0 for s in stats],
+        color="tab:blue",
+        capsize=3,
+    )
     axes[0].axhline(1.0, color="k", lw=1, ls="--")
     axes[0].set_xticks(range(len(labels)))
     axes[0].set_xticklabels(labels, fontsize=7, rotation=20)
@@ -114,8 +130,9 @@ def summary_figure(results: Dict[str, Any], path: os.PathLike) -> Path:
 
 
 def _has_probs(entry: Any) -> bool:
-    return any(v is not None for r in runs_of(entry) for v in r.get("history", {}).get("eval_probability_allocation",
-                                                                                         []))
+    return any(
+        v is not None for r in runs_of(entry) for v in r.get("history", {}).get("eval_probability_allocation", [])
+    )
 
 
 def _allocation_lines(ax: Any, ax_p: Any, label: str, entry: Any, color: str, style: str = "-") -> None:
@@ -155,8 +172,9 @@ def allocation_curves_figure(results: Dict[str, Any], path: os.PathLike) -> Path
     return save_png(fig, path)
 
 
-def preset_curves_figure(runs: Dict[str, Dict[str, Any]], path: os.PathLike,
-                         strategies: Optional[Sequence[str]] = None) -> Path:
+def preset_curves_figure(
+    runs: Dict[str, Dict[str, Any]], path: os.PathLike, strategies: Optional[Sequence[str]] = None
+) -> Path:
     """Several comparison runs side by side (e.g. one per preset): ``runs`` maps a name to its results.json
     dict; per run and learned strategy (``strategies``: these labels only) the held-out reconstruction loss
     under its own masks (each run's own target), the foreground allocation of its sampled masks and the

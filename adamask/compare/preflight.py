@@ -2,6 +2,7 @@
 setting, the device, the optional dependencies, and every strategy, ratio and schedule on the data's token
 grid (each strategy's model is built on the meta device, at no cost). A run that passes these checks
 does not fail later on its input. Problems raise `UserError` naming the option or strategy."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,11 +32,14 @@ def check_device(device: str) -> torch.device:
         raise UserError("--device meta holds no data; use cpu or cuda")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device {device!r} was requested but CUDA is not available here "
-                            f"(torch.cuda.is_available() is False); use --device cpu")
+            raise UserError(
+                f"device {device!r} was requested but CUDA is not available here "
+                f"(torch.cuda.is_available() is False); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) "
-                            f"exist")
+            raise UserError(
+                f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
     elif dev.type != "cpu":
         backend = getattr(torch, dev.type, None) or getattr(torch.backends, dev.type, None)
         if backend is None or not getattr(backend, "is_available", lambda: False)():
@@ -45,14 +49,22 @@ def check_device(device: str) -> torch.device:
 
 def embedded_data_options(cfg: CompareConfig) -> Dict[str, Any]:
     """The keyword arguments of `SyntheticDigitClips` for the run ``cfg`` (all but the clip count)."""
-    return dict(num_frames=cfg.num_frames, img_size=cfg.img_size, tubelet=tuple(cfg.tubelet),
-                sprite_size=cfg.sprite_size or max(4, cfg.img_size // 4), seed=cfg.seed,
-                background_contrast=cfg.background_contrast)
+    return dict(
+        num_frames=cfg.num_frames,
+        img_size=cfg.img_size,
+        tubelet=tuple(cfg.tubelet),
+        sprite_size=cfg.sprite_size or max(4, cfg.img_size // 4),
+        seed=cfg.seed,
+        background_contrast=cfg.background_contrast,
+    )
 
 
 def _check_extras(cfg: CompareConfig, figures: bool) -> None:
-    needed = [("av", "reading videos")] if cfg.videos else [("sklearn", "the embedded dataset (scikit-learn)"),
-                                                             ("matplotlib", "the embedded dataset")]
+    needed = (
+        [("av", "reading videos")]
+        if cfg.videos
+        else [("sklearn", "the embedded dataset (scikit-learn)"), ("matplotlib", "the embedded dataset")]
+    )
     if figures:
         needed.append(("matplotlib", "drawing the figures (or pass --no-figures)"))
     for module, purpose in needed:
@@ -80,8 +92,10 @@ def _check_on_grid(cfg: CompareConfig) -> None:
         if schedule is None:
             continue
         for ratio in (schedule.start, schedule.end):  # every kind of schedule lies between its two ends
-            with user_input(f"--ratio-schedule {cfg.ratio_schedule}: strategy {spec.label} at ratio {ratio:g} on "
-                            f"the {n} tokens of grid {grid}: "):
+            with user_input(
+                f"--ratio-schedule {cfg.ratio_schedule}: strategy {spec.label} at ratio {ratio:g} on "
+                f"the {n} tokens of grid {grid}: "
+            ):
                 model.set_mask_ratio(ratio)
 
 

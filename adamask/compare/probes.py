@@ -4,6 +4,7 @@ class or motion direction; for videos, the class folders) with the chance level 
 
 Features (M, D) float; labels (M,) int64; these run at reporting time (host syncs are fine here).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
@@ -28,14 +29,16 @@ def _check_probe_inputs(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y
             raise TypeError(f"{name} must be a (M, D) float tensor, got {getattr(x, 'shape', type(x).__name__)}")
     for name, y, x in (("train_labels", train_y, train_x), ("test_labels", test_y, test_x)):
         if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"{name} must be a (M,) int tensor matching its features, got "
-                             f"{getattr(y, 'shape', type(y).__name__)}")
+            raise ValueError(
+                f"{name} must be a (M,) int tensor matching its features, got {getattr(y, 'shape', type(y).__name__)}"
+            )
     if train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
 
 
-def knn_probe(train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
-              k: int = 10) -> float:
+def knn_probe(
+    train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor, k: int = 10
+) -> float:
     """k-NN accuracy (cosine similarity, majority vote with similarity weights) of frozen features (M, D)."""
     _check_probe_inputs(train_features, train_labels, test_features, test_labels)
     check_positive_int(k, "k")
@@ -49,8 +52,15 @@ def knn_probe(train_features: Tensor, train_labels: Tensor, test_features: Tenso
     return float((votes.argmax(1) == test_labels).float().mean())
 
 
-def linear_probe(train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
-                 weight_decay: float = 1e-3, steps: int = 100, seed: int = 0) -> float:
+def linear_probe(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    weight_decay: float = 1e-3,
+    steps: int = 100,
+    seed: int = 0,
+) -> float:
     """Accuracy of a multinomial logistic regression (L2 = weight_decay) on standardised frozen features (M, D);
     scikit-learn's L-BFGS solver when installed, else torch's; deterministic."""
     _check_probe_inputs(train_features, train_labels, test_features, test_labels)
@@ -72,8 +82,9 @@ def linear_probe(train_features: Tensor, train_labels: Tensor, test_features: Te
     return float((torch.from_numpy(clf.predict(xt.numpy())) == test_labels).double().mean())
 
 
-def _torch_linear_probe(x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, weight_decay: float, steps: int,
-                        seed: int) -> float:
+def _torch_linear_probe(
+    x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, weight_decay: float, steps: int, seed: int
+) -> float:
     num_classes = int(max(y.max(), yt.max())) + 1
     g = torch.Generator().manual_seed(seed)
     w = (torch.randn(x.shape[1], num_classes, generator=g) * 0.01).requires_grad_(True)
@@ -96,8 +107,10 @@ def _torch_linear_probe(x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, weight_dec
 def clip_features(model: MaskedVideoAutoencoder, clips: ClipSet, device: torch.device, batch_size: int = 32) -> Tensor:
     """Frozen-encoder features (M, D) float32 of ``clips`` on the CPU."""
     model.eval()
-    feats = [model.features(normalize_video(clips.videos[i:i + batch_size]).to(device)).float().cpu()
-             for i in range(0, len(clips), batch_size)]
+    feats = [
+        model.features(normalize_video(clips.videos[i : i + batch_size]).to(device)).float().cpu()
+        for i in range(0, len(clips), batch_size)
+    ]
     model.train()
     return torch.cat(feats)
 
@@ -106,8 +119,9 @@ def _has_labels(train: ClipSet, test: ClipSet) -> bool:
     return not (bool((train.labels < 0).any()) or bool((test.labels < 0).any()) or len(set(train.labels.tolist())) < 2)
 
 
-def probe(model: MaskedVideoAutoencoder, train: ClipSet, test: ClipSet, device: torch.device, k: int,
-          seed: int) -> Dict[str, Any]:
+def probe(
+    model: MaskedVideoAutoencoder, train: ClipSet, test: ClipSet, device: torch.device, k: int, seed: int
+) -> Dict[str, Any]:
     """k-NN and linear-probe accuracy of the frozen encoder's clip features on the clip labels, and the chance
     level (the share of the most frequent class among ``test``); None, with a note, without labels or where
     the features are not finite."""
@@ -116,26 +130,49 @@ def probe(model: MaskedVideoAutoencoder, train: ClipSet, test: ClipSet, device: 
     chance = float(torch.bincount(test.labels).max()) / len(test)
     ftr, fte = clip_features(model, train, device), clip_features(model, test, device)
     if not (bool(torch.isfinite(ftr).all()) and bool(torch.isfinite(fte).all())):
-        return dict(knn_accuracy=None, linear_accuracy=None, k=k, chance=chance,
-                    note="the encoder's features are not finite (its weights overflowed): no probe")
-    return dict(knn_accuracy=knn_probe(ftr, train.labels, fte, test.labels, k=k),
-                linear_accuracy=linear_probe(ftr, train.labels, fte, test.labels, seed=seed), k=k, chance=chance,
-                train_clips=len(train), test_clips=len(test))
+        return dict(
+            knn_accuracy=None,
+            linear_accuracy=None,
+            k=k,
+            chance=chance,
+            note="the encoder's features are not finite (its weights overflowed): no probe",
+        )
+    return dict(
+        knn_accuracy=knn_probe(ftr, train.labels, fte, test.labels, k=k),
+        linear_accuracy=linear_probe(ftr, train.labels, fte, test.labels, seed=seed),
+        k=k,
+        chance=chance,
+        train_clips=len(train),
+        test_clips=len(test),
+    )
 
 
-def probe_clips(cfg: CompareConfig, train: ClipSet, test: ClipSet,
-                data_options: Dict[str, Any]) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
+def probe_clips(
+    cfg: CompareConfig, train: ClipSet, test: ClipSet, data_options: Dict[str, Any]
+) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
     """The clips the probes are fitted on and scored on, and their description. Embedded data
     (``data_options``: `SyntheticDigitClips`'s keyword arguments): ``cfg.probe_train_clips`` and
     ``cfg.probe_test_clips`` clips of the same seed after the training and held-out ones, labelled by
     ``cfg.probe_label``. Videos (empty ``data_options``): the training and held-out clips, labelled by class folder."""
     if not data_options:
         labelled = _has_labels(train, test)
-        return train, test, dict(label="class folder" if labelled else None, train_clips=len(train),
-                                 test_clips=len(test), note=None if labelled else NO_LABELS)
+        return (
+            train,
+            test,
+            dict(
+                label="class folder" if labelled else None,
+                train_clips=len(train),
+                test_clips=len(test),
+                note=None if labelled else NO_LABELS,
+            ),
+        )
     first = cfg.train_clips + cfg.test_clips
     ptrain = SyntheticDigitClips(cfg.probe_train_clips, offset=first, **data_options).clipset(cfg.probe_label)
-    ptest = SyntheticDigitClips(cfg.probe_test_clips, offset=first + cfg.probe_train_clips,
-                                **data_options).clipset(cfg.probe_label)
-    return ptrain, ptest, dict(label=cfg.probe_label, train_clips=len(ptrain), test_clips=len(ptest),
-                               classes=ptrain.class_names)
+    ptest = SyntheticDigitClips(cfg.probe_test_clips, offset=first + cfg.probe_train_clips, **data_options).clipset(
+        cfg.probe_label
+    )
+    return (
+        ptrain,
+        ptest,
+        dict(label=cfg.probe_label, train_clips=len(ptrain), test_clips=len(ptest), classes=ptrain.class_names),
+    )

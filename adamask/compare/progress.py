@@ -1,5 +1,6 @@
 """Training progress on stderr: a tqdm bar where stderr is a usable terminal, else a log line every 10% of
 the steps (a pipe, a file, a terminal of 0 columns), or nothing."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@ statistics of `adamask.compare.verdicts` and the honest summary's sentences) and
 rows grouped by visible budget with each cell the mean ± 95% interval over the seeds, bold where better and
 italic† where worse than random at the same budget beyond noise, the untrained encoder's and chance's
 probes, the legend, the paired differences and the honest summary."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
@@ -12,14 +13,18 @@ from .verdicts import compare_results, honest_summary, runs_of, untrained_runs
 
 __all__ = ["results_summary", "markdown_table", "legend", "differences_table"]
 
-BOLD_RULE = ("Cells: mean ± half-width of the 95% interval over {seeds} seeds (Student t, {dof} degree{s} of "
-             "freedom; an accuracy's interval is at least as wide as its rounding to one probe clip). **Bold** = "
-             "better than random at the same mask ratio (the group's reference) beyond noise: the 95% interval of "
-             "the difference paired by seed excludes 0 and the difference shows at the column's precision; "
-             "*italic†* = worse beyond noise; unmarked = indistinguishable, negligible (beyond noise but below "
-             "the column's precision) or not compared.")
-ONE_SEED = ("One seed: each cell is a single value with no interval, and nothing is marked better or worse - no "
-            "difference can be told from noise; run with --seeds 3 or more.")
+BOLD_RULE = (
+    "Cells: mean ± half-width of the 95% interval over {seeds} seeds (Student t, {dof} degree{s} of "
+    "freedom; an accuracy's interval is at least as wide as its rounding to one probe clip). **Bold** = "
+    "better than random at the same mask ratio (the group's reference) beyond noise: the 95% interval of "
+    "the difference paired by seed excludes 0 and the difference shows at the column's precision; "
+    "*italic†* = worse beyond noise; unmarked = indistinguishable, negligible (beyond noise but below "
+    "the column's precision) or not compared."
+)
+ONE_SEED = (
+    "One seed: each cell is a single value with no interval, and nothing is marked better or worse - no "
+    "difference can be told from noise; run with --seeds 3 or more."
+)
 
 
 def _words(common_ratio: float, pixel_loss: str) -> Dict[str, Any]:
@@ -33,18 +38,25 @@ def _probe_words(untrained: Any) -> str:
     return f"k-NN and linear, {label} labels" if label else "k-NN and linear"
 
 
-def results_summary(results: Dict[str, Any], metrics: Sequence[Metric] = METRICS, untrained: Any = None,
-                    common_ratio: float = 0.9, pixel_loss: str = "raw") -> Dict[str, Any]:
+def results_summary(
+    results: Dict[str, Any],
+    metrics: Sequence[Metric] = METRICS,
+    untrained: Any = None,
+    common_ratio: float = 0.9,
+    pixel_loss: str = "raw",
+) -> Dict[str, Any]:
     """`adamask.compare.verdicts.compare_results` with ``sentences``, the honest summary. ``results``: each
     strategy's entry (its runs, one per seed); ``untrained``: the untrained encoder's probes, one per seed."""
     summary = compare_results(results, untrained, metrics)
-    summary["sentences"] = honest_summary(results, summary, metrics, _probe_words(untrained),
-                                          _words(common_ratio, pixel_loss))
+    summary["sentences"] = honest_summary(
+        results, summary, metrics, _probe_words(untrained), _words(common_ratio, pixel_loss)
+    )
     return summary
 
 
-def legend(common_ratio: float = 0.9, pixel_loss: str = "raw", metrics: Sequence[Metric] = METRICS,
-           seeds: int = 1) -> str:
+def legend(
+    common_ratio: float = 0.9, pixel_loss: str = "raw", metrics: Sequence[Metric] = METRICS, seeds: int = 1
+) -> str:
     """The paragraph under the table: what a cell is and how bold works, then each metric's legend in table order."""
     parts = [ONE_SEED if seeds < 2 else BOLD_RULE.format(seeds=seeds, dof=seeds - 1, s="s" if seeds > 2 else "")]
     parts += [m.legend.format(**_words(common_ratio, pixel_loss)) for m in metrics if m.legend]
@@ -99,10 +111,15 @@ def _reference_rows(untrained: Any, metrics: Sequence[Metric], summary: Dict[str
     rows = [_row(["untrained encoder (same seeds)"] + shown)]
     chance = [r["probe"].get("chance") for r in runs if isinstance(r["probe"], dict)]
     if any(c is not None for c in chance):
-        rows.append(_row(["chance (most frequent class)"] + [m.format(chance[0]) if m.untrained else ""
-                                                           for m in metrics]))
-        rows.append(_row(["probe tells a pretrained encoder from the untrained one and chance?"]
-                         + [_discrimination(m, summary) if m.untrained else "" for m in metrics]))
+        rows.append(
+            _row(["chance (most frequent class)"] + [m.format(chance[0]) if m.untrained else "" for m in metrics])
+        )
+        rows.append(
+            _row(
+                ["probe tells a pretrained encoder from the untrained one and chance?"]
+                + [_discrimination(m, summary) if m.untrained else "" for m in metrics]
+            )
+        )
     return rows
 
 
@@ -112,8 +129,9 @@ def _diff_cell(m: Metric, d: Dict[str, Any]) -> str:
     return _marked(m.format_difference(d), d.get("verdict"))
 
 
-def differences_table(summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS, common_ratio: float = 0.9,
-                      pixel_loss: str = "raw") -> List[str]:
+def differences_table(
+    summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS, common_ratio: float = 0.9, pixel_loss: str = "raw"
+) -> List[str]:
     """Markdown lines: each compared strategy's differences to its reference on the key metrics (mean over the
     seeds [95% interval], paired by seed, marked like the table); none without a compared strategy."""
     keyed = [m for m in metrics if m.key and m.better]
@@ -121,15 +139,21 @@ def differences_table(summary: Dict[str, Any], metrics: Sequence[Metric] = METRI
     if not rows or not keyed:
         return []
     words = _words(common_ratio, pixel_loss)
-    lines = ["Differences to random at the same mask ratio, paired by seed (mean [95% interval]):", "",
-             _row(["strategy", "reference"] + [f"Δ {m.describe(**words)}" for m in keyed]),
-             "|" + "---|" * (2 + len(keyed))]
+    lines = [
+        "Differences to random at the same mask ratio, paired by seed (mean [95% interval]):",
+        "",
+        _row(["strategy", "reference"] + [f"Δ {m.describe(**words)}" for m in keyed]),
+        "|" + "---|" * (2 + len(keyed)),
+    ]
     for label, v in rows:
         lines.append(_row([label, v["reference"]] + [_diff_cell(m, v["vs_reference"][m.name]) for m in keyed]))
     n = sum(d.get("verdict") not in (None, "one seed") for _, v in rows for d in v["vs_reference"].values())
     if n:
-        lines += ["", f"The table marks {n} paired comparisons at 95%: about {n / 20:.1f} of them are expected to come "
-                      f"out better or worse by chance alone, so weigh a single mark with that in mind."]
+        lines += [
+            "",
+            f"The table marks {n} paired comparisons at 95%: about {n / 20:.1f} of them are expected to come "
+            f"out better or worse by chance alone, so weigh a single mark with that in mind.",
+        ]
     return lines
 
 
@@ -138,9 +162,14 @@ def _notes(untrained: Any) -> List[str]:
     return [f"Probes: n/a - {n}." for n in sorted(n for n in notes if n)]
 
 
-def markdown_table(results: Dict[str, Any], untrained: Any = None, common_ratio: float = 0.9,
-                   pixel_loss: str = "raw", metrics: Sequence[Metric] = METRICS,
-                   summary: Optional[Dict[str, Any]] = None) -> str:
+def markdown_table(
+    results: Dict[str, Any],
+    untrained: Any = None,
+    common_ratio: float = 0.9,
+    pixel_loss: str = "raw",
+    metrics: Sequence[Metric] = METRICS,
+    summary: Optional[Dict[str, Any]] = None,
+) -> str:
     """The comparison table (markdown): a block of rows per mask ratio, headed by its reference (random at
     that ratio), cells as mean ± 95% interval over the seeds marked against the reference, rows for the
     untrained encoder's probes and the chance level; then the legend, the paired differences, the honest
@@ -164,9 +193,11 @@ def markdown_table(results: Dict[str, Any], untrained: Any = None, common_ratio:
         lines += ["", sentence]
     for label, info in s["strategies"].items():
         for d in info.get("diverged", []):
-            lines += ["", f"**{label}** diverged with seed {d['seed']}: {d['reason']} at step {d['step']}, so that run "
-                          f"was stopped there and not evaluated (n/a; its other seeds, if any, are still reported). A "
-                          f"lower --lr (or --sampler-lr-scale) usually helps."]
+            lines += [
+                "",
+                f"**{label}** diverged with seed {d['seed']}: {d['reason']} at step {d['step']}, so that run "
+                f"was stopped there and not evaluated (n/a; its other seeds, if any, are still reported). A "
+                f"lower --lr (or --sampler-lr-scale) usually helps.",
+            ]
     lines += [line for n in _notes(untrained) for line in ("", n)]
     return "\n".join(lines) + "\n"
-

@@ -4,6 +4,7 @@ difference of two strategies run with the same seeds, and the verdict it support
 Imports nothing heavy (no torch, no scipy): the quantiles of Student's t are tabulated for 1-30 degrees of
 freedom and expanded (Cornish-Fisher) beyond, accurate to 1e-4.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,38 @@ from typing import Any, Dict, Optional, Sequence
 __all__ = ["T_975", "t_quantile", "interval", "paired_difference", "verdict", "VERDICTS"]
 
 # the 0.975 quantile of Student's t with 1..30 degrees of freedom
-T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
-         2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
-         2.0518, 2.0484, 2.0452, 2.0423)
+T_975 = (
+    12.7062,
+    4.3027,
+    3.1824,
+    2.7764,
+    2.5706,
+    2.4469,
+    2.3646,
+    2.3060,
+    2.2622,
+    2.2281,
+    2.2010,
+    2.1788,
+    2.1604,
+    2.1448,
+    2.1314,
+    2.1199,
+    2.1098,
+    2.1009,
+    2.0930,
+    2.0860,
+    2.0796,
+    2.0739,
+    2.0687,
+    2.0639,
+    2.0595,
+    2.0555,
+    2.0518,
+    2.0484,
+    2.0452,
+    2.0423,
+)
 Z_975 = 1.959964
 VERDICTS = ("better", "worse", "indistinguishable", "negligible", "one seed")
 
@@ -27,8 +57,12 @@ def t_quantile(dof: int) -> float:
     if dof <= len(T_975):
         return T_975[dof - 1]
     z = Z_975
-    return (z + (z ** 3 + z) / (4 * dof) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * dof ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * dof ** 3))
+    return (
+        z
+        + (z**3 + z) / (4 * dof)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * dof**3)
+    )
 
 
 def _finite(values: Sequence[Any]) -> list:
@@ -58,8 +92,9 @@ def interval(values: Sequence[Any], resolution: Optional[float] = None, _spread:
     return dict(mean=mean, half_width=hw, low=mean - hw, high=mean + hw, n=n, values=xs)
 
 
-def paired_difference(values: Sequence[Any], reference: Sequence[Any],
-                      resolution: Optional[float] = None) -> Dict[str, Any]:
+def paired_difference(
+    values: Sequence[Any], reference: Sequence[Any], resolution: Optional[float] = None
+) -> Dict[str, Any]:
     """The differences values[k] - reference[k] of runs with the same seed k (pairs with a missing or
     non-finite value are left out), summarised by `interval` (a difference of two values rounded to
     ``resolution`` has at least the sd resolution / sqrt(6))."""

@@ -1,5 +1,6 @@
 """Pretraining one strategy: deterministic batches, AdamW with warm-up and cosine decay, the timed training
 step, resumable checkpoints and the step's peak memory."""
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,9 @@ class _Batches:
         return torch.stack([self._perm(int(p) // self.num)[int(p) % self.num] for p in pos])
 
 
-def _optimizer(model: MaskedVideoAutoencoder, lr: float, weight_decay: float,
-               sampler_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+def _optimizer(
+    model: MaskedVideoAutoencoder, lr: float, weight_decay: float, sampler_lr_scale: float = 1.0
+) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases, norms and position embeddings; the sampler's parameters get
     ``lr * sampler_lr_scale`` (each group's "lr_scale")."""
     skip = model.no_weight_decay()
@@ -58,8 +60,13 @@ def _optimizer(model: MaskedVideoAutoencoder, lr: float, weight_decay: float,
             key = (p.dim() >= 2 and name not in skip, name.startswith("mask_sampler."))
             groups.setdefault(key, []).append(p)
     return torch.optim.AdamW(
-        [dict(params=ps, weight_decay=weight_decay if decay else 0.0, lr_scale=sampler_lr_scale if smp else 1.0)
-         for (decay, smp), ps in groups.items()], lr=lr, betas=(0.9, 0.95))
+        [
+            dict(params=ps, weight_decay=weight_decay if decay else 0.0, lr_scale=sampler_lr_scale if smp else 1.0)
+            for (decay, smp), ps in groups.items()
+        ],
+        lr=lr,
+        betas=(0.9, 0.95),
+    )
 
 
 def _lr_at(step: int, cfg: CompareConfig) -> float:
@@ -81,8 +88,13 @@ class StepResult:
     sampler_s: float
 
 
-def train_step(model: MaskedVideoAutoencoder, optimizer: torch.optim.Optimizer, video: Tensor,
-               generator: Optional[torch.Generator], device: torch.device) -> StepResult:
+def train_step(
+    model: MaskedVideoAutoencoder,
+    optimizer: torch.optim.Optimizer,
+    video: Tensor,
+    generator: Optional[torch.Generator],
+    device: torch.device,
+) -> StepResult:
     """One optimisation step of the MAE (+ sampler) on ``video`` (B, C, T, H, W), timing the whole step and
     the sampler's forward and backward passes. ``generator`` draws the masks (and the decoder's, if any).
     Losses stay on the device (no host sync besides the timing barriers)."""
@@ -108,8 +120,9 @@ def train_step(model: MaskedVideoAutoencoder, optimizer: torch.optim.Optimizer, 
         rec.backward()
     optimizer.step()
     _sync(device)
-    return StepResult(loss.detach(), rec.detach(), None if ls is None else ls.detach(),
-                      time.perf_counter() - t0, sampler_s)
+    return StepResult(
+        loss.detach(), rec.detach(), None if ls is None else ls.detach(), time.perf_counter() - t0, sampler_s
+    )
 
 
 def _median_ms(xs: Sequence[float]) -> Optional[float]:
@@ -117,14 +130,20 @@ def _median_ms(xs: Sequence[float]) -> Optional[float]:
     return 1e3 * float(torch.tensor(list(xs), dtype=torch.float64).median()) if xs else None
 
 
+HISTORY_SERIES = ("step", "loss", "reconstruction_loss", "sampling_loss", "eval_step", "eval_loss",
+                  "eval_allocation", "eval_probability_allocation")  # fmt: skip
+
+
 def _new_history() -> Dict[str, List[Any]]:
-    return dict(step=[], loss=[], reconstruction_loss=[], sampling_loss=[], eval_step=[], eval_loss=[],
-                eval_allocation=[], eval_probability_allocation=[])
+    """Empty training series: the step losses, and the held-out loss and allocations at each evaluation."""
+    return {name: [] for name in HISTORY_SERIES}
 
 
 LOSS_NOT_FINITE = "its training loss was not finite"
-WEIGHTS_NOT_FINITE = ("its learned strategy's weights were not finite (its probabilities fell back to uniform while "
-                      "the loss stayed finite)")
+WEIGHTS_NOT_FINITE = (
+    "its learned strategy's weights were not finite (its probabilities fell back to uniform while "
+    "the loss stayed finite)"
+)
 
 
 def strategy_weights_finite(model: MaskedVideoAutoencoder) -> Optional[Tensor]:
@@ -159,14 +178,29 @@ class Training:
 
     def save(self, path: Path, cfg: CompareConfig, spec: StrategySpec, completed: bool) -> None:
         """Write the checkpoint (atomically): everything `resume` and `load_checkpoint` read."""
-        atomic_torch_save(dict(
-            format=CHECKPOINT_FORMAT, strategy=asdict(spec), model_config=cfg.model_config(),
-            masking_options=cfg.masking_options, sampling_weight=cfg.sampling_weight, identity=cfg.identity(),
-            state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-            mask_generator_state=self.generator.get_state(), step=self.step, completed=completed,
-            history=self.history, step_times=self.step_times, sampler_times=self.sampler_times,
-            train_seconds=self.train_seconds, normalization=dict(mean=MEAN, std=STD),
-            diverged_at_step=self.diverged_at_step, diverged_reason=self.diverged_reason), path)
+        atomic_torch_save(
+            dict(
+                format=CHECKPOINT_FORMAT,
+                strategy=asdict(spec),
+                model_config=cfg.model_config(),
+                masking_options=cfg.masking_options,
+                sampling_weight=cfg.sampling_weight,
+                identity=cfg.identity(),
+                state_dict=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                mask_generator_state=self.generator.get_state(),
+                step=self.step,
+                completed=completed,
+                history=self.history,
+                step_times=self.step_times,
+                sampler_times=self.sampler_times,
+                train_seconds=self.train_seconds,
+                normalization=dict(mean=MEAN, std=STD),
+                diverged_at_step=self.diverged_at_step,
+                diverged_reason=self.diverged_reason,
+            ),
+            path,
+        )
 
     def resume(self, path: Path, cfg: CompareConfig) -> bool:
         """Continue from the checkpoint at ``path`` if it belongs to this configuration; a `UserError` naming
@@ -212,9 +246,16 @@ class _LossLog:
             return
         nan = torch.full_like(self.pending[0][1].reconstruction, float("nan"))
         one = torch.ones_like(nan)
-        vals = torch.stack([torch.stack([r.loss, r.reconstruction, nan if r.sampling is None else r.sampling,
-                                         one if ok is None else ok.to(one.dtype)])
-                            for _, r, ok in self.pending]).tolist()
+        rows = [
+            (
+                r.loss,
+                r.reconstruction,
+                nan if r.sampling is None else r.sampling,
+                one if ok is None else ok.to(one.dtype),
+            )
+            for _, r, ok in self.pending
+        ]
+        vals = torch.stack([torch.stack(row) for row in rows]).tolist()
         h = self.history
         for (s, _, _), (lo, rc, ls, ok) in zip(self.pending, vals, strict=True):
             h["step"].append(s)
@@ -231,13 +272,15 @@ class _LossLog:
         self.progress.update(h["step"][-1] + 1, shown)
 
 
-def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callable[[str], None],
-           name: str) -> Training:
+def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callable[[str], None], name: str) -> Training:
     """The model, optimiser and mask generator of ``spec``, resumed from ``ckpt_path`` when it fits."""
     device = torch.device(cfg.device)
     model = model_for(cfg, spec).to(device)
-    run = Training(model, _optimizer(model, cfg.lr, cfg.weight_decay, cfg.sampler_lr_scale),
-                   torch.Generator(device=device).manual_seed(cfg.seed + 2))
+    run = Training(
+        model,
+        _optimizer(model, cfg.lr, cfg.weight_decay, cfg.sampler_lr_scale),
+        torch.Generator(device=device).manual_seed(cfg.seed + 2),
+    )
     if run.resume(ckpt_path, cfg) and run.step < cfg.steps and run.diverged_at_step is None:
         log(f"{name}: resuming from step {run.step}")
     return run
@@ -249,12 +292,22 @@ def _peak_memory(run: Training, saved_bytes: Optional[int], first_batch: Callabl
         return dict(peak_mb=torch.cuda.max_memory_allocated(device) / 2**20, method="torch.cuda.max_memory_allocated")
     if saved_bytes is None:  # resumed at the end: measure now
         saved_bytes = saved_activation_bytes(run.model, first_batch(), torch.Generator(device=device).manual_seed(0))
-    return dict(peak_mb=(saved_bytes + state_bytes(run.model, run.optimizer)) / 2**20,
-                method="weights + grads + AdamW state + tensors saved for backward in one step (CPU estimate)")
+    return dict(
+        peak_mb=(saved_bytes + state_bytes(run.model, run.optimizer)) / 2**20,
+        method="weights + grads + AdamW state + tensors saved for backward in one step (CPU estimate)",
+    )
 
 
-def train_model(cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out: ClipSet, ckpt_path: Path,
-                progress: str = "bar", log: Callable[[str], None] = print, name: Optional[str] = None) -> Training:
+def train_model(
+    cfg: CompareConfig,
+    spec: StrategySpec,
+    clips: ClipSet,
+    held_out: ClipSet,
+    ckpt_path: Path,
+    progress: str = "bar",
+    log: Callable[[str], None] = print,
+    name: Optional[str] = None,
+) -> Training:
     """Pretrain ``spec``'s model on ``clips`` for ``cfg.steps`` steps (resuming from ``ckpt_path``),
     checkpointing every ``cfg.checkpoint_every`` steps and at the end; the held-out loss on up to 32
     ``held_out`` clips goes into the history ``cfg.eval_points`` times. With ``cfg.ratio_schedule`` the
@@ -299,8 +352,16 @@ def _record_evaluation(run: Training, cfg: CompareConfig, clips: ClipSet, step: 
     h["eval_probability_allocation"].append(_mean(ev["probability_allocation"]))
 
 
-def _train_steps(run: Training, cfg: CompareConfig, spec: StrategySpec, clips: ClipSet, held_out: ClipSet,
-                 batches: _Batches, ckpt_path: Path, losses: _LossLog) -> Optional[int]:
+def _train_steps(
+    run: Training,
+    cfg: CompareConfig,
+    spec: StrategySpec,
+    clips: ClipSet,
+    held_out: ClipSet,
+    batches: _Batches,
+    ckpt_path: Path,
+    losses: _LossLog,
+) -> Optional[int]:
     """The training steps from ``run.step`` on (none for a run that diverged); the bytes saved for backward
     in the first step (CPU), or None."""
     device, model, start = run.generator.device, run.model, run.step

@@ -6,6 +6,7 @@ honest summary those intervals allow ("better", "worse" or "indistinguishable").
 A strategy's entry is its results.json entry (``runs``: one result dict per seed, in seed order), a list of
 result dicts, or a single result dict (one seed). The untrained encoder: its probe dicts, one per seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .metrics import METRICS, Metric, Result
 from .stats import interval, paired_difference, verdict
 
-__all__ = ["runs_of", "untrained_runs", "Group", "budget_groups", "compare_results", "probe_discrimination",
-           "honest_summary"]
+__all__ = [
+    "runs_of",
+    "untrained_runs",
+    "Group",
+    "budget_groups",
+    "compare_results",
+    "probe_discrimination",
+    "honest_summary",
+]
 
 
 def runs_of(entry: Any) -> List[Result]:
@@ -87,13 +95,20 @@ def _paired(m: Metric, runs: Sequence[Result], others: Sequence[Result]) -> Dict
 
 def _diverged(runs: Sequence[Result]) -> List[Dict[str, Any]]:
     """Each run that diverged: its seed, the step and why."""
-    return [dict(seed=r.get("seed", i), step=r["diverged_at_step"],
-                 reason=r.get("diverged_reason") or "its training loss was not finite")
-            for i, r in enumerate(runs) if r.get("diverged_at_step") is not None]
+    return [
+        dict(
+            seed=r.get("seed", i),
+            step=r["diverged_at_step"],
+            reason=r.get("diverged_reason") or "its training loss was not finite",
+        )
+        for i, r in enumerate(runs)
+        if r.get("diverged_at_step") is not None
+    ]
 
 
-def compare_results(results: Dict[str, Any], untrained: Any = None,
-                    metrics: Sequence[Metric] = METRICS) -> Dict[str, Any]:
+def compare_results(
+    results: Dict[str, Any], untrained: Any = None, metrics: Sequence[Metric] = METRICS
+) -> Dict[str, Any]:
     """The statistics behind the report (results.json's summary): ``seeds`` (runs per strategy), ``groups``
     (ratio, reference, strategies), per strategy its ``stats`` (each metric's mean and 95% interval over the
     seeds), its ``reference`` and ``vs_reference`` (differences paired by seed, with a verdict, for the ranked
@@ -115,15 +130,19 @@ def compare_results(results: Dict[str, Any], untrained: Any = None,
             one["diverged"] = _diverged(runs)
         out[label] = one
     chance = interval([r["probe"].get("chance") for r in ref_runs if isinstance(r["probe"], dict)])["mean"]
-    return dict(seeds=max((len(runs_of(e)) for e in results.values()), default=0),
-                groups=[dict(ratio=g.ratio, reference=g.reference, strategies=g.labels) for g in groups],
-                strategies=out, chance=chance,
-                untrained=dict(stats={m.name: m.stats(ref_runs) for m in metrics if m.untrained}),
-                probes=probe_discrimination(out, chance, metrics))
+    return dict(
+        seeds=max((len(runs_of(e)) for e in results.values()), default=0),
+        groups=[dict(ratio=g.ratio, reference=g.reference, strategies=g.labels) for g in groups],
+        strategies=out,
+        chance=chance,
+        untrained=dict(stats={m.name: m.stats(ref_runs) for m in metrics if m.untrained}),
+        probes=probe_discrimination(out, chance, metrics),
+    )
 
 
-def probe_discrimination(strategies: Dict[str, Any], chance: Optional[float],
-                         metrics: Sequence[Metric] = METRICS) -> Dict[str, Dict[str, Any]]:
+def probe_discrimination(
+    strategies: Dict[str, Any], chance: Optional[float], metrics: Sequence[Metric] = METRICS
+) -> Dict[str, Dict[str, Any]]:
     """Whether each probe tells a pretrained encoder from an untrained one: per probe metric, the strategies
     whose accuracy is above the untrained encoder's (paired by seed) AND whose 95% interval lies above chance
     (``discriminating``), those above the untrained encoder only (``above_untrained_only``: an untrained
@@ -145,8 +164,12 @@ def probe_discrimination(strategies: Dict[str, Any], chance: Optional[float],
                 continue
             low = info["stats"][m.name]["low"]
             (found if chance is None or (low is not None and low > chance) else only).append(label)
-        out[m.name] = dict(discriminating=found, above_untrained_only=only, comparisons=n,
-                           discriminates=bool(found) if decided else None)
+        out[m.name] = dict(
+            discriminating=found,
+            above_untrained_only=only,
+            comparisons=n,
+            discriminates=bool(found) if decided else None,
+        )
     return out
 
 
@@ -157,8 +180,9 @@ def _visible_words(results: Dict[str, Any], label: str, ref: str) -> str:
     return f"{a['num_visible']} vs {b['num_visible']} of {a.get('num_tokens')} tokens visible, "
 
 
-def _row_sentence(label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Metric], seeds: int,
-                  visible: str, words: Dict[str, Any]) -> str:
+def _row_sentence(
+    label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Metric], seeds: int, visible: str, words: Dict[str, Any]
+) -> str:
     """One strategy against its group's reference, on the key metrics."""
     keyed = [m for m in metrics if m.key and m.name in vs and vs[m.name]["n"] > 0]
     plural = "s" if seeds != 1 else ""
@@ -169,9 +193,12 @@ def _row_sentence(label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Me
         diffs = ", ".join(f"{m.describe(**words)} {m.format_difference(vs[m.name])}" for m in keyed)
         return f"{head}: one seed gives no interval, so none of these differences can be told from noise: {diffs}."
     parts = []
-    for kind, relation in (("better", "better than"), ("worse", "worse than"),
-                           ("indistinguishable", "indistinguishable from"),
-                           ("negligible", "a negligible difference (beyond noise, below the table's precision) from")):
+    for kind, relation in (
+        ("better", "better than"),
+        ("worse", "worse than"),
+        ("indistinguishable", "indistinguishable from"),
+        ("negligible", "a negligible difference (beyond noise, below the table's precision) from"),
+    ):
         ms = [m for m in keyed if vs[m.name]["verdict"] == kind]
         if ms:
             what = ", ".join(f"{m.describe(**words)} ({m.format_difference(vs[m.name])})" for m in ms)
@@ -179,12 +206,15 @@ def _row_sentence(label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Me
     return f"{head}: " + "; ".join(parts) + "."
 
 
-NO_DISCRIMINATION = ("at this budget the probes do not tell a pretrained encoder from an untrained one, so they do "
-                     "not rank the strategies")
+NO_DISCRIMINATION = (
+    "at this budget the probes do not tell a pretrained encoder from an untrained one, so they do "
+    "not rank the strategies"
+)
 
 
-def _probe_parts(summary: Dict[str, Any], probed: Sequence[Metric], rows: Dict[str, Any],
-                 words: Dict[str, Any]) -> Tuple[List[str], bool]:
+def _probe_parts(
+    summary: Dict[str, Any], probed: Sequence[Metric], rows: Dict[str, Any], words: Dict[str, Any]
+) -> Tuple[List[str], bool]:
     """The probes that came out above the untrained encoder and chance, above the untrained encoder only, or
     below it, as clauses; and whether any discriminated."""
     disc = summary["probes"]
@@ -197,15 +227,18 @@ def _probe_parts(summary: Dict[str, Any], probed: Sequence[Metric], rows: Dict[s
     worse = [(k, m) for k, v in rows.items() for m in probed if v[m.name]["verdict"] == "worse"]
     parts = [f"above both the untrained encoder and chance beyond noise: {listed(found)}"] if found else []
     if only:
-        parts.append(f"above the untrained encoder but not above chance (a probe's noise near chance, not "
-                     f"learning): {listed(only)}")
+        parts.append(
+            f"above the untrained encoder but not above chance (a probe's noise near chance, not "
+            f"learning): {listed(only)}"
+        )
     if worse:
         parts.append(f"below the untrained encoder: {listed(worse)}")
     return parts, bool(found)
 
 
-def _probe_sentence(summary: Dict[str, Any], metrics: Sequence[Metric], probe_words: str,
-                    words: Dict[str, Any]) -> Optional[str]:
+def _probe_sentence(
+    summary: Dict[str, Any], metrics: Sequence[Metric], probe_words: str, words: Dict[str, Any]
+) -> Optional[str]:
     """How the probes of the pretrained encoders compare with the untrained encoder's (same seeds) and with
     chance, and whether any probe discriminated at all."""
     probed = [m for m in metrics if m.untrained and m.better]
@@ -215,26 +248,41 @@ def _probe_sentence(summary: Dict[str, Any], metrics: Sequence[Metric], probe_wo
     base = summary["untrained"]["stats"]
     chance = summary.get("chance")
     shown = ", ".join(f"{m.describe(**words)} {m.format_interval(base[m.name])}" for m in probed)
-    head = (f"Probes ({probe_words}; chance {chance:.2f}; untrained encoder: {shown})" if chance is not None
-            else f"Probes ({probe_words})")
+    head = (
+        f"Probes ({probe_words}; chance {chance:.2f}; untrained encoder: {shown})"
+        if chance is not None
+        else f"Probes ({probe_words})"
+    )
     if all(v[m.name]["n"] == 0 for v in rows.values() for m in probed):
         return f"{head}: n/a."
     if summary["seeds"] < 2:
         return f"{head}: with one seed no probe can be told from the untrained encoder's noise."
     parts, found = _probe_parts(summary, probed, rows, words)
     n = sum(summary["probes"][m.name]["comparisons"] for m in probed)
-    chances = (f"with {n} paired comparisons at 95%, about {n / 20:.1f} are expected to come out better or worse "
-               f"by chance alone")
+    chances = (
+        f"with {n} paired comparisons at 95%, about {n / 20:.1f} are expected to come out better or worse "
+        f"by chance alone"
+    )
     if found:
-        return f"{head}: " + "; ".join(parts) + f"; every other probe is indistinguishable from the untrained " \
-                                                f"encoder ({chances})."
-    detail = "; ".join(parts) if parts else ("every strategy's encoder is indistinguishable from the untrained encoder "
-                                             "on both probes")
+        return (
+            f"{head}: " + "; ".join(parts) + f"; every other probe is indistinguishable from the untrained "
+            f"encoder ({chances})."
+        )
+    detail = (
+        "; ".join(parts)
+        if parts
+        else ("every strategy's encoder is indistinguishable from the untrained encoder on both probes")
+    )
     return f"{head}: no probe discriminated - {NO_DISCRIMINATION} ({detail}; {chances})."
 
 
-def honest_summary(results: Dict[str, Any], summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS,
-                   probe_words: str = "k-NN and linear", words: Optional[Dict[str, Any]] = None) -> List[str]:
+def honest_summary(
+    results: Dict[str, Any],
+    summary: Dict[str, Any],
+    metrics: Sequence[Metric] = METRICS,
+    probe_words: str = "k-NN and linear",
+    words: Optional[Dict[str, Any]] = None,
+) -> List[str]:
     """The sentences under the table: per strategy that is not a reference, better / worse / indistinguishable
     from random at the same budget on each key metric; a strategy without a reference says so; then the
     probes against the untrained encoder. ``words``: what metric names may use ({common_ratio}, {target})."""
@@ -246,12 +294,24 @@ def honest_summary(results: Dict[str, Any], summary: Dict[str, Any], metrics: Se
                 continue
             if g["reference"] is None:
                 ratio = "" if g["ratio"] is None else f" {g['ratio']:g}"
-                out.append(f"**{label}** has no random run at its mask ratio{ratio} to be compared with at the same "
-                           f"budget (add random:{g['ratio']:g} to the strategies)." if g["ratio"] is not None else
-                           f"**{label}** has no random run at its mask ratio to be compared with.")
+                out.append(
+                    f"**{label}** has no random run at its mask ratio{ratio} to be compared with at the same "
+                    f"budget (add random:{g['ratio']:g} to the strategies)."
+                    if g["ratio"] is not None
+                    else f"**{label}** has no random run at its mask ratio to be compared with."
+                )
                 continue
             vs = summary["strategies"][label]["vs_reference"]
-            out.append(_row_sentence(label, g["reference"], vs, metrics, summary["seeds"],
-                                     _visible_words(results, label, g["reference"]), words))
+            out.append(
+                _row_sentence(
+                    label,
+                    g["reference"],
+                    vs,
+                    metrics,
+                    summary["seeds"],
+                    _visible_words(results, label, g["reference"]),
+                    words,
+                )
+            )
     probe = _probe_sentence(summary, metrics, probe_words, words)
     return out + ([probe] if probe else [])

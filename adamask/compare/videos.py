@@ -4,6 +4,7 @@ centre-cropped, with a message naming every file that cannot be used and why.
 
 Shapes: a clip is (C, T, H, W) float32 in [0, 1].
 """
+
 from __future__ import annotations
 
 import os
@@ -20,27 +21,33 @@ from .errors import MissingFileError, UserError, brief, missing_extra
 if TYPE_CHECKING:
     from .data import ClipSet
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoReadError", "find_videos", "read_video", "load_video_clips", "centre_crop",
-           "crop_box"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "VideoReadError",
+    "find_videos",
+    "read_video",
+    "load_video_clips",
+    "centre_crop",
+    "crop_box",
+]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif")
-
 
 
 class VideoReadError(UserError):
     """A video file that cannot be used; the message names the file and the reason (a ValueError)."""
 
 
-def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
-                skipped: Optional[List[str]] = None) -> List[Path]:
+def find_videos(
+    paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]], skipped: Optional[List[str]] = None
+) -> List[Path]:
     """Folders (searched recursively for VIDEO_EXTENSIONS) and files -> sorted list of video files. Files of
     other types found in the folders (not hidden ones) are named in ``skipped``, if given."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    folders_and_files: List[Path] = [Path(p) for p in given]
     out: List[Path] = []
     others: List[Path] = []
-    for p in paths:
+    for p in folders_and_files:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
             out.extend(f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS)
@@ -51,8 +58,10 @@ def find_videos(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]
             raise MissingFileError(f"video path {str(p)!r} does not exist")
     if not out:
         found = f" (only other files: {', '.join(f.name for f in others[:5])}{', ...' if len(others) > 5 else ''})"
-        raise UserError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in paths]}"
-                        f"{found if others else ''}")
+        raise UserError(
+            f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in folders_and_files]}"
+            f"{found if others else ''}"
+        )
     if skipped is not None:
         skipped.extend(f"{f}: not a video file (not one of {', '.join(VIDEO_EXTENSIONS)})" for f in others)
     return out
@@ -64,8 +73,9 @@ def _scaled_size(w: int, h: int, size: int) -> Tuple[int, int]:
     return max(size, int(round(w * s))), max(size, int(round(h * s)))
 
 
-def _decode_frames(av: Any, path: Path, img_size: int, min_size: int, budget: int,
-                   crop: bool = True) -> Tuple[List[np.ndarray], int]:
+def _decode_frames(
+    av: Any, path: Path, img_size: int, min_size: int, budget: int, crop: bool = True
+) -> Tuple[List[np.ndarray], int]:
     """Up to ``budget`` frames of the file's first video stream, resized (shorter side img_size) and, if ``crop``,
     centre-cropped to img_size, and the frame count its header declares (0 if unknown); `VideoReadError` naming
     the file if it cannot be decoded."""
@@ -83,7 +93,7 @@ def _decode_frames(av: Any, path: Path, img_size: int, min_size: int, budget: in
             ch, cw = (img_size, img_size) if crop else (sh, sw)
             for frame in container.decode(stream):
                 rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24")
-                frames.append(rgb[top:top + ch, left:left + cw])
+                frames.append(rgb[top : top + ch, left : left + cw])
                 if len(frames) >= budget:
                     break
             declared = int(stream.frames or 0)
@@ -102,7 +112,7 @@ def crop_box(height: int, width: int, size: int) -> Tuple[int, int]:
 def centre_crop(clip: Tensor, size: int) -> Tensor:
     """The centre ``size`` x ``size`` crop of a clip (..., H, W), as `read_video` takes it."""
     top, left = crop_box(clip.shape[-2], clip.shape[-1], size)
-    return clip[..., top:top + size, left:left + size]
+    return clip[..., top : top + size, left : left + size]
 
 
 def _too_short(path: Path, decoded: int, declared: int, num_frames: int, stride: int) -> str:
@@ -115,13 +125,24 @@ def _too_short(path: Path, decoded: int, declared: int, num_frames: int, stride:
         return f"{path}: truncated or damaged - only {decoded} of its {declared} frames could be decoded; {clip}"
     if decoded == 1:
         return f"{path}: a still image (1 frame), not a video; {clip}"
-    hint = f"lower --stride (at stride 1 it needs {num_frames}) or use a longer video" if stride > 1 \
+    hint = (
+        f"lower --stride (at stride 1 it needs {num_frames}) or use a longer video"
+        if stride > 1
         else "use a longer video"
+    )
     return f"{path}: only {decoded} frames; {clip}; {hint}"
 
 
-def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: int = 4, img_size: int = 64,
-               num_clips: int = 1, min_size: int = 16, crop: bool = True) -> Tensor:
+def read_video(
+    path: Union[str, os.PathLike],
+    *,
+    num_frames: int = 16,
+    stride: int = 4,
+    img_size: int = 64,
+    num_clips: int = 1,
+    min_size: int = 16,
+    crop: bool = True,
+) -> Tensor:
     """Decode a video file with PyAV -> (K, 3, T, H, W) float32 clips in [0, 1], H = W = img_size.
 
     Frames are resized (shorter side = img_size) and centre-cropped while decoding (``crop=False``: not
@@ -148,13 +169,20 @@ def read_video(path: Union[str, os.PathLike], *, num_frames: int = 16, stride: i
     arr = torch.from_numpy(np.stack(frames))  # (F, H, W, 3) uint8
     k = min(num_clips, len(frames) - need + 1)
     starts = torch.linspace(0, len(frames) - need, k).round().long().unique()
-    clips = [arr[s:s + need:stride] for s in starts.tolist()]
+    clips = [arr[s : s + need : stride] for s in starts.tolist()]
     return torch.stack(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
 
 
-def load_video_clips(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]], *, num_frames: int = 16,
-                     stride: int = 4, img_size: int = 64, tubelet: Sequence[int] = (2, 8, 8), clips_per_video: int = 4,
-                     log=print) -> Tuple["ClipSet", List[str]]:
+def load_video_clips(
+    paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
+    *,
+    num_frames: int = 16,
+    stride: int = 4,
+    img_size: int = 64,
+    tubelet: Sequence[int] = (2, 8, 8),
+    clips_per_video: int = 4,
+    log=print,
+) -> Tuple["ClipSet", List[str]]:
     """Read every video under ``paths`` into a `ClipSet` with motion-energy ground truth.
 
     Labels are the videos' parent folder names (``class/video.mp4`` layout); -1 if all share one folder.

@@ -1,6 +1,7 @@
 """Shared pieces of the compare app's tests: the strategies of the shared --quick run (one of them a custom
 strategy registered here), the run itself and the fixtures (imported by the test modules that use them; a
 conftest.py here would shadow the one of tests/)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """`adamask compare` / `adamask visualize` / `adamask costs` end to end: the files and table of a --quick run,
 rerunning, user videos, bad input and the entry points."""
+
 import json
 import math
 from pathlib import Path
@@ -62,8 +63,9 @@ def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
     assert runs["frame_0.9"]["mask_statistics"]["spatial_coverage"] == 1.0
     probe = res["untrained_probe"]
     assert probe["seeds"] == [0] and probe["runs"][0]["knn_accuracy"] is not None and probe["label"] == "digit"
-    assert res["data"]["probe"] == dict(label="digit", train_clips=16, test_clips=8,
-                                        classes=[str(c) for c in range(10)])
+    assert res["data"]["probe"] == dict(
+        label="digit", train_clips=16, test_clips=8, classes=[str(c) for c in range(10)]
+    )
     assert runs["random_0.9"]["probe"]["test_clips"] == 8  # the probe clips, not the 8 held-out ones by chance
     s = res["summary"]
     assert s["seeds"] == 1 and [g["reference"] for g in s["groups"]] == ["random_0.9", None, None]
@@ -77,25 +79,38 @@ def test_quick_run_table_and_figures(quick_run):  # noqa: F811 (the fixture)
     assert md.startswith("Command: `adamask compare --quick")
     for label in LABELS[1:]:
         assert f"| {label} |" in md
-    rows = [line for line in md.split("| untrained")[0].splitlines()
-            if line.startswith("| ") and "mask ratio" not in line]
+    rows = [
+        line for line in md.split("| untrained")[0].splitlines() if line.startswith("| ") and "mask ratio" not in line
+    ]
     assert "| random_0.9 (reference) |" in md and not any("**" in line or "†" in line for line in rows)  # one seed
     assert "One seed: each cell is a single value with no interval" in md
-    assert "**tube_0.9** vs random_0.9 (8 vs 6 of 64 tokens visible, 1 seed; difference [95% interval]): one " \
-           "seed gives no interval" in md
+    assert (
+        "**tube_0.9** vs random_0.9 (8 vs 6 of 64 tokens visible, 1 seed; difference [95% interval]): one "
+        "seed gives no interval" in md
+    )
     assert "**adaptive_0.95** has no random run at its mask ratio 0.95" in md
     figs = sorted(res["figures"])
-    assert figs == ["figures/allocation_curves.png", "figures/errors_clip0.png", "figures/errors_clip1.png",
-                    "figures/learning_curves.png", "figures/masks_clip0.png", "figures/masks_clip1.png",
-                    "figures/summary.png"]
+    assert figs == [
+        "figures/allocation_curves.png",
+        "figures/errors_clip0.png",
+        "figures/errors_clip1.png",
+        "figures/learning_curves.png",
+        "figures/masks_clip0.png",
+        "figures/masks_clip1.png",
+        "figures/summary.png",
+    ]
     # frames + ground truth + adaptive probabilities + one row per strategy, one column per time slice
     assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(LABELS)) == (408, 604)
     # frames + adaptive's error map and probabilities
     assert png_size(out / "figures/errors_clip0.png") == masks_figure_size(4, 3)
-    assert png_size(out / "figures/learning_curves.png") == (round(CURVES_SIZE[0] * PLOT_DPI),
-                                                             round(CURVES_SIZE[1] * PLOT_DPI))
-    assert png_size(out / "figures/summary.png") == (round(SUMMARY_SIZE[0] * PLOT_DPI),
-                                                     round(SUMMARY_SIZE[1] * PLOT_DPI))
+    assert png_size(out / "figures/learning_curves.png") == (
+        round(CURVES_SIZE[0] * PLOT_DPI),
+        round(CURVES_SIZE[1] * PLOT_DPI),
+    )
+    assert png_size(out / "figures/summary.png") == (
+        round(SUMMARY_SIZE[0] * PLOT_DPI),
+        round(SUMMARY_SIZE[1] * PLOT_DPI),
+    )
     assert not list(out.rglob(".*tmp*"))
 
 
@@ -138,8 +153,20 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
     (tmp_path / "videos" / "left" / "broken.mp4").write_bytes(b"garbage" * 50)
     write_video(tmp_path / "videos" / "right" / "short.avi", moving_square(6, 32, 32), "mjpeg")
     out = tmp_path / "run"
-    argv = ["compare", "--quick", "--videos", str(tmp_path / "videos"), "--stride", "2", "--out", str(out),
-            "--strategies", "random:0.9", "adaptive:0.9", "--no-progress"]
+    argv = [
+        "compare",
+        "--quick",
+        "--videos",
+        str(tmp_path / "videos"),
+        "--stride",
+        "2",
+        "--out",
+        str(out),
+        "--strategies",
+        "random:0.9",
+        "adaptive:0.9",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "short.avi" in err
@@ -156,10 +183,25 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
 
     png = tmp_path / "vis" / "left0.png"
     video = tmp_path / "videos" / "left" / "left0.mp4"
-    assert main(["visualize", str(video), "--checkpoint", str(out / "checkpoints" / "adaptive_0.9.pt"),
-                 "--out", str(png), "--stride", "2", "--gif"]) == 0
+    assert (
+        main(
+            [
+                "visualize",
+                str(video),
+                "--checkpoint",
+                str(out / "checkpoints" / "adaptive_0.9.pt"),
+                "--out",
+                str(png),
+                "--stride",
+                "2",
+                "--gif",
+            ]
+        )
+        == 0
+    )
     assert png_size(png) == masks_figure_size(4, 4, (32, 38))  # frames, P, error map, sampled mask
     from PIL import Image
+
     with Image.open(png.with_suffix(".gif")) as im:
         assert im.n_frames == 8
     assert "foreground allocation" in capsys.readouterr().out
@@ -171,11 +213,23 @@ def test_python_dash_m_entry_point(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     env = {**__import__("os").environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-m", "adamask", "compare", "--list"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "adamask", "compare", "--list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 0 and {"random", "tube", "frame", "adaptive"} <= set(out.stdout.split())
-    bad = subprocess.run([sys.executable, "-m", "adamask", "compare", "--quick", "--strategies", "nosuch"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "adamask", "compare", "--quick", "--strategies", "nosuch"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unknown masking strategy 'nosuch'" in bad.stderr
 
 

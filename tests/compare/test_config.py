@@ -1,4 +1,5 @@
 """The comparison's configuration: strategy specs and the --sampler options."""
+
 import pytest
 
 
@@ -29,8 +30,13 @@ def test_presets_set_the_papers_loss_and_its_background():
     assert demo == _parsed("--preset", "demo") == CompareConfig()
     assert (demo.pixel_loss, demo.sampling_baseline, demo.background_contrast) == ("raw", "mean", 0.3)
     for cfg, contrast in ((paper, 0.0), (photo, 0.8)):
-        assert (cfg.pixel_loss, cfg.sampling_baseline, cfg.sampling_weight, cfg.sampling_estimator,
-                cfg.background_contrast) == ("normalized", None, 1e-4, "paper", contrast)
+        assert (
+            cfg.pixel_loss,
+            cfg.sampling_baseline,
+            cfg.sampling_weight,
+            cfg.sampling_estimator,
+            cfg.background_contrast,
+        ) == ("normalized", None, 1e-4, "paper", contrast)
         changed = {k for k, v in vars(cfg).items() if v != getattr(demo, k)}
         assert changed == {"pixel_loss", "sampling_baseline", "background_contrast"}  # lambda and estimator: as demo
     assert _parsed("--preset", "paper", "--background-contrast", "0.5").background_contrast == 0.5
@@ -41,10 +47,24 @@ def test_the_default_budget_and_threads():
     from adamask.compare import DEFAULT_STRATEGIES, CompareConfig
 
     cfg = CompareConfig()
-    assert DEFAULT_STRATEGIES == ("random:0.9", "tube:0.9", "frame:0.9", "random:0.95", "tube:0.95", "motion:0.95",
-                                  "adaptive:0.95", "error_predictor:0.95")
-    assert (cfg.img_size, cfg.num_frames, cfg.tubelet, cfg.steps, cfg.seeds, cfg.threads) == (32, 16, (2, 8, 8), 150,
-                                                                                              3, 1)
+    assert DEFAULT_STRATEGIES == (
+        "random:0.9",
+        "tube:0.9",
+        "frame:0.9",
+        "random:0.95",
+        "tube:0.95",
+        "motion:0.95",
+        "adaptive:0.95",
+        "error_predictor:0.95",
+    )
+    assert (cfg.img_size, cfg.num_frames, cfg.tubelet, cfg.steps, cfg.seeds, cfg.threads) == (
+        32,
+        16,
+        (2, 8, 8),
+        150,
+        3,
+        1,
+    )
     assert _parsed("--threads", "0").threads == 0 and "threads" not in cfg.identity()
     with pytest.raises(ValueError, match=r"threads must be an int in \[0, inf\], got -1"):
         CompareConfig(threads=-1).validate()
@@ -57,8 +77,16 @@ def test_a_run_uses_its_threads_and_gives_the_others_back(tmp_path):
 
     from adamask.compare import CompareConfig, run_compare
 
-    cfg = CompareConfig.quick(out=str(tmp_path / "run"), strategies=["random"], steps=1, train_clips=4, test_clips=2,
-                              probe_train_clips=4, probe_test_clips=2, threads=1)
+    cfg = CompareConfig.quick(
+        out=str(tmp_path / "run"),
+        strategies=["random"],
+        steps=1,
+        train_clips=4,
+        test_clips=2,
+        probe_train_clips=4,
+        probe_test_clips=2,
+        threads=1,
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -1,4 +1,5 @@
 """Cost accounting on meta tensors: FLOPs and saved activations per component of one training step."""
+
 import pytest
 
 

@@ -1,4 +1,5 @@
 """Embedded dataset ground truth, motion energy and video reading with PyAV on small real files."""
+
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +41,13 @@ def moving_square(t: int, h: int, w: int, size: int = 8, step: int = 2) -> np.nd
     v = np.full((t, h, w, 3), 40, np.uint8)
     for i in range(t):
         x = (i * step) % (w - size)
-        v[i, h // 2 - size // 2:h // 2 + size // 2, x:x + size] = 230
+        v[i, h // 2 - size // 2 : h // 2 + size // 2, x : x + size] = 230
     return v
 
 
 # ---------------------------------------------------------------------------------------------
 # ground truth on constructed cases
+
 
 def test_token_ground_truth_single_pixel():
     alpha = torch.zeros(4, 16, 16)
@@ -79,15 +81,18 @@ def test_render_clip_and_ground_truth_of_a_moving_block():
 
 
 def test_render_clip_clips_at_the_border():
-    frames, alpha = render_clip(np.zeros((8, 8, 3), np.float32), np.ones((4, 4), np.float32), (1, 1, 1),
-                                np.array([[-2, 6]]))
+    frames, alpha = render_clip(
+        np.zeros((8, 8, 3), np.float32), np.ones((4, 4), np.float32), (1, 1, 1), np.array([[-2, 6]])
+    )
     assert alpha[0].sum() == 2 * 2 and alpha[0, 0:2, 6:8].min() == 1.0
 
 
 def test_synthetic_clips_are_deterministic_and_consistent():
     ds = SyntheticDigitClips(6, num_frames=8, img_size=32, tubelet=(2, 8, 8), sprite_size=8, seed=3)
-    a, b = ds.sample(2), SyntheticDigitClips(6, num_frames=8, img_size=32, tubelet=(2, 8, 8), sprite_size=8,
-                                             seed=3).sample(2)
+    a, b = (
+        ds.sample(2),
+        SyntheticDigitClips(6, num_frames=8, img_size=32, tubelet=(2, 8, 8), sprite_size=8, seed=3).sample(2),
+    )
     assert torch.equal(a["video"], b["video"]) and torch.equal(a["foreground"], b["foreground"])
     assert not torch.equal(a["video"], ds.sample(3)["video"])
     other_seed = SyntheticDigitClips(6, num_frames=8, img_size=32, tubelet=(2, 8, 8), sprite_size=8, seed=4)
@@ -104,10 +109,10 @@ def test_synthetic_clips_are_deterministic_and_consistent():
         # every foreground token lies inside the sprite's bounding boxes over its frames
         box = torch.zeros(8, 32, 32)
         for t, (y, x) in enumerate(s["positions"]):
-            box[t, max(y, 0):y + 8, max(x, 0):x + 8] = 1
+            box[t, max(y, 0) : y + 8, max(x, 0) : x + 8] = 1
         assert not (s["foreground"] & ~token_ground_truth(box, (2, 8, 8))).any()
         # background is static: outside the sprite, frames are identical
-        still = (s["alpha"].amax(0) == 0)
+        still = s["alpha"].amax(0) == 0
         v = s["video"]
         assert torch.equal(v[:, 0][:, still], v[:, -1][:, still])
 
@@ -131,6 +136,7 @@ def test_motion_energy_marks_moving_tokens_only():
 
 # ---------------------------------------------------------------------------------------------
 # real video files
+
 
 @pytest.mark.parametrize("name,codec", [("clip.mp4", "mpeg4"), ("clip.avi", "mjpeg")])
 def test_read_video_real_files(tmp_path, name, codec):
@@ -162,8 +168,9 @@ def test_load_video_clips_skips_bad_files_with_a_message(tmp_path):
     write_video(tmp_path / "b" / "two.avi", moving_square(24, 40, 32), "mjpeg")
     (tmp_path / "b" / "bad.mp4").write_bytes(b"\x00" * 100)
     messages = []
-    clips, errors = load_video_clips(tmp_path, num_frames=8, stride=2, img_size=32, tubelet=(2, 8, 8),
-                                     clips_per_video=2, log=messages.append)
+    clips, errors = load_video_clips(
+        tmp_path, num_frames=8, stride=2, img_size=32, tubelet=(2, 8, 8), clips_per_video=2, log=messages.append
+    )
     assert len(clips) == 4 and clips.videos.shape == (4, 3, 8, 32, 32)
     assert clips.labels.tolist() == [0, 0, 1, 1] and clips.class_names == ["a", "b"]
     assert len(errors) == 1 and "bad.mp4" in errors[0] and "bad.mp4" in messages[0]

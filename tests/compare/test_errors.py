@@ -1,5 +1,6 @@
 """What the command reports as the user's to fix (exit 2, one line naming the option or file) and what it does
 not: a bug in our code keeps its traceback."""
+
 import importlib.util
 import json
 import os
@@ -13,11 +14,11 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
+
 import adamask.compare.run as run_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare.errors import MissingExtraError, UserError, missing_extra  # noqa: E402
-
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +46,14 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
 def test_a_bug_in_a_subprocess_exits_1_with_a_traceback(tmp_path):
     (tmp_path / "buggy.py").write_text("raise RuntimeError('a bug in the imported module')\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
-    proc = subprocess.run([sys.executable, "-m", "adamask", "list", "--import", "buggy"], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adamask", "list", "--import", "buggy"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "a bug in the imported module" in proc.stderr
 
 
@@ -72,12 +79,15 @@ def copy_run(finished, tmp_path):
     return [str(out) if a == str(src) else a for a in argv], out
 
 
-@pytest.mark.parametrize("name,content,words", [
-    ("config.json", b'{"identity": ', "config.json: not valid JSON"),
-    ("config.json", b"[1, 2, 3]", "config.json: holds a JSON list, not the expected object"),
-    ("strategies/random_0.9.json", b"\x00\xff garbage", "random_0.9.json: not valid JSON"),
-    ("strategies/random_0.9.json", b'{"label": "tube_0.9"}', "random_0.9.json: not the result of random_0.9"),
-])
+@pytest.mark.parametrize(
+    "name,content,words",
+    [
+        ("config.json", b'{"identity": ', "config.json: not valid JSON"),
+        ("config.json", b"[1, 2, 3]", "config.json: holds a JSON list, not the expected object"),
+        ("strategies/random_0.9.json", b"\x00\xff garbage", "random_0.9.json: not valid JSON"),
+        ("strategies/random_0.9.json", b'{"label": "tube_0.9"}', "random_0.9.json: not the result of random_0.9"),
+    ],
+)
 def test_damaged_json_files_are_named(finished, tmp_path, capsys, name, content, words):
     argv, out = copy_run(finished, tmp_path)
     (out / name).write_bytes(content)
@@ -91,8 +101,11 @@ def test_a_damaged_checkpoint_is_named(finished, tmp_path, capsys, content):
     (out / "strategies" / "random_0.9.json").unlink()  # so the checkpoint is read to resume
     (out / "checkpoints" / "random_0.9.pt").write_bytes(content)
     refused(capsys, argv, "random_0.9.pt: not a readable checkpoint", "delete it")
-    refused(capsys, ["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "random_0.9.pt")],
-            "random_0.9.pt: not a readable checkpoint")
+    refused(
+        capsys,
+        ["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "random_0.9.pt")],
+        "random_0.9.pt: not a readable checkpoint",
+    )
 
 
 def test_out_that_is_a_file(tmp_path, capsys):
@@ -104,8 +117,11 @@ def test_out_that_is_a_file(tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is missing")
 def test_visualize_on_cuda_without_cuda_says_so(finished, capsys):
     _, out = finished
-    refused(capsys, ["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "random_0.9.pt"),
-                     "--device", "cuda"], "CUDA is not available")
+    refused(
+        capsys,
+        ["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "random_0.9.pt"), "--device", "cuda"],
+        "CUDA is not available",
+    )
 
 
 def test_a_gpu_checkpoint_opens_on_the_cpu(finished, tmp_path, monkeypatch):
@@ -126,8 +142,12 @@ def test_missing_extras_name_both_install_commands(tmp_path, capsys, monkeypatch
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "av" else real(n, *a))
     (tmp_path / "v").mkdir()
-    refused(capsys, TINY + ["--videos", str(tmp_path / "v"), "--out", str(tmp_path / "r")],
-            "reading videos needs av", "pip install '.[demo]'")
+    refused(
+        capsys,
+        TINY + ["--videos", str(tmp_path / "v"), "--out", str(tmp_path / "r")],
+        "reading videos needs av",
+        "pip install '.[demo]'",
+    )
     assert not (tmp_path / "r").exists()
 
 

@@ -1,5 +1,6 @@
 """The command parses its arguments without torch (``--help`` is instant; its time is measured side by side
 with ``import torch`` by benchmarks/startup.py, not by a timed test)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +11,30 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "timm", "einops", "numpy", "matplotlib", "sklearn", "av")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["visualize", "--help"], ["costs", "--help"],
-                                  ["list", "--help"], ["compare", "--bogus"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["compare", "--help"],
+        ["visualize", "--help"],
+        ["costs", "--help"],
+        ["list", "--help"],
+        ["compare", "--bogus"],
+    ],
+)
 def test_parsing_imports_nothing_heavy(argv):
-    code = ("import sys\nfrom adamask.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    code = (
+        "import sys\nfrom adamask.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
 
 def test_help_lists_the_commands_and_exit_codes():
-    proc = subprocess.run([sys.executable, "-m", "adamask", "--help"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adamask", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0
     assert "{compare,visualize,costs,list}" in proc.stdout and "2 bad input" in proc.stdout
 

@@ -1,4 +1,5 @@
 """Figures: valid PNGs of the documented pixel size, masked patches dimmed, GIF / MP4 animations."""
+
 import struct
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def test_masks_figure_png(tmp_path):
     mask = np.ones(16, bool)
     mask[[0, 5, 10]] = False
     probs = np.full(16, 1 / 16)
-    p = masks_figure(_clip(), GRID, TUB, [("random", mask), ("tube", ~mask)], tmp_path / "m.png", probs=probs,
-                     title="clip")
+    p = masks_figure(
+        _clip(), GRID, TUB, [("random", mask), ("tube", ~mask)], tmp_path / "m.png", probs=probs, title="clip"
+    )
     assert png_size(p) == masks_figure_size(4, 4) == (408, 316)
     assert p.stat().st_size < 300_000
     p2 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m2.png")
@@ -75,13 +77,20 @@ def test_clip_panels_dim_masked_patches_only():
 def _fake_results():
     def one(learned):
         steps = list(range(20))
-        return dict(learned=learned, history=dict(step=steps, loss=[1.0 / (s + 1) for s in steps],
-                                                  reconstruction_loss=[1.0 / (s + 1) for s in steps],
-                                                  sampling_loss=[2.0 - 0.05 * s for s in steps] if learned
-                                                  else [None] * 20,
-                                                  eval_step=[10, 20], eval_loss=[0.5, 0.4]),
-                    foreground_allocation=dict(mean=1.5 if learned else 1.0, std=0.2, n=10),
-                    mask_statistics=dict(visible_per_time_slice=[2.0, 1.0, 3.0, 2.0]))
+        return dict(
+            learned=learned,
+            history=dict(
+                step=steps,
+                loss=[1.0 / (s + 1) for s in steps],
+                reconstruction_loss=[1.0 / (s + 1) for s in steps],
+                sampling_loss=[2.0 - 0.05 * s for s in steps] if learned else [None] * 20,
+                eval_step=[10, 20],
+                eval_loss=[0.5, 0.4],
+            ),
+            foreground_allocation=dict(mean=1.5 if learned else 1.0, std=0.2, n=10),
+            mask_statistics=dict(visible_per_time_slice=[2.0, 1.0, 3.0, 2.0]),
+        )
+
     return {"random_0.9": one(False), "adaptive_0.95": one(True)}
 
 
@@ -113,8 +122,13 @@ def _with_allocation(entry, start, end, pixel_loss="raw"):
     """A learned strategy's two seeds whose held-out allocation goes from ``start`` to ``end`` over training."""
     runs = []
     for seed in (0, 1):
-        h = dict(entry["history"], eval_step=[10, 20], eval_loss=[0.5, 0.4],
-                 eval_allocation=[start + 0.1 * seed, end + 0.1 * seed], eval_probability_allocation=[start, end])
+        h = dict(
+            entry["history"],
+            eval_step=[10, 20],
+            eval_loss=[0.5, 0.4],
+            eval_allocation=[start + 0.1 * seed, end + 0.1 * seed],
+            eval_probability_allocation=[start, end],
+        )
         runs.append(dict(entry, seed=seed, history=h))
     return dict(runs=runs)
 
@@ -136,8 +150,9 @@ def test_allocation_and_preset_curves_png(tmp_path):
     p = allocation_curves_figure(res, tmp_path / "alloc.png")
     assert png_size(p) == (round(ALLOCATION_SIZE[0] * PLOT_DPI), round(ALLOCATION_SIZE[1] * PLOT_DPI))
 
-    spec = importlib.util.spec_from_file_location("preset_allocation", Path(__file__).resolve().parents[2]
-                                                  / "benchmarks" / "preset_allocation.py")
+    spec = importlib.util.spec_from_file_location(
+        "preset_allocation", Path(__file__).resolve().parents[2] / "benchmarks" / "preset_allocation.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     argv = []
@@ -145,13 +160,16 @@ def test_allocation_and_preset_curves_png(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         entry = _with_allocation(_fake_results()["adaptive_0.95"], 1.0, end)
-        (folder / "results.json").write_text(json.dumps(dict(runtime_s=12.0, config=dict(steps=20),
-                                                             strategies={"adaptive_0.95": entry})))
+        (folder / "results.json").write_text(
+            json.dumps(dict(runtime_s=12.0, config=dict(steps=20), strategies={"adaptive_0.95": entry}))
+        )
         argv += ["--run", f"{name}={folder}"]
     figure = tmp_path / "presets.png"
     assert script.main(argv + ["--figure", str(figure), "--json", str(tmp_path / "presets.json")]) == 0
     assert png_size(figure) == (round(PRESET_CURVES_SIZE[0] * PLOT_DPI), round(PRESET_CURVES_SIZE[1] * PLOT_DPI))
     rows = json.loads((tmp_path / "presets.json").read_text())["presets"]
     assert [(r["preset"], r["wall_s"], r["allocation"]) for r in rows] == [
-        ("paper", 12.0, pytest.approx(4.05)), ("paper-photo", 12.0, pytest.approx(1.05)),
-        ("demo", 12.0, pytest.approx(2.05))]
+        ("paper", 12.0, pytest.approx(4.05)),
+        ("paper-photo", 12.0, pytest.approx(1.05)),
+        ("demo", 12.0, pytest.approx(2.05)),
+    ]

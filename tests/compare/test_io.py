@@ -35,8 +35,9 @@ def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monk
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(io.os, "fsync", lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode)))
-                        or real_fsync(fd))
+    monkeypatch.setattr(
+        io.os, "fsync", lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd)
+    )
     monkeypatch.setattr(io.os, "replace", lambda a, b: events.append(("replace",)) or real_replace(a, b))
     for write in (lambda p: io.write_json(p, {"a": 1}), lambda p: io.atomic_torch_save({"w": [1]}, p)):
         events.clear()

@@ -1,4 +1,5 @@
 """Foreground allocation, mask statistics and probes, on constructed cases and in expectation."""
+
 import math
 
 import pytest
@@ -25,7 +26,7 @@ def _foreground(batch: int, seed: int = 0) -> torch.Tensor:
     for b in range(batch):
         y, x = torch.randint(0, 5, (2,), generator=g).tolist()
         for t in range(GRID[0]):
-            fg[b, t, y:y + 3, min(x + t, 5):min(x + t, 5) + 3] = True
+            fg[b, t, y : y + 3, min(x + t, 5) : min(x + t, 5) + 3] = True
     return fg.view(batch, N)
 
 
@@ -111,7 +112,7 @@ def test_mask_statistics():
     s = mask_statistics(frame.mask, GRID)
     assert s["spatial_coverage"] == 1.0 and sum(s["visible_per_time_slice"]) == pytest.approx(64)
     assert all(abs(v - 16) < 4 for v in s["visible_per_time_slice"])
-    assert s["visible_per_slice_std"] == pytest.approx(math.sqrt(3 * 64 ** 2 / 16))  # one slice of 64, three of 0
+    assert s["visible_per_slice_std"] == pytest.approx(math.sqrt(3 * 64**2 / 16))  # one slice of 64, three of 0
     with pytest.raises(ValueError, match="grid"):
         mask_statistics(frame.mask, (4, 8, 4))
 
@@ -140,6 +141,7 @@ except ImportError:  # pragma: no cover
     given = None
 
 if given is not None:
+
     @given(n=st.integers(4, 64), data=st.data())
     def test_allocation_identities(n, data):
         """allocation * (|F| / N) * N_v = visible tokens on F; scale-invariant in the weights; bounded by N / |F|."""
@@ -163,8 +165,12 @@ def test_region_errors_split_masked_tokens_by_foreground():
     from adamask.compare.metrics import region_errors
 
     nan = float("nan")
-    errors = torch.tensor([[1.0, 3.0, nan, 0.5, 0.1],  # foreground tokens 0, 1 (2 visible); background 3, 4
-                           [nan, 2.0, 2.0, nan, nan]])  # no masked foreground token
+    errors = torch.tensor(
+        [
+            [1.0, 3.0, nan, 0.5, 0.1],  # foreground tokens 0, 1 (2 visible); background 3, 4
+            [nan, 2.0, 2.0, nan, nan],
+        ]
+    )  # no masked foreground token
     fg = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
     out = region_errors(errors, fg)
     assert out[0].tolist() == pytest.approx([2.0, 0.3])

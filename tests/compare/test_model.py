@@ -1,9 +1,9 @@
 """The comparison's model: strategies built by the learned-strategy contract, checkpoints read back."""
+
 import torch
+from _compare_helpers import quick_run  # noqa: F401 (fixture)
 
 from adamask.compare import load_checkpoint
-
-from _compare_helpers import quick_run  # noqa: F401 (fixture)
 
 
 def test_checkpoint_holds_the_sampler(quick_run):

@@ -1,6 +1,7 @@
 """The strategies and options beyond the paper in ``adamask compare``: ``adamask list``, motion and error-predictor
 strategies (and the pixel one, fed the clip), ``--ratio-schedule``, ``--decoder-masking`` and the sampling-loss
 options, end to end on --quick runs."""
+
 import json
 import math
 import os
@@ -27,8 +28,12 @@ TINY = ["compare", "--quick", "--train-clips", "4", "--test-clips", "4", "--no-f
 
 def test_list_shows_ratio_learned_and_needs(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = {cmd: subprocess.run([sys.executable, "-m", "adamask", *cmd], capture_output=True, text=True, env=env,
-                               cwd=tmp_path, timeout=300) for cmd in (("list",), ("compare", "--list"))}
+    out = {
+        cmd: subprocess.run(
+            [sys.executable, "-m", "adamask", *cmd], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+        )
+        for cmd in (("list",), ("compare", "--list"))
+    }
     assert all(p.returncode == 0 for p in out.values())
     assert out[("list",)].stdout == out[("compare", "--list")].stdout
     rows = {r.split()[0]: r.split()[1:] for r in out[("list",)].stdout.splitlines()[1:]}
@@ -41,15 +46,32 @@ def test_list_shows_ratio_learned_and_needs(tmp_path):
 def test_content_aware_and_learned_strategies_compare(tmp_path, monkeypatch):
     drawn = []
     real = train_mod.draw_masking
-    monkeypatch.setattr(train_mod, "draw_masking", lambda model, video, tokens, *a: drawn.append(
-        (type(model.strategy).__name__, tuple(video.shape), tuple(tokens.shape))) or real(model, video, tokens, *a))
+    monkeypatch.setattr(
+        train_mod,
+        "draw_masking",
+        lambda model, video, tokens, *a: (
+            drawn.append((type(model.strategy).__name__, tuple(video.shape), tuple(tokens.shape)))
+            or real(model, video, tokens, *a)
+        ),
+    )
     out = tmp_path / "run"
-    argv = TINY + ["--out", str(out), "--steps", "3", "--strategies", "motion:0.95", "error_predictor:0.95",
-                   "motion_pixels:0.9"]
+    argv = TINY + [
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--strategies",
+        "motion:0.95",
+        "error_predictor:0.95",
+        "motion_pixels:0.9",
+    ]
     assert main(argv) == 0
     res = {k: e["runs"][0] for k, e in json.loads((out / "results.json").read_text())["strategies"].items()}
-    assert [res[k]["learned"] for k in ("motion_0.95", "error_predictor_0.95", "motion_pixels_0.9")] == \
-        [False, True, False]
+    assert [res[k]["learned"] for k in ("motion_0.95", "error_predictor_0.95", "motion_pixels_0.9")] == [
+        False,
+        True,
+        False,
+    ]
     assert [res[k]["num_visible"] for k in ("motion_0.95", "error_predictor_0.95", "motion_pixels_0.9")] == [3, 3, 6]
     for r in res.values():
         assert math.isfinite(r["recon_loss_own_ratio"]) and math.isfinite(r["recon_loss_common_ratio"])
@@ -93,9 +115,23 @@ def test_decoder_masking_and_sampling_options_reach_the_model(tmp_path, monkeypa
     real = train_mod.model_for
     monkeypatch.setattr(train_mod, "model_for", lambda cfg, spec: built.append(real(cfg, spec)) or built[-1])
     out = tmp_path / "run"
-    argv = TINY + ["--out", str(out), "--steps", "3", "--strategies", "adaptive:0.95", "error_predictor:0.95",
-                   "--decoder-masking", "running_cell:0.5", "--sampling-baseline", "rloo",
-                   "--sampling-entropy-weight", "0.01", "--sampler", "temperature=2"]
+    argv = TINY + [
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--strategies",
+        "adaptive:0.95",
+        "error_predictor:0.95",
+        "--decoder-masking",
+        "running_cell:0.5",
+        "--sampling-baseline",
+        "rloo",
+        "--sampling-entropy-weight",
+        "0.01",
+        "--sampler",
+        "temperature=2",
+    ]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     cfg = res["config"]

@@ -1,11 +1,16 @@
 """The comparison app's names stay importable from where they were before it became a package."""
+
 import importlib
 
 import pytest
 
-MOVED = [("adamask.atomic", "adamask.compare.io"), ("adamask.data", "adamask.compare.data"),
-         ("adamask.metrics", "adamask.compare.metrics"), ("adamask.figures", "adamask.compare.figures"),
-         ("adamask.flops", "adamask.compare.costs")]
+MOVED = [
+    ("adamask.atomic", "adamask.compare.io"),
+    ("adamask.data", "adamask.compare.data"),
+    ("adamask.metrics", "adamask.compare.metrics"),
+    ("adamask.figures", "adamask.compare.figures"),
+    ("adamask.flops", "adamask.compare.costs"),
+]
 
 
 @pytest.mark.parametrize("old,new", MOVED)
@@ -21,9 +26,25 @@ def test_compare_and_cli_names():
     import adamask.cli
     import adamask.compare
 
-    for name in ("DEFAULT_STRATEGIES", "SCHEMA", "CHECKPOINT_FORMAT", "StrategySpec", "CompareConfig", "parse_strategy",
-                 "build_strategy", "build_model", "load_checkpoint", "train_step", "evaluate_reconstruction",
-                 "clip_features", "probe", "train_strategy", "load_data", "markdown_table", "run_compare"):
+    for name in (
+        "DEFAULT_STRATEGIES",
+        "SCHEMA",
+        "CHECKPOINT_FORMAT",
+        "StrategySpec",
+        "CompareConfig",
+        "parse_strategy",
+        "build_strategy",
+        "build_model",
+        "load_checkpoint",
+        "train_step",
+        "evaluate_reconstruction",
+        "clip_features",
+        "probe",
+        "train_strategy",
+        "load_data",
+        "markdown_table",
+        "run_compare",
+    ):
         assert hasattr(adamask.compare, name), name
     for name in ("main", "build_parser", "PRESETS", "SAMPLER_OPTIONS", "parse_sampler_options"):
         assert hasattr(adamask.cli, name), name

@@ -1,5 +1,6 @@
 """Progress on stderr: a bar only on a usable terminal, log lines elsewhere, and an interrupt message that starts
 on a line of its own."""
+
 import contextlib
 import fcntl
 import io
@@ -13,11 +14,11 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
+from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
+
 import adamask.compare.progress as progress_mod  # noqa: E402
 from adamask.cli import INTERRUPTED, main  # noqa: E402
 from adamask.compare.progress import Progress, usable_terminal  # noqa: E402
-
-from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,6 +1,7 @@
 """Runs that must neither die after training nor poison their folder: runs too short to time a step, strategies
 that diverge, options that do not fit the token grid (refused before anything is written), and a folder that
 holds no finished work."""
+
 import json
 import math
 
@@ -38,9 +39,16 @@ def test_runs_too_short_to_time_a_step_finish_and_rerun(tmp_path, steps):
 def test_every_metric_cell_survives_missing_values():
     """A result holding none of the values (a diverged strategy), or None / NaN everywhere, renders n/a."""
     empty = dict(label="x", history={})
-    nones = dict(learned=True, num_visible=None, num_tokens=None, foreground_allocation=None,
-                 timing=dict(step_ms=None, sampler_share=float("nan")), probe=dict(knn_accuracy=None),
-                 memory=dict(peak_mb=float("nan")), mask_statistics=None)
+    nones = dict(
+        learned=True,
+        num_visible=None,
+        num_tokens=None,
+        foreground_allocation=None,
+        timing=dict(step_ms=None, sampler_share=float("nan")),
+        probe=dict(knn_accuracy=None),
+        memory=dict(peak_mb=float("nan")),
+        mask_statistics=None,
+    )
     for r in (empty, nones):
         assert {m.cell(r) for m in METRICS} == {"n/a"}
     results = dict(a=empty, b=nones)
@@ -80,12 +88,18 @@ def test_a_diverged_strategy_is_reported_while_the_others_complete(tmp_path, mon
     assert "recon_loss_own_ratio" not in bad and bad["learned"]
     assert math.isfinite(good["recon_loss_own_ratio"]) and good["probe"]["knn_accuracy"] is not None
     assert res["summary"]["strategies"]["nan_after_two_test_0.5"]["diverged"] == [
-        dict(seed=0, step=3, reason="its training loss was not finite")]
+        dict(seed=0, step=3, reason="its training loss was not finite")
+    ]
     md = (out / "results.md").read_text()
     assert "| nan_after_two_test_0.5 (diverged at step 3) | n/a |" in md
     assert "**nan_after_two_test_0.5** diverged with seed 0: its training loss was not finite at step 3" in md
-    assert sorted(res["figures"]) == ["figures/allocation_curves.png", "figures/learning_curves.png",
-                                      "figures/masks_clip0.png", "figures/masks_clip1.png", "figures/summary.png"]
+    assert sorted(res["figures"]) == [
+        "figures/allocation_curves.png",
+        "figures/learning_curves.png",
+        "figures/masks_clip0.png",
+        "figures/masks_clip1.png",
+        "figures/summary.png",
+    ]
     ck = torch.load(out / "checkpoints" / "nan_after_two_test_0.5.pt", weights_only=False)
     assert ck["diverged_at_step"] == 3 and ck["completed"]
     assert main(["visualize", "v.mp4", "--checkpoint", str(out / "checkpoints" / "nan_after_two_test_0.5.pt")]) == 2
@@ -107,18 +121,24 @@ def test_a_huge_learning_rate_diverges_every_strategy_without_a_crash(tmp_path, 
     assert main(argv) == 0
 
 
-@pytest.mark.parametrize("option,words", [
-    (["--common-ratio", "0.99"], "common_ratio 0.99 on the 64 tokens"),
-    (["--strategies", "random", "adaptive:0.99"], "strategy adaptive_0.99 on the 64 tokens"),
-    (["--ratio-schedule", "0.5:0.99"], "--ratio-schedule 0.5:0.99: strategy random_0.9 at ratio 0.99"),
-    (["--decoder-masking", "running_cell:0.2"], "--decoder-masking running_cell:0.2 on the 64 tokens"),
-    (["--sampler", "width=7", "num_heads=4"], "strategy adaptive_0.95 on the 64 tokens of grid (4, 4, 4): width (7)"),
-    (["--tubelet", "2", "16", "16", "--strategies", "random:0.95"], "strategy random_0.95 on the 16 tokens"),
-    (["--lr", "inf"], "lr must be a finite number"),
-    (["--sampling-entropy-weight", "nan"], "sampling_entropy_weight"),
-    (["--seed", "-1"], "seed must be an int in [0, 4294967295]"),
-    (["--device", "nosuch"], "--device 'nosuch' is not a torch device"),
-])
+@pytest.mark.parametrize(
+    "option,words",
+    [
+        (["--common-ratio", "0.99"], "common_ratio 0.99 on the 64 tokens"),
+        (["--strategies", "random", "adaptive:0.99"], "strategy adaptive_0.99 on the 64 tokens"),
+        (["--ratio-schedule", "0.5:0.99"], "--ratio-schedule 0.5:0.99: strategy random_0.9 at ratio 0.99"),
+        (["--decoder-masking", "running_cell:0.2"], "--decoder-masking running_cell:0.2 on the 64 tokens"),
+        (
+            ["--sampler", "width=7", "num_heads=4"],
+            "strategy adaptive_0.95 on the 64 tokens of grid (4, 4, 4): width (7)",
+        ),
+        (["--tubelet", "2", "16", "16", "--strategies", "random:0.95"], "strategy random_0.95 on the 16 tokens"),
+        (["--lr", "inf"], "lr must be a finite number"),
+        (["--sampling-entropy-weight", "nan"], "sampling_entropy_weight"),
+        (["--seed", "-1"], "seed must be an int in [0, 4294967295]"),
+        (["--device", "nosuch"], "--device 'nosuch' is not a torch device"),
+    ],
+)
 def test_options_that_do_not_fit_are_refused_before_anything_is_written(tmp_path, capsys, option, words):
     out = tmp_path / "run"
     assert main(TINY + ["--out", str(out)] + option) == 2

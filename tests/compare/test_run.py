@@ -1,5 +1,6 @@
 """A learned strategy defined outside adamask joins the comparison by the learned-strategy contract alone, and a
 metric computed after training is one function plus one row of the metric table."""
+
 import json
 import math
 
@@ -50,8 +51,9 @@ def mean_visible(ctx):
 def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
     register_masking("toy_learned_test", default_ratio=0.5, override=True)(ToyLearned)  # when the test runs
     out = tmp_path / "run"
-    cfg = CompareConfig.quick(out=str(out), strategies=["random:0.5", "toy_learned_test:0.5"],
-                              masking_options={"width": 4})
+    cfg = CompareConfig.quick(
+        out=str(out), strategies=["random:0.5", "toy_learned_test:0.5"], masking_options={"width": 4}
+    )
     metrics = (*METRICS, Metric("mean_visible", "mean visible", better="higher", digits=1, compute=mean_visible))
     res = run_compare(cfg, progress="none", log=lambda s: None, metrics=metrics)
     toy, rnd = (res["strategies"][k]["runs"][0] for k in ("toy_learned_test_0.5", "random_0.5"))
@@ -66,14 +68,21 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
     model, ck = load_checkpoint(out / "checkpoints" / "toy_learned_test_0.5.pt")
     assert isinstance(model.mask_sampler, ToyLearned) and model.is_adaptive
     assert model.mask_sampler.width == 4 and model.mask_sampler.embed_dim == 32
-    start = build_model(cfg.model_config(), StrategySpec("toy_learned_test", 0.5), seed=cfg.seed,
-                        masking_options={"width": 4})
+    start = build_model(
+        cfg.model_config(), StrategySpec("toy_learned_test", 0.5), seed=cfg.seed, masking_options={"width": 4}
+    )
     assert not torch.equal(model.mask_sampler.score[0].weight, start.mask_sampler.score[0].weight)
 
     # figures: frames, ground truth, the toy's probability map, one row per strategy; its error map beside P
-    assert sorted(res["figures"]) == ["figures/allocation_curves.png", "figures/errors_clip0.png",
-                                      "figures/errors_clip1.png", "figures/learning_curves.png",
-                                      "figures/masks_clip0.png", "figures/masks_clip1.png", "figures/summary.png"]
+    assert sorted(res["figures"]) == [
+        "figures/allocation_curves.png",
+        "figures/errors_clip0.png",
+        "figures/errors_clip1.png",
+        "figures/learning_curves.png",
+        "figures/masks_clip0.png",
+        "figures/masks_clip1.png",
+        "figures/summary.png",
+    ]
     assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 5)
     errors = toy["figure"]["errors"][0]
     masked = [bool(m) for m in toy["figure"]["masks"][0]]

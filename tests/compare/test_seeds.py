@@ -1,6 +1,7 @@
 """Several seeds per strategy: one run per (strategy, seed) with its own files, the same seeds and clips for every
 strategy, resumed per (strategy, seed), more seeds added to a finished run; and a learned strategy whose weights
 turn non-finite while its loss stays finite is reported as diverged."""
+
 import json
 import math
 
@@ -17,14 +18,37 @@ from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, StrategySpec  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TINY = ["compare", "--quick", "--train-clips", "8", "--test-clips", "4", "--probe-train-clips", "12",
-        "--probe-test-clips", "8", "--steps", "3", "--no-figures", "--quiet"]
+TINY = [
+    "compare",
+    "--quick",
+    "--train-clips",
+    "8",
+    "--test-clips",
+    "4",
+    "--probe-train-clips",
+    "12",
+    "--probe-test-clips",
+    "8",
+    "--steps",
+    "3",
+    "--no-figures",
+    "--quiet",
+]
 
 
 def test_seeds_run_each_strategy_once_per_seed_and_resume_per_seed(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    argv = TINY + ["--checkpoint-every", "1", "--strategies", "random:0.9", "adaptive:0.9", "--seeds", "2", "--out",
-                   str(out)]
+    argv = TINY + [
+        "--checkpoint-every",
+        "1",
+        "--strategies",
+        "random:0.9",
+        "adaptive:0.9",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     for label in ("random_0.9", "adaptive_0.9"):
@@ -59,7 +83,8 @@ def test_seeds_run_each_strategy_once_per_seed_and_resume_per_seed(tmp_path, mon
     assert len(calls) == 2
     again = json.loads((out / "results.json").read_text())
     assert again["strategies"]["adaptive_0.9"]["runs"][1]["history"]["reconstruction_loss"] == pytest.approx(
-        res["strategies"]["adaptive_0.9"]["runs"][1]["history"]["reconstruction_loss"], rel=1e-5)
+        res["strategies"]["adaptive_0.9"]["runs"][1]["history"]["reconstruction_loss"], rel=1e-5
+    )
 
     # a third seed: the folder's configuration is the same, seeds 0 and 1 are loaded, seed 2 trains
     calls.clear()
@@ -75,8 +100,10 @@ def test_seed_configuration():
     run = cfg.for_seed(2)
     assert run.seed == 7 and run.seeds == 1 and cfg.identity() == CompareConfig.quick(seed=5, seeds=1).identity()
     assert run.identity() != cfg.identity()  # a seed's checkpoint belongs to that seed
-    assert StrategySpec("random", 0.9).stem(0) == "random_0.9" and StrategySpec("random", 0.9).stem(2) == \
-        "random_0.9_seed2"
+    assert (
+        StrategySpec("random", 0.9).stem(0) == "random_0.9"
+        and StrategySpec("random", 0.9).stem(2) == "random_0.9_seed2"
+    )
     with pytest.raises(ValueError, match="seeds must be a positive int"):
         CompareConfig.quick(seeds=0).validate()
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967293\]"):

@@ -1,4 +1,5 @@
 """Statistics over seeds: Student-t quantiles, the mean with its 95% interval, paired differences and verdicts."""
+
 import math
 
 import pytest

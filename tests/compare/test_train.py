@@ -1,5 +1,6 @@
 """Training one strategy: same seed -> same numbers, an interrupted run resumes to the numbers of the
 uninterrupted one, and a trained adaptive sampler learns to show the foreground."""
+
 import json
 import math
 
@@ -53,16 +54,30 @@ def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
     sampling loss) on the embedded data: after 150 steps the sampled masks put clearly more visible tokens on
     the moving digits than uniform masking would (measured 2.5 with one thread, 2.7 with two, 2.6 with seed 1;
     asserted > 1.5)."""
-    cfg = CompareConfig.quick(out=str(tmp_path / "fg"), strategies=["adaptive:0.95"], steps=150, batch_size=16,
-                              train_clips=128, test_clips=64, eval_draws=2, sprite_size=10, pixel_loss="raw",
-                              background_contrast=0.3, sampling_baseline="mean", sampler_lr_scale=10.0,
-                              checkpoint_every=1000, eval_points=1)
+    cfg = CompareConfig.quick(
+        out=str(tmp_path / "fg"),
+        strategies=["adaptive:0.95"],
+        steps=150,
+        batch_size=16,
+        train_clips=128,
+        test_clips=64,
+        eval_draws=2,
+        sprite_size=10,
+        pixel_loss="raw",
+        background_contrast=0.3,
+        sampling_baseline="mean",
+        sampler_lr_scale=10.0,
+        checkpoint_every=1000,
+        eval_points=1,
+    )
     res = run_compare(cfg, progress="none", figures=False, log=lambda s: None)
     r = res["strategies"]["adaptive_0.95"]["runs"][0]
     alloc, palloc = r["foreground_allocation"], r["probability_allocation"]
     with capsys.disabled():
-        print(f"\ntrained adaptive sampler: foreground allocation {alloc['mean']:.2f} ± {alloc['std']:.2f} "
-              f"(n={alloc['n']}), probability allocation {palloc['mean']:.2f}")
+        print(
+            f"\ntrained adaptive sampler: foreground allocation {alloc['mean']:.2f} ± {alloc['std']:.2f} "
+            f"(n={alloc['n']}), probability allocation {palloc['mean']:.2f}"
+        )
     assert alloc["n"] == 128
     assert alloc["mean"] > 1.5 and alloc["mean"] - 1.0 > 4 * alloc["std"] / math.sqrt(alloc["n"])
     assert palloc["mean"] > 1.5

@@ -1,5 +1,6 @@
 """What the user's videos are told: short, still, truncated and non-video files named for what they are, and
 which videos are held out (``--held-out``; a single video's held-out clips overlap its training content)."""
+
 import json
 
 import numpy as np
@@ -38,7 +39,7 @@ def test_truncated_files_are_called_truncated(tmp_path):
     for name, codec in (("clip.avi", "mjpeg"), ("clip.mp4", "mpeg4")):
         full = write_video(tmp_path / name, moving_square(40, 48, 48), codec)
         cut = tmp_path / f"cut_{name}"
-        cut.write_bytes(full.read_bytes()[:len(full.read_bytes()) // 3])
+        cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 3])
         with pytest.raises(VideoReadError, match=f"cut_{name}: .*truncated"):
             read_video(cut, num_frames=16, stride=2, img_size=32)
 
@@ -65,8 +66,23 @@ def videos(tmp_path_factory):
 
 
 def compare(videos, out, *extra):
-    return ["compare", "--quick", "--videos", *videos, "--stride", "2", "--out", str(out), "--strategies", "random",
-            "--steps", "2", "--no-figures", "--quiet", *extra]
+    return [
+        "compare",
+        "--quick",
+        "--videos",
+        *videos,
+        "--stride",
+        "2",
+        "--out",
+        str(out),
+        "--strategies",
+        "random",
+        "--steps",
+        "2",
+        "--no-figures",
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_held_out_names_the_evaluation_videos(videos, tmp_path):
