@@ -10,9 +10,8 @@ import argparse
 
 import torch
 
-from adamask import MaskingStrategy, register_masking
+from adamask import MaskingStrategy, check_counts, masking_from_mask, register_masking
 from adamask.compare import CompareConfig, run_compare
-from adamask.masking import check_counts, masking_from_mask
 
 
 @register_masking("checkerboard", default_ratio=0.5)
