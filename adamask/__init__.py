@@ -11,9 +11,15 @@ imported on first use, so the ``adamask`` command parses its arguments without i
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_attributes
+
+# The comparison app's modules keep their earlier names (adamask.atomic, .data, .figures, .flops, .metrics): those
+# modules live in the app, in adamask/compare/old_names/, and are found through this package's search path. The
+# core imports none of them.
+__path__.append(os.path.join(os.path.dirname(__file__), "compare", "old_names"))
 
 if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time `__getattr__` imports them
     from .error_predictor import ErrorPredictor, error_prediction_loss

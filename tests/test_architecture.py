@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "adamask"
-# names of the old flat layout that now re-export the comparison app, kept for code that imports them
-COMPAT = {"atomic.py", "data.py", "figures.py", "flops.py", "metrics.py"}
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -44,9 +42,6 @@ def test_dependency_arrows(path):
         "cli": {"core", "compare", "cli"},
     }[own]
     bad = [m for m in adamask_imports(path) if layer(m) not in allowed]
-    if path.parent == PACKAGE and path.name in COMPAT:
-        assert all(layer(m) in ("core", "compare") for m in adamask_imports(path))
-        return
     assert not bad, f"{path.name} ({own}) imports {bad}"
 
 

@@ -1,6 +1,6 @@
 """Compatibility name: the comparison's figures live in `adamask.compare.figures`."""
 
-from .compare.figures import (  # noqa: F401
+from adamask.compare.figures import (  # noqa: F401
     CELL_IN,
     CURVES_SIZE,
     DIM,

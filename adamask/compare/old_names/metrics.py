@@ -1,6 +1,6 @@
 """Compatibility name: the comparison's metrics live in `adamask.compare.metrics`."""
 
-from .compare.metrics import (  # noqa: F401
+from adamask.compare.metrics import (  # noqa: F401
     foreground_allocation,
     knn_probe,
     linear_probe,

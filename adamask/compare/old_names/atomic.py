@@ -1,6 +1,6 @@
 """Compatibility name: atomic file writes live in `adamask.compare.io`."""
 
-from .compare.io import (  # noqa: F401
+from adamask.compare.io import (  # noqa: F401
     atomic_path,
     atomic_torch_save,
     atomic_write_bytes,

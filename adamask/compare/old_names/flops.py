@@ -5,7 +5,7 @@ python -m adamask.flops        # the paper-scale cost table (also: adamask costs
 
 import sys
 
-from .compare.costs import (  # noqa: F401
+from adamask.compare.costs import (  # noqa: F401
     CHECKPOINT,
     COMPONENTS,
     build_cost_model,

@@ -1,6 +1,6 @@
 """Compatibility name: the comparison's clips live in `adamask.compare.data`."""
 
-from .compare.data import (  # noqa: F401
+from adamask.compare.data import (  # noqa: F401
     DIRECTIONS,
     MEAN,
     STD,
