@@ -1,11 +1,12 @@
 """What the launchers (``python -m adamask.integrations.<target> --repo PATH -- <their args>``) share:
 splitting the command line at ``--``, taking an option out of their arguments, the options every
-launcher accepts before ``--``, and the line that reports an adapted model."""
+launcher accepts before ``--``, finding the script in the checkout, and the line that reports an adapted model."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -21,6 +22,7 @@ __all__ = [
     "launcher_parser",
     "parse_launcher_argv",
     "run_options",
+    "script_path",
     "wrap_options",
     "announce",
     "Swaps",
@@ -135,6 +137,15 @@ def parse_launcher_argv(
     for module in args.imports:
         importlib.import_module(module)
     return args, theirs
+
+
+def script_path(repo: str, script: str) -> Tuple[str, str]:
+    """(the checkout's absolute path, its ``script``); ValueError when the script is not there."""
+    repo = os.path.abspath(repo)
+    path = os.path.join(repo, script)
+    if not os.path.isfile(path):
+        raise ValueError(f"no {script} in --repo {repo!r}")
+    return repo, path
 
 
 def run_options(args: argparse.Namespace) -> Dict[str, Any]:

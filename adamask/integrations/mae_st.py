@@ -43,7 +43,16 @@ from .adapter import (
     total_loss,
 )
 from .compat import install_compat_shims
-from .launch import Swaps, announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
+from .launch import (
+    Swaps,
+    announce,
+    launcher_parser,
+    parse_launcher_argv,
+    pop_option,
+    run_options,
+    script_path,
+    wrap_options,
+)
 
 __all__ = [
     "wrap",
@@ -244,9 +253,7 @@ def _check_repo(repo: str, script: str) -> str:
         raise ValueError(
             f"--repo must be a folder named 'mae_st' (the code imports itself as the package mae_st), got {repo!r}"
         )
-    if not os.path.isfile(os.path.join(repo, script)):
-        raise ValueError(f"no {script} in --repo {repo!r}")
-    return repo
+    return script_path(repo, script)[0]
 
 
 def run(

@@ -17,7 +17,16 @@ from ...loss import DEFAULT_SAMPLING_WEIGHT
 from ...masking import strategy_info
 from ...validation import check_mask_ratio
 from ..compat import install_compat_shims, timm_create_model_shim
-from ..launch import Swaps, announce, launcher_parser, parse_launcher_argv, pop_option, run_options, wrap_options
+from ..launch import (
+    Swaps,
+    announce,
+    launcher_parser,
+    parse_launcher_argv,
+    pop_option,
+    run_options,
+    script_path,
+    wrap_options,
+)
 from .engine import train_one_epoch
 from .generators import MaskingGenerator, mask_types
 from .model import model_grid, wrap
@@ -105,15 +114,6 @@ def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
     return model if model is not None else (lambda m: m)
 
 
-def _script_path(repo: str, script: str) -> Tuple[str, str]:
-    """(the checkout's absolute path, its ``script``); ValueError when the script is not there."""
-    repo = os.path.abspath(repo)
-    path = os.path.join(repo, script)
-    if not os.path.isfile(path):
-        raise ValueError(f"no {script} in --repo {repo!r}")
-    return repo, path
-
-
 def run(
     repo: str,
     argv: Sequence[str],
@@ -141,7 +141,7 @@ def run(
     tokens the decoder reconstructs. ``compile_model=False`` turns torch.compile into a no-op (v2).
     Every replacement is undone when the run ends, also when it fails.
     """
-    repo, path = _script_path(repo, script)
+    repo, path = script_path(repo, script)
     version = _detect_version(repo)
     argv, mask_type, mask_ratio = _masking_arguments(list(argv), version)
     argv, decoder_type = _decoder_arguments(argv, version)
