@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from .loss import LossSettings, masked_errors
-from .masking import Masking, register_masking
+from .masking import Masking
+from .registry import register_masking
 from .sampler import AdaptiveTokenSampler
 from .validation import check_real
 

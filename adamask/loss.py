@@ -17,7 +17,6 @@ __all__ = [
     "plackett_luce_log_prob",
     "entropy",
     "masked_errors",
-    "scatter_masked",
     "LossSettings",
     "ESTIMATORS",
     "BASELINES",

@@ -15,15 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from .masking import (
-    Masking,
-    MaskingStrategy,
-    create_masking,
-    is_learned,
-    learned_loss,
-    strategy_info,
-    validate_strategy_output,
-)
+from .masking import Masking, MaskingStrategy, is_learned, learned_loss, validate_strategy_output
+from .registry import create_masking, strategy_info
 from .tokens import gather_tokens, normalized_targets, patchify, sinusoid_embedding, token_grid, token_mse
 from .validation import Grid, check_mask_ratio, check_tubelet
 
@@ -32,9 +25,6 @@ __all__ = [
     "MAEOutput",
     "MAE_CONFIGS",
     "create_mae",
-    "sinusoid_embedding",
-    "gather_tokens",
-    "DEFAULT_SAMPLING_WEIGHT",
 ]
 
 _CONFIG_FIELDS = ("img_size", "num_frames", "tubelet", "embed_dim", "depth", "num_heads", "decoder_embed_dim",

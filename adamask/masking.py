@@ -1,4 +1,5 @@
-"""The masking contract: the `Masking` result, the strategy base classes and the strategy registry.
+"""The masking contract: the `Masking` result, the strategy base classes, building a `Masking` from a mask
+or a draw, its full check, and a learned strategy's loss term.
 
 Convention everywhere: tokens are (B, N, D) in (t, h, w) order, ``mask`` is (B, N) bool with
 **True = masked** (hidden from the encoder), and every sample of a batch has the same counts.
@@ -6,11 +7,15 @@ Convention everywhere: tokens are (B, N, D) in (t, h, w) order, ``mask`` is (B, 
 Two kinds of strategy, told apart by what they declare, never by their name:
 
 - `MaskingStrategy`: draws masks without a loss of its own (random, tube, frame, ...). ``needs`` says
-  what it looks at: ``"nothing"`` (``sample(batch_size)`` works in a data loader) or ``"tokens"``.
+  what it looks at: ``"nothing"`` (``sample(batch_size)`` works in a data loader), ``"tokens"`` or
+  ``"video"``.
 - `LearnedMaskingStrategy`: an ``nn.Module`` that takes the token width ``embed_dim``, scores the
   tokens, returns a `Masking` carrying ``probs`` and is trained by its own loss term
   (``masking_loss``). Models add it as the sub-module ``mask_sampler`` and add
   ``weight * masking_loss(...)`` to the reconstruction loss.
+
+The registry (`adamask.registry`) names strategies; the loss terms (`adamask.loss`) are tensor functions
+this module builds on.
 """
 
 from __future__ import annotations
@@ -23,32 +28,20 @@ import torch
 from torch import Tensor, nn
 
 from .loss import LossSettings, sampling_loss
-from .registry import NEEDS, StrategyInfo, create_masking, default_ratio, list_maskings, register_masking, strategy_info
 from .validation import (
     Grid,
     assert_on_device,
-    check_batch_size,
-    check_counts,
+    check_choice,
     check_grid,
     check_mask_ratio,
-    check_masking,
     check_positive_int,
     check_tokens,
-    set_validation,
-    validate_strategy_output,
 )
 
 __all__ = [
     "Masking",
     "MaskingStrategy",
     "LearnedMaskingStrategy",
-    "StrategyInfo",
-    "NEEDS",
-    "register_masking",
-    "create_masking",
-    "list_maskings",
-    "default_ratio",
-    "strategy_info",
     "is_learned",
     "learned_loss",
     "masking_from_draw",
@@ -56,11 +49,6 @@ __all__ = [
     "check_masking",
     "set_validation",
     "validate_strategy_output",
-    "check_grid",
-    "check_mask_ratio",
-    "check_tokens",
-    "check_counts",
-    "check_batch_size",
 ]
 
 
@@ -348,3 +336,81 @@ def learned_loss(strategy: Any, masking: Masking, token_error: Tensor, settings:
     if callable(own):
         return cast(Tensor, own(masking, token_error, settings))
     return LearnedMaskingStrategy.masking_loss(strategy, masking, token_error, settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# the contract, checked in full (one host sync)
+
+
+def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:
+    """Full check of a `Masking` (reads its values: one host sync; for tests, debugging and the first
+    call of a strategy, not for every step): every row masks the same count, ``visible_idx`` and
+    ``masked_idx`` are int64, strictly ascending, in range, and agree with ``mask`` (so they are
+    disjoint and cover all N tokens); ``probs``, if any, are finite probabilities summing to 1 per row;
+    ``draw_order``, if any, holds the visible indices. Raises ValueError naming ``what``."""
+    if not isinstance(masking, Masking):
+        raise TypeError(f"{what} must be an adamask.Masking, got {type(masking).__name__}")
+    mask, vis, msk = masking.mask, masking.visible_idx, masking.masked_idx
+    b, n = mask.shape
+    if num_tokens is not None and n != num_tokens:
+        raise ValueError(f"{what}: mask has {n} tokens, expected {num_tokens}")
+    for name, idx in (("visible_idx", vis), ("masked_idx", msk)):
+        if idx.dtype != torch.int64:
+            raise ValueError(f"{what}: {name} must be int64, got {idx.dtype}")
+    if b == 0 or n == 0 or mask.device.type == "meta":  # nothing to read
+        return
+    idx = torch.cat([vis, msk], 1)
+    safe = idx.clamp(0, n - 1)
+    ascending = torch.ones((), dtype=torch.bool, device=mask.device)
+    for part in (vis, msk):
+        if part.shape[1] > 1:
+            ascending = ascending & (part[:, 1:] > part[:, :-1]).all()
+    checks = {
+        "every row masks num_masked tokens": (mask.sum(1) == msk.shape[1]).all(),
+        "indices in [0, N)": ((idx >= 0) & (idx < n)).all(),
+        "indices strictly ascending": ascending,
+        "visible_idx unmasked and masked_idx masked": (~mask.gather(1, safe[:, : vis.shape[1]])).all()
+        & mask.gather(1, safe[:, vis.shape[1] :]).all(),
+    }
+    if masking.probs is not None:
+        p = masking.probs.float()
+        checks["probs finite and >= 0"] = (torch.isfinite(p) & (p >= 0)).all()
+        checks["probs sum to 1 per row"] = ((p.sum(1) - 1).abs() < 1e-3).all()
+    if masking.draw_order is not None:
+        d = masking.draw_order
+        checks["draw_order holds the visible indices"] = (
+            d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool)
+        )
+    values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
+    failed = [name for name, ok in zip(checks, values, strict=True) if not ok]
+    if failed:
+        raise ValueError(
+            f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
+            f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)"
+        )
+
+
+_VALIDATION_MODES = ("first", "always", "off")
+_validation = {"mode": "first"}
+
+
+def set_validation(mode: str) -> None:
+    """How models check the `Masking` their strategy returns with `check_masking` (one host sync each):
+    "first" (default) on a strategy's first call in each model, "always" on every call (debugging a
+    custom strategy), "off" never. Masks built with `masking_from_mask` are count-checked on the
+    device in every mode."""
+    _validation["mode"] = check_choice(mode, _VALIDATION_MODES, "mode")
+
+
+def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_tokens: int) -> Masking:
+    """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
+    model using the strategy) remembers that its first output was checked. Returns ``masking``."""
+    mode = _validation["mode"]
+    if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
+        name = getattr(strategy, "__name__", type(strategy).__name__)
+        check_masking(masking, num_tokens, f"the output of masking strategy {name}")
+        try:
+            object.__setattr__(owner, "_adamask_masking_checked", True)
+        except AttributeError:  # objects without a __dict__ are checked every time
+            pass
+    return masking

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from .masking import Masking, MaskingStrategy, masking_from_draw, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_draw
+from .registry import register_masking
 from .sampler import gumbel_topk
 from .validation import check_choice, check_real, check_tokens, check_tubelet, checked_visible_count
 

@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from .masking import Masking, MaskingStrategy, masking_from_mask, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_mask
+from .registry import register_masking
 from .validation import check_batch_size, check_counts, masked_count
 
 __all__ = ["RunningCellMasking"]

@@ -11,7 +11,8 @@ import torch.utils.checkpoint
 from einops import reduce, repeat
 from torch import Tensor, nn
 
-from .masking import LearnedMaskingStrategy, Masking, masking_from_draw, register_masking
+from .masking import LearnedMaskingStrategy, Masking, masking_from_draw
+from .registry import register_masking
 from .validation import (
     check_bool,
     check_choice,

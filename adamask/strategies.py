@@ -7,7 +7,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .masking import Masking, MaskingStrategy, masking_from_draw, register_masking
+from .masking import Masking, MaskingStrategy, masking_from_draw
+from .registry import register_masking
 from .validation import check_batch_size, check_counts, checked_visible_count, masked_count
 
 __all__ = ["RandomMasking", "TubeMasking", "FrameMasking", "lowest_k_mask"]

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Collection, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Collection, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor
-
-if TYPE_CHECKING:
-    from .masking import Masking
 
 Grid = Tuple[int, int, int]
 T = TypeVar("T")
@@ -37,9 +34,6 @@ __all__ = [
     "check_sampling_weight",
     "check_choice",
     "visible_count",
-    "check_masking",
-    "set_validation",
-    "validate_strategy_output",
 ]
 
 
@@ -196,83 +190,3 @@ def check_choice(value: T, allowed: Collection[T], name: str) -> T:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# the Masking contract, checked in full (one host sync)
-
-
-def check_masking(masking: Masking, num_tokens: Optional[int] = None, what: str = "masking") -> None:
-    """Full check of a `Masking` (reads its values: one host sync; for tests, debugging and the first
-    call of a strategy, not for every step): every row masks the same count, ``visible_idx`` and
-    ``masked_idx`` are int64, strictly ascending, in range, and agree with ``mask`` (so they are
-    disjoint and cover all N tokens); ``probs``, if any, are finite probabilities summing to 1 per row;
-    ``draw_order``, if any, holds the visible indices. Raises ValueError naming ``what``."""
-    from .masking import Masking  # the contract's type (imported here: masking imports this module)
-
-    if not isinstance(masking, Masking):
-        raise TypeError(f"{what} must be an adamask.Masking, got {type(masking).__name__}")
-    mask, vis, msk = masking.mask, masking.visible_idx, masking.masked_idx
-    b, n = mask.shape
-    if num_tokens is not None and n != num_tokens:
-        raise ValueError(f"{what}: mask has {n} tokens, expected {num_tokens}")
-    for name, idx in (("visible_idx", vis), ("masked_idx", msk)):
-        if idx.dtype != torch.int64:
-            raise ValueError(f"{what}: {name} must be int64, got {idx.dtype}")
-    if b == 0 or n == 0 or mask.device.type == "meta":  # nothing to read
-        return
-    idx = torch.cat([vis, msk], 1)
-    safe = idx.clamp(0, n - 1)
-    ascending = torch.ones((), dtype=torch.bool, device=mask.device)
-    for part in (vis, msk):
-        if part.shape[1] > 1:
-            ascending = ascending & (part[:, 1:] > part[:, :-1]).all()
-    checks = {
-        "every row masks num_masked tokens": (mask.sum(1) == msk.shape[1]).all(),
-        "indices in [0, N)": ((idx >= 0) & (idx < n)).all(),
-        "indices strictly ascending": ascending,
-        "visible_idx unmasked and masked_idx masked": (~mask.gather(1, safe[:, : vis.shape[1]])).all()
-        & mask.gather(1, safe[:, vis.shape[1] :]).all(),
-    }
-    if masking.probs is not None:
-        p = masking.probs.float()
-        checks["probs finite and >= 0"] = (torch.isfinite(p) & (p >= 0)).all()
-        checks["probs sum to 1 per row"] = ((p.sum(1) - 1).abs() < 1e-3).all()
-    if masking.draw_order is not None:
-        d = masking.draw_order
-        checks["draw_order holds the visible indices"] = (
-            d.sort(1).values.eq(vis).all() if d.shape == vis.shape else torch.zeros((), dtype=torch.bool)
-        )
-    values = torch.stack([c.to(mask.device) for c in checks.values()]).tolist()
-    failed = [name for name, ok in zip(checks, values, strict=True) if not ok]
-    if failed:
-        raise ValueError(
-            f"{what} breaks the Masking contract: not {'; not '.join(failed)} "
-            f"(mask {tuple(mask.shape)}, {vis.shape[1]} visible, {msk.shape[1]} masked)"
-        )
-
-
-_VALIDATION_MODES = ("first", "always", "off")
-_validation = {"mode": "first"}
-
-
-def set_validation(mode: str) -> None:
-    """How models check the `Masking` their strategy returns with `check_masking` (one host sync each):
-    "first" (default) on a strategy's first call in each model, "always" on every call (debugging a
-    custom strategy), "off" never. Masks built with `masking_from_mask` are count-checked on the
-    device in every mode."""
-    _validation["mode"] = check_choice(mode, _VALIDATION_MODES, "mode")
-
-
-def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_tokens: int) -> Masking:
-    """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
-    model using the strategy) remembers that its first output was checked. Returns ``masking``."""
-    mode = _validation["mode"]
-    if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
-        name = getattr(strategy, "__name__", type(strategy).__name__)
-        check_masking(masking, num_tokens, f"the output of masking strategy {name}")
-        try:
-            object.__setattr__(owner, "_adamask_masking_checked", True)
-        except AttributeError:  # objects without a __dict__ are checked every time
-            pass
-    return masking

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import adamask
-from adamask.loss import plackett_luce_log_prob, sampling_loss, scatter_masked
+from adamask.loss import plackett_luce_log_prob, sampling_loss
+from adamask.tokens import scatter_masked
 
 
 def loop_reference(probs, mask, err_full):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import adamask
-from adamask.mae import MaskedVideoAutoencoder, create_mae, sinusoid_embedding
+from adamask.mae import MaskedVideoAutoencoder, create_mae
+from adamask.tokens import sinusoid_embedding
 
 
 def moving_square_clip(b=4, frames=4, size=32, seed=0):

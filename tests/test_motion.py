@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import adamask
-from adamask.data import SyntheticDigitClips, normalize_video
-from adamask.metrics import foreground_allocation
+from adamask.compare.data import SyntheticDigitClips, normalize_video
+from adamask.compare.measures import foreground_allocation
 from adamask.motion import pixel_motion, token_motion
 
 

@@ -55,7 +55,6 @@ def test_installed_wheel_imports_every_module_and_runs_the_command(dist, tmp_pat
         if n.startswith("adamask/") and n.endswith(".py") and not n.endswith("__main__.py")
     )
     assert {"adamask.masking", "adamask.compare.run", "adamask.integrations.hf.model"} <= set(modules)
-    modules += ["adamask.atomic", "adamask.data", "adamask.figures", "adamask.flops", "adamask.metrics"]  # old names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

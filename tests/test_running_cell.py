@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import adamask
-from adamask.flops import step_costs
+from adamask.compare.costs import step_costs
 from adamask.masking import check_masking
 
 

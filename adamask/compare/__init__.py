@@ -25,57 +25,29 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from .config import DEFAULT_STRATEGIES, PRESETS, CompareConfig, StrategySpec, parse_sampler_options, parse_strategy
-    from .evaluate import clip_features, evaluate_reconstruction, evaluate_strategy, probe
-    from .metrics import METRICS, Metric, MetricContext
-    from .model import CHECKPOINT_FORMAT, build_model, build_strategy, load_checkpoint
-    from .report import markdown_table, results_summary
-    from .run import SCHEMA, load_data, run_compare, train_strategy
-    from .train import train_step
+    from .config import DEFAULT_STRATEGIES as DEFAULT_STRATEGIES
+    from .config import PRESETS as PRESETS
+    from .config import CompareConfig as CompareConfig
+    from .config import StrategySpec as StrategySpec
+    from .config import parse_sampler_options as parse_sampler_options
+    from .config import parse_strategy as parse_strategy
+    from .evaluate import clip_features as clip_features
+    from .evaluate import evaluate_reconstruction as evaluate_reconstruction
+    from .evaluate import evaluate_strategy as evaluate_strategy
+    from .evaluate import probe as probe
+    from .metrics import METRICS as METRICS
+    from .metrics import Metric as Metric
+    from .metrics import MetricContext as MetricContext
+    from .model import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+    from .model import build_model as build_model
+    from .model import build_strategy as build_strategy
+    from .model import load_checkpoint as load_checkpoint
+    from .report import markdown_table as markdown_table
+    from .report import results_summary as results_summary
+    from .run import SCHEMA as SCHEMA
+    from .run import load_data as load_data
+    from .run import run_compare as run_compare
+    from .run import train_strategy as train_strategy
+    from .train import train_step as train_step
 
-_EXPORTS = {
-    "config": (
-        "DEFAULT_STRATEGIES",
-        "PRESETS",
-        "CompareConfig",
-        "StrategySpec",
-        "parse_sampler_options",
-        "parse_strategy",
-    ),
-    "evaluate": ("clip_features", "evaluate_reconstruction", "evaluate_strategy", "probe"),
-    "metrics": ("METRICS", "Metric", "MetricContext"),
-    "model": ("CHECKPOINT_FORMAT", "build_model", "build_strategy", "load_checkpoint"),
-    "report": ("markdown_table", "results_summary"),
-    "run": ("SCHEMA", "load_data", "run_compare", "train_strategy"),
-    "train": ("train_step",),
-}
-
-__all__ = [
-    "DEFAULT_STRATEGIES",
-    "StrategySpec",
-    "CompareConfig",
-    "parse_strategy",
-    "build_strategy",
-    "build_model",
-    "load_checkpoint",
-    "run_compare",
-    "markdown_table",
-    # also public
-    "PRESETS",
-    "SCHEMA",
-    "CHECKPOINT_FORMAT",
-    "METRICS",
-    "Metric",
-    "MetricContext",
-    "parse_sampler_options",
-    "load_data",
-    "train_strategy",
-    "train_step",
-    "evaluate_reconstruction",
-    "evaluate_strategy",
-    "clip_features",
-    "probe",
-    "results_summary",
-]
-
-__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, globals())

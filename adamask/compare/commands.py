@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
 
 def strategy_table() -> str:
     """Every registered strategy: name, default ratio, learned or not and what it needs (tokens, video, nothing)."""
-    from ..masking import list_maskings, strategy_info
+    from ..registry import list_maskings, strategy_info
 
     rows = [("strategy", "default ratio", "learned", "needs")]
     for name in list_maskings():

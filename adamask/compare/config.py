@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
 from ..mae import MAE_CONFIGS
-from ..masking import default_ratio, list_maskings, strategy_info
+from ..registry import default_ratio, list_maskings, strategy_info
 from ..schedules import RatioSchedule, parse_ratio_schedule
 from ..validation import (
     check_choice,

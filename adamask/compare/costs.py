@@ -5,7 +5,7 @@ decoder), on meta tensors, for one shared list of configurations (`paper_scale_c
 ``benchmarks/run.py``). On real tensors: the bytes autograd saves in one step and the bytes of weights,
 gradients and optimiser state (the CPU memory estimate of ``adamask compare``).
 
-    adamask costs [--size base]        (also: python -m adamask.flops)
+    adamask costs [--size base]
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def add_cost_arguments(p: Any) -> None:
-    """The options of ``adamask costs`` / ``python -m adamask.flops`` on an argparse parser."""
+    """The options of ``adamask costs`` on an argparse parser."""
     p.add_argument(
         "--size",
         choices=sorted(MAE_CONFIGS),

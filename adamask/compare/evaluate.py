@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from ..mae import MaskedVideoAutoencoder
-from ..masking import Masking, create_masking, is_learned
+from ..masking import Masking, is_learned
+from ..registry import create_masking
 from ..tokens import scatter_masked
 from .config import CompareConfig, StrategySpec
 from .data import ClipSet, normalize_video

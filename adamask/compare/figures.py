@@ -49,8 +49,6 @@ from .plots import (  # noqa: F401 (re-exported)
 )
 from .verdicts import runs_of
 
-# the names of the first release (``adamask.figures`` re-exports this list); errors_figure, video_context and
-# the figures of `adamask.compare.plots` (allocation_curves_figure, preset_curves_figure) are importable too
 __all__ = [
     "CELL_IN",
     "DPI",

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
-from ..masking import Masking, create_masking, list_maskings, strategy_info, validate_strategy_output
+from ..masking import Masking, validate_strategy_output
+from ..registry import create_masking, list_maskings, strategy_info
 from ..tokens import token_grid
 from .config import CompareConfig, StrategySpec
 from .errors import MissingFileError, UserError, brief

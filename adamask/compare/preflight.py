@@ -12,7 +12,7 @@ from typing import Any, Dict
 import torch
 
 from ..mae import MAE_CONFIGS
-from ..masking import create_masking
+from ..registry import create_masking
 from ..tokens import token_grid
 from .config import CompareConfig
 from .errors import UserError, missing_extra, user_input

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from ..masking import Masking, create_masking, learned_loss, list_maskings, strategy_info
+from ..masking import Masking, learned_loss
+from ..registry import create_masking, list_maskings, strategy_info
 from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int, check_sampling_weight
 
 __all__ = [

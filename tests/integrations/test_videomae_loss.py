@@ -25,7 +25,7 @@ def test_losses_use_the_sampled_mask():
     out = vm.pretraining_losses(model, x, patch_size=8)
     assert torch.equal(seen["mask"], out.masking.mask)
     pixels = x * C.STD + C.MEAN
-    from adamask.patches import normalized_targets
+    from adamask.tokens import normalized_targets
 
     full = normalized_targets(pixels, (2, 8, 8))
     assert torch.allclose(out.target, full[out.masking.mask].reshape(3, -1, full.shape[-1]))

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, cast
 import torch
 from torch import Tensor
 
-from ...masking import MaskingStrategy, create_masking, list_maskings, strategy_info
+from ...masking import MaskingStrategy
+from ...registry import create_masking, list_maskings, strategy_info
 from ...strategies import lowest_k_mask
 from ...validation import check_grid, check_mask_ratio, masked_count
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...loss import DEFAULT_SAMPLING_WEIGHT
-from ...masking import strategy_info
+from ...registry import strategy_info
 from ...validation import check_mask_ratio
 from ..compat import install_compat_shims, timm_create_model_shim
 from ..launch import (

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adamask.patches import normalized_targets, patchify, token_grid, token_mse, unpatchify
+from adamask.tokens import normalized_targets, patchify, token_grid, token_mse, unpatchify
 
 
 @given(
