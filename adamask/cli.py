@@ -20,7 +20,7 @@ import sys
 from typing import Optional, Sequence
 
 from .compare.errors import UserError, one_line
-from .compare.options import PRESETS, SAMPLER_OPTIONS, add_commands, parse_sampler_options  # noqa: F401
+from .compare.options import add_commands
 
 __all__ = ["main", "build_parser"]
 

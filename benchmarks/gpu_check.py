@@ -33,7 +33,7 @@ for p in (str(HERE.parent), str(HERE)):
 
 import torch  # noqa: E402
 
-from adamask.compare.io import write_json  # noqa: E402
+from adamask.compare.rundir import write_json  # noqa: E402
 from gpu_integration import section_compare, section_compile, section_hf  # noqa: E402
 from gpu_sections import Plan, make_plan, peak_bf16_flops, section_ddp, section_loss, section_masks, section_sync  # noqa: E402
 from gpu_train import section_train  # noqa: E402

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adamask.compare.config import parse_strategy  # noqa: E402
-from adamask.compare.io import write_json  # noqa: E402
-from adamask.compare.plots import mean_curve, preset_curves_figure  # noqa: E402
+from adamask.compare.figures import mean_curve, preset_curves_figure  # noqa: E402
+from adamask.compare.rundir import write_json  # noqa: E402
 
 PRESETS = ("paper", "paper-photo", "demo")
 

@@ -21,7 +21,7 @@ from typing import List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adamask.compare.io import atomic_write_text  # noqa: E402
+from adamask.compare.rundir import atomic_write_text  # noqa: E402
 
 FIGURES = ("masks_clip0", "masks_clip1", "errors_clip0", "allocation_curves", "learning_curves", "summary")
 

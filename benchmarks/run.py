@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adamask.compare.costs import format_cost_table, paper_scale_table  # noqa: E402
-from adamask.compare.io import write_json  # noqa: E402
+from adamask.compare.rundir import write_json  # noqa: E402
 from micro import bench_draw, bench_loss, bench_masks  # noqa: E402
 from timing import FULL, SMOKE  # noqa: E402
 from train_step import bench_train, probe_memory, train_targets  # noqa: E402

@@ -5,7 +5,7 @@ import torch
 
 import adamask
 from adamask.compare.data import SyntheticDigitClips, normalize_video
-from adamask.compare.measures import foreground_allocation
+from adamask.compare.metrics import foreground_allocation
 from adamask.motion import pixel_motion, token_motion
 
 

@@ -17,9 +17,9 @@ from typing import Any, Callable, Dict, Sequence
 
 from .config import CompareConfig
 from .errors import UserError, user_input
-from .options import CONFIG_OPTIONS, PRESETS, add_commands, parse_sampler_options
+from .options import CONFIG_OPTIONS, PRESETS, parse_sampler_options
 
-__all__ = ["add_commands", "run_command", "config_from_args", "strategy_table"]
+__all__ = ["COMMANDS", "run_command", "config_from_args", "strategy_table", "import_modules"]
 
 
 def config_from_args(args: argparse.Namespace) -> CompareConfig:
@@ -79,12 +79,10 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
-    from .data import ClipSet, motion_energy
-    from .evaluate import evaluate_reconstruction
+    from .config import check_device
+    from .data import ClipSet, centre_crop, crop_box, motion_energy, read_video
     from .figures import masks_figure, write_animation
-    from .model import load_checkpoint
-    from .preflight import check_device
-    from .videos import centre_crop, crop_box, read_video
+    from .model import evaluate_reconstruction, load_checkpoint
 
     device = check_device(args.device or "cpu")
     out = Path(args.out) if args.out else None

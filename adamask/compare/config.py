@@ -1,12 +1,15 @@
-"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``) and every
-setting (`CompareConfig`, saved as config.json); the presets and the ``--sampler KEY=VALUE`` options live in
-`adamask.compare.options` (re-exported here)."""
+"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``), every setting
+(`CompareConfig`, saved as config.json) and whether this machine can run it (the device, the optional
+dependencies)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple
+
+import torch
 
 from ..loss import BASELINES, DEFAULT_SAMPLING_WEIGHT, ESTIMATORS
 from ..mae import MAE_CONFIGS
@@ -20,18 +23,18 @@ from ..validation import (
     check_sampling_weight,
     check_tubelet,
 )
-from .io import json_default, strict_json
-from .options import PRESETS, SAMPLER_OPTIONS, parse_sampler_options
+from .errors import UserError, missing_extra
+from .rundir import json_default, strict_json
 
 __all__ = [
     "DEFAULT_STRATEGIES",
     "PROBE_LABELS",
-    "PRESETS",
-    "SAMPLER_OPTIONS",
+    "MAX_SEED",
     "StrategySpec",
     "CompareConfig",
     "parse_strategy",
-    "parse_sampler_options",
+    "check_device",
+    "check_extras",
 ]
 
 # equal-budget controls: every method at its own ratio, and random (the reference of each budget) and tube at
@@ -47,18 +50,8 @@ DEFAULT_STRATEGIES = (
     "error_predictor:0.95",
 )
 PROBE_LABELS = ("digit", "direction")
-
-# fields added after the first release: left out of a run's identity while at their default, so that run
-# folders and checkpoints of earlier versions still resume
-_OPTIONAL_IDENTITY: Dict[str, Any] = dict(
-    ratio_schedule=None,
-    decoder_masking=None,
-    sampling_entropy_weight=0.0,
-    held_out=[],
-    probe_label="digit",
-    probe_train_clips=256,
-    probe_test_clips=256,
-)
+# the settings that do not change what a run computes: a run resumed with other values of these continues
+_NOT_IDENTITY = ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds")
 MAX_SEED = 2**32 - 1
 
 
@@ -179,7 +172,7 @@ class CompareConfig:
 
     def validate(self) -> None:
         """Check every setting on its own (ValueError / TypeError naming the field); what depends on the
-        token grid is checked by `adamask.compare.preflight.check_run`."""
+        token grid is checked by `adamask.compare.model.check_on_grid`."""
         if not isinstance(self.strategies, (list, tuple)) or not self.strategies:
             raise ValueError(f"strategies must name at least one masking strategy, got {self.strategies!r}")
         labels = [s.label for s in self.specs()]
@@ -278,12 +271,50 @@ class CompareConfig:
         return cfg
 
     def identity(self) -> Dict[str, Any]:
-        """The fields a resumed run must share with the run it continues."""
-        d = asdict(self)
-        for k in ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds"):
-            d.pop(k)
-        for k, default in _OPTIONAL_IDENTITY.items():
-            if d[k] == default:
-                d.pop(k)
+        """The settings a resumed run must share with the run it continues (every field but those that do not
+        change what is computed), as config.json and the checkpoints hold them."""
+        d = {k: v for k, v in asdict(self).items() if k not in _NOT_IDENTITY}
         d["tubelet"] = list(d["tubelet"])
-        return json.loads(json.dumps(strict_json(d), default=json_default))  # as config.json holds it
+        return json.loads(json.dumps(strict_json(d), default=json_default))
+
+
+def check_device(device: str) -> torch.device:
+    """``device`` as a torch.device that exists here; a `UserError` saying so if it does not (e.g. cuda without
+    CUDA)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise UserError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1): {e}") from e
+    if dev.type == "meta":
+        raise UserError("--device meta holds no data; use cpu or cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"device {device!r} was requested but CUDA is not available here "
+                f"(torch.cuda.is_available() is False); use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(
+                f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None) or getattr(torch.backends, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise UserError(f"device {device!r} was requested but {dev.type} is not available here; use --device cpu")
+    return dev
+
+
+def check_extras(cfg: CompareConfig, figures: bool) -> None:
+    """The optional dependencies the run ``cfg`` needs are installed (a `MissingExtraError` naming the missing
+    one and how to install it): PyAV for videos, scikit-learn and matplotlib for the embedded data, matplotlib
+    for the figures."""
+    needed = (
+        [("av", "reading videos")]
+        if cfg.videos
+        else [("sklearn", "the embedded dataset (scikit-learn)"), ("matplotlib", "the embedded dataset")]
+    )
+    if figures:
+        needed.append(("matplotlib", "drawing the figures (or pass --no-figures)"))
+    for module, purpose in needed:
+        if importlib.util.find_spec(module) is None:
+            raise missing_extra(module, purpose)

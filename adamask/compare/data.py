@@ -1,9 +1,12 @@
-"""Clips for `adamask compare`: an embedded synthetic dataset with per-token ground truth, and the user's
-videos read with PyAV (`adamask.compare.videos`, re-exported here).
+"""The clips of a comparison run: an embedded synthetic dataset with per-token ground truth, the user's videos
+read with PyAV, and how a run splits them into training, held-out, probe and figure clips (`load_data`).
 
 Embedded data: handwritten digits from scikit-learn's bundled ``load_digits`` (8x8 images, 10 classes)
 move over crops of the photograph ``grace_hopper.jpg`` shipped in matplotlib's ``mpl-data/sample_data``.
 Everything is generated on the fly from (seed, clip index); nothing is downloaded.
+
+Videos: found in folders (one folder per class gives probe labels), decoded, resized (shorter side = the
+model's input size) and centre-cropped, with a message naming every file that cannot be used and why.
 
 Shapes: a clip is (C, T, H, W) float32 in [0, 1]; per-token ground truth is (N,) over the token grid
 (T', H', W') in (t, h, w) order, N = T'H'W' (True / larger = information-rich foreground).
@@ -12,8 +15,10 @@ Shapes: a clip is (C, T, H, W) float32 in [0, 1]; per-token ground truth is (N,)
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import BinaryIO, List, Optional, Sequence, Tuple, Union, cast
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -21,12 +26,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..validation import check_positive_int, check_tubelet
-from .errors import missing_extra
-from .videos import VIDEO_EXTENSIONS, VideoReadError, find_videos, load_video_clips, read_video
+from .config import CompareConfig
+from .errors import MissingFileError, UserError, brief, missing_extra, user_input
 
 __all__ = [
+    "MEAN",
+    "STD",
     "VIDEO_EXTENSIONS",
+    "NO_LABELS",
+    "ONE_VIDEO_NOTE",
     "ClipSet",
+    "RunClips",
     "VideoReadError",
     "SyntheticDigitClips",
     "digit_sprites",
@@ -35,12 +45,19 @@ __all__ = [
     "token_ground_truth",
     "motion_energy",
     "normalize_video",
+    "labelled",
     "find_videos",
     "read_video",
     "load_video_clips",
+    "centre_crop",
+    "crop_box",
+    "embedded_options",
+    "check_embedded",
+    "load_data",
 ]
 
-MEAN, STD = 0.45, 0.225
+MEAN = 0.45  # the normalisation of the model input: (x - MEAN) / STD
+STD = 0.225
 DIRECTIONS = 8  # motion directions, 45 degrees apart
 
 
@@ -177,6 +194,12 @@ class ClipSet:
         )
 
 
+def labelled(train: ClipSet, test: ClipSet) -> bool:
+    """Whether a probe can be fitted on ``train`` and scored on ``test``: every clip has a label and ``train``
+    has at least two classes."""
+    return not (bool((train.labels < 0).any()) or bool((test.labels < 0).any()) or len(set(train.labels.tolist())) < 2)
+
+
 class SyntheticDigitClips:
     """Deterministic clips of one handwritten digit (scikit-learn ``load_digits``) moving in a straight line,
     bouncing off the borders, over a static crop of matplotlib's ``grace_hopper.jpg``.
@@ -268,3 +291,354 @@ class SyntheticDigitClips:
             names=[f"digits-seed{self.seed}-clip{self.offset + i}" for i in range(self.num_clips)],
             class_names=names,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# the user's videos
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif")
+
+
+class VideoReadError(UserError):
+    """A video file that cannot be used; the message names the file and the reason (a ValueError)."""
+
+
+def find_videos(
+    paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]], skipped: Optional[List[str]] = None
+) -> List[Path]:
+    """Folders (searched recursively for VIDEO_EXTENSIONS) and files -> sorted list of video files. Files of
+    other types found in the folders (not hidden ones) are named in ``skipped``, if given."""
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    folders_and_files: List[Path] = [Path(p) for p in given]
+    out: List[Path] = []
+    others: List[Path] = []
+    for p in folders_and_files:
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            out.extend(f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS)
+            others.extend(f for f in files if f.suffix.lower() not in VIDEO_EXTENSIONS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise MissingFileError(f"video path {str(p)!r} does not exist")
+    if not out:
+        found = f" (only other files: {', '.join(f.name for f in others[:5])}{', ...' if len(others) > 5 else ''})"
+        raise UserError(
+            f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found in {[str(p) for p in folders_and_files]}"
+            f"{found if others else ''}"
+        )
+    if skipped is not None:
+        skipped.extend(f"{f}: not a video file (not one of {', '.join(VIDEO_EXTENSIONS)})" for f in others)
+    return out
+
+
+def _scaled_size(w: int, h: int, size: int) -> Tuple[int, int]:
+    """Shorter side -> size, keeping the aspect ratio (even numbers for the scaler)."""
+    s = size / min(w, h)
+    return max(size, int(round(w * s))), max(size, int(round(h * s)))
+
+
+def _decode_frames(
+    av: Any, path: Path, img_size: int, min_size: int, budget: int, crop: bool = True
+) -> Tuple[List[np.ndarray], int]:
+    """Up to ``budget`` frames of the file's first video stream, resized (shorter side img_size) and, if ``crop``,
+    centre-cropped to img_size, and the frame count its header declares (0 if unknown); `VideoReadError` naming
+    the file if it cannot be decoded."""
+    frames: List[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            w, h = stream.codec_context.width, stream.codec_context.height
+            if min(w, h) < min_size:
+                raise VideoReadError(f"{path}: frames are {w}x{h}, smaller than the minimum of {min_size} pixels")
+            sw, sh = _scaled_size(w, h, img_size)
+            top, left = ((sh - img_size) // 2, (sw - img_size) // 2) if crop else (0, 0)
+            ch, cw = (img_size, img_size) if crop else (sh, sw)
+            for frame in container.decode(stream):
+                rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24")
+                frames.append(rgb[top : top + ch, left : left + cw])
+                if len(frames) >= budget:
+                    break
+            declared = int(stream.frames or 0)
+    except VideoReadError:
+        raise
+    except Exception as e:  # PyAV raises several error types for broken files
+        raise VideoReadError(f"{path}: cannot decode it - truncated, damaged or not a video ({brief(e)})") from e
+    return frames, declared
+
+
+def crop_box(height: int, width: int, size: int) -> Tuple[int, int]:
+    """(top, left) of the centre size x size crop that `read_video` takes of frames ``height`` x ``width``."""
+    return (height - size) // 2, (width - size) // 2
+
+
+def centre_crop(clip: Tensor, size: int) -> Tensor:
+    """The centre ``size`` x ``size`` crop of a clip (..., H, W), as `read_video` takes it."""
+    top, left = crop_box(clip.shape[-2], clip.shape[-1], size)
+    return clip[..., top : top + size, left : left + size]
+
+
+def _too_short(path: Path, decoded: int, declared: int, num_frames: int, stride: int) -> str:
+    """Why a file with ``decoded`` frames (``declared`` by its header, 0 if unknown) gives no clip."""
+    need = (num_frames - 1) * stride + 1
+    clip = f"a clip of {num_frames} frames at stride {stride} needs {need}"
+    if decoded == 0:
+        return f"{path}: no frame could be decoded - truncated, damaged or not a video"
+    if declared > decoded:
+        return f"{path}: truncated or damaged - only {decoded} of its {declared} frames could be decoded; {clip}"
+    if decoded == 1:
+        return f"{path}: a still image (1 frame), not a video; {clip}"
+    hint = (
+        f"lower --stride (at stride 1 it needs {num_frames}) or use a longer video"
+        if stride > 1
+        else "use a longer video"
+    )
+    return f"{path}: only {decoded} frames; {clip}; {hint}"
+
+
+def read_video(
+    path: Union[str, os.PathLike],
+    *,
+    num_frames: int = 16,
+    stride: int = 4,
+    img_size: int = 64,
+    num_clips: int = 1,
+    min_size: int = 16,
+    crop: bool = True,
+) -> Tensor:
+    """Decode a video file with PyAV -> (K, 3, T, H, W) float32 clips in [0, 1], H = W = img_size.
+
+    Frames are resized (shorter side = img_size) and centre-cropped while decoding (``crop=False``: not
+    cropped, H x W at the video's aspect ratio, from which `centre_crop` takes the same clips); each clip takes
+    ``num_frames`` frames every ``stride`` frames, the K = ``num_clips`` windows spread evenly over the decoded
+    frames (fewer if the video is short, at least one). Decoding stops after 4 * K clip spans, so long videos
+    contribute clips from their beginning. Raises `VideoReadError` naming the file if it cannot be
+    decoded, has no video stream, is shorter than (num_frames - 1) * stride + 1 frames or has frames smaller
+    than ``min_size`` pixels.
+    """
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover
+        raise missing_extra("av (PyAV)", "reading videos") from e
+    for name, v in (("num_frames", num_frames), ("stride", stride), ("img_size", img_size), ("num_clips", num_clips)):
+        check_positive_int(v, name)
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"video {str(path)!r} does not exist")
+    need = (num_frames - 1) * stride + 1
+    frames, declared = _decode_frames(av, path, img_size, min_size, budget=need * num_clips * 4, crop=crop)
+    if len(frames) < need:
+        raise VideoReadError(_too_short(path, len(frames), declared, num_frames, stride))
+    arr = torch.from_numpy(np.stack(frames))  # (F, H, W, 3) uint8
+    k = min(num_clips, len(frames) - need + 1)
+    starts = torch.linspace(0, len(frames) - need, k).round().long().unique()
+    clips = [arr[s : s + need : stride] for s in starts.tolist()]
+    return torch.stack(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
+
+
+def load_video_clips(
+    paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
+    *,
+    num_frames: int = 16,
+    stride: int = 4,
+    img_size: int = 64,
+    tubelet: Sequence[int] = (2, 8, 8),
+    clips_per_video: int = 4,
+    log: Callable[[str], None] = print,
+) -> Tuple[ClipSet, List[str]]:
+    """Read every video under ``paths`` into a `ClipSet` with motion-energy ground truth.
+
+    Labels are the videos' parent folder names (``class/video.mp4`` layout); -1 if all share one folder.
+    Files that cannot be used (and files of other types in the folders) are skipped, each with a message
+    naming it (returned as the second value); raises `UserError` (a ValueError) if no file is usable.
+    """
+    errors: List[str] = []
+    files = find_videos(paths, skipped=errors)
+    for e in errors:
+        log(f"skipping {e}")
+    tub = check_tubelet(tubelet)
+    videos, names, folders = [], [], []
+    for f in files:
+        try:
+            clips = read_video(f, num_frames=num_frames, stride=stride, img_size=img_size, num_clips=clips_per_video)
+        except VideoReadError as e:
+            errors.append(str(e))
+            log(f"skipping {e}")
+            continue
+        for j in range(clips.shape[0]):
+            videos.append(clips[j])
+            names.append(f"{f}#{j}")
+            folders.append(f.parent.name)
+    if not videos:
+        raise UserError("none of the videos could be used: " + "; ".join(errors))
+    classes = sorted(set(folders))
+    labels = [classes.index(c) for c in folders] if len(classes) > 1 else [-1] * len(folders)
+    v = torch.stack(videos)
+    fg = torch.stack([motion_energy(x, tub) for x in v])
+    return ClipSet(v, fg, torch.tensor(labels, dtype=torch.long), names, classes if len(classes) > 1 else []), errors
+
+
+# ---------------------------------------------------------------------------------------------
+# the clips of a run
+
+NO_LABELS = "no labels: put the videos in one folder per class to get a probe"
+ONE_VIDEO_NOTE = (
+    "a single video: the held-out clips are other clips of the same video, so they overlap its "
+    "training content and the held-out numbers (and their spread) are optimistic; pass more videos, or "
+    "name held-out videos with --held-out"
+)
+
+
+@dataclass
+class RunClips:
+    """The clips of a comparison run: ``train`` (pretraining), ``test`` (held out: evaluation), ``probe_train``
+    and ``probe_test`` (the probes of the frozen encoder), ``figure`` (the first held-out clips, shown in the
+    figures) and ``description``, results.json's "data" (with the probes' clips under "probe")."""
+
+    train: ClipSet
+    test: ClipSet
+    probe_train: ClipSet
+    probe_test: ClipSet
+    figure: ClipSet
+    description: Dict[str, Any]
+
+
+def embedded_options(cfg: CompareConfig) -> Dict[str, Any]:
+    """The keyword arguments of `SyntheticDigitClips` for the run ``cfg`` (all but the clip count)."""
+    return dict(
+        num_frames=cfg.num_frames,
+        img_size=cfg.img_size,
+        tubelet=tuple(cfg.tubelet),
+        sprite_size=cfg.sprite_size or max(4, cfg.img_size // 4),
+        seed=cfg.seed,
+        background_contrast=cfg.background_contrast,
+    )
+
+
+def check_embedded(cfg: CompareConfig) -> None:
+    """The embedded data of the run ``cfg`` can be drawn (a `UserError` naming the setting if not); a run on
+    videos is checked when they are read."""
+    if not cfg.videos:
+        with user_input("embedded data: "):
+            SyntheticDigitClips(1, **embedded_options(cfg))
+
+
+def _embedded_data(cfg: CompareConfig) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
+    kw = embedded_options(cfg)
+    train = SyntheticDigitClips(cfg.train_clips, **kw).clipset()
+    test = SyntheticDigitClips(cfg.test_clips, offset=cfg.train_clips, **kw).clipset()
+    desc = dict(
+        source="embedded",
+        description="handwritten digits (scikit-learn load_digits) moving over crops of "
+        "matplotlib's sample photo grace_hopper.jpg; label = digit class; "
+        "ground truth = tokens touched by the digit's strokes",
+        ground_truth="foreground tokens (bool)",
+    )
+    return train, test, desc
+
+
+def _named_videos(videos: Sequence[str], names: Sequence[str]) -> Set[str]:
+    """The videos that ``--held-out NAME...`` names (each NAME: a file name, a stem or a path)."""
+    chosen: Set[str] = set()
+    for name in names:
+        hits = {
+            v
+            for v in videos
+            if name in (v, Path(v).name, Path(v).stem) or (Path(name).exists() and os.path.samefile(name, v))
+        }
+        if not hits:
+            raise UserError(f"--held-out {name!r} names none of the videos ({', '.join(Path(v).name for v in videos)})")
+        chosen |= hits
+    if len(chosen) == len(videos):
+        raise UserError(
+            f"--held-out {' '.join(names)} holds out every video ({len(videos)}); leave at least one for training"
+        )
+    return chosen
+
+
+def _video_data(cfg: CompareConfig, log: Callable[[str], None]) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
+    """The user's videos: those named by ``held_out``, else every 4th video (the last of two or three) held out;
+    with a single video, every 4th clip (which overlaps the training clips: warned and noted)."""
+    clips, errors = load_video_clips(
+        cfg.videos,
+        num_frames=cfg.num_frames,
+        stride=cfg.stride,
+        img_size=cfg.img_size,
+        tubelet=tuple(cfg.tubelet),
+        clips_per_video=cfg.clips_per_video,
+        log=log,
+    )
+    videos = sorted({n.rsplit("#", 1)[0] for n in clips.names})
+    held = {v for i, v in enumerate(videos) if i % 4 == 3} if len(videos) >= 2 else set()
+    if cfg.held_out:
+        held = _named_videos(videos, cfg.held_out)
+    elif not held and len(videos) >= 2:
+        held = {videos[-1]}
+    note = None
+    if held:
+        te = [i for i, n in enumerate(clips.names) if n.rsplit("#", 1)[0] in held]
+    else:  # a single video: hold out every 4th clip
+        te = [i for i in range(len(clips)) if i % 4 == 3] or [len(clips) - 1]
+        note = ONE_VIDEO_NOTE
+        log(f"warning: {note}")
+    tr = [i for i in range(len(clips)) if i not in set(te)] or te
+    desc = dict(
+        source="videos",
+        files=videos,
+        skipped_files=errors,
+        classes=clips.class_names,
+        description=f"{len(videos)} video files, {cfg.clips_per_video} clips each, "
+        f"{cfg.num_frames} frames at stride {cfg.stride}",
+        ground_truth="motion energy (mean absolute frame difference per token)",
+        held_out=sorted(held),
+    )
+    if note:
+        desc["note"] = note
+    return clips.subset(tr), clips.subset(te), desc
+
+
+def _probe_clips(cfg: CompareConfig, train: ClipSet, test: ClipSet) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
+    """The clips the probes are fitted on and scored on, and their description. Embedded data:
+    ``cfg.probe_train_clips`` and ``cfg.probe_test_clips`` clips of the same seed after the training and
+    held-out ones, labelled by ``cfg.probe_label``. Videos: the training and held-out clips, labelled by class
+    folder."""
+    if cfg.videos:
+        ok = labelled(train, test)
+        return (
+            train,
+            test,
+            dict(
+                label="class folder" if ok else None,
+                train_clips=len(train),
+                test_clips=len(test),
+                note=None if ok else NO_LABELS,
+            ),
+        )
+    kw = embedded_options(cfg)
+    first = cfg.train_clips + cfg.test_clips
+    ptrain = SyntheticDigitClips(cfg.probe_train_clips, offset=first, **kw).clipset(cfg.probe_label)
+    ptest = SyntheticDigitClips(cfg.probe_test_clips, offset=first + cfg.probe_train_clips, **kw).clipset(
+        cfg.probe_label
+    )
+    return (
+        ptrain,
+        ptest,
+        dict(label=cfg.probe_label, train_clips=len(ptrain), test_clips=len(ptest), classes=ptrain.class_names),
+    )
+
+
+def load_data(cfg: CompareConfig, log: Callable[[str], None] = print) -> RunClips:
+    """The clips of the run ``cfg``, from the embedded data or the user's videos (a `UserError` naming the file
+    or option when the videos cannot be used)."""
+    train, test, desc = _video_data(cfg, log) if cfg.videos else _embedded_data(cfg)
+    fg = torch.cat([train.foreground, test.foreground])
+    desc.update(
+        train_clips=len(train),
+        test_clips=len(test),
+        foreground_share=float((fg > 0).float().mean()) if desc["source"] == "embedded" else None,
+    )
+    probe_train, probe_test, desc["probe"] = _probe_clips(cfg, train, test)
+    figure = test.subset(range(min(cfg.figure_clips, len(test))))
+    return RunClips(train, test, probe_train, probe_test, figure, desc)

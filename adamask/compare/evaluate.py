@@ -1,95 +1,157 @@
-"""Measuring a trained strategy on held-out clips: masked reconstruction (under its own masks, at the
-common ratio and under the same random masks for all), foreground allocation, mask statistics, k-NN and
-linear probes of the frozen encoder (`adamask.compare.probes`, re-exported here), the per-token errors and
-probabilities of the figure clips, and the computed metrics of the metric table."""
+"""Measuring a trained strategy on held-out clips: masked reconstruction (under its own masks, at the common
+ratio and under the same random masks for all), foreground allocation, mask statistics, k-NN and linear probes
+of the frozen encoder (and of the untrained encoder, the probes' reference), the per-token errors and
+probabilities of the figure clips, and the computed metrics of the metric table.
+
+Probes: features (M, D) float, labels (M,) int64, on the run's probe clips (`adamask.compare.data.RunClips`), with
+the chance level (the majority class's share). These run at reporting time (host syncs are fine here).
+"""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..mae import MaskedVideoAutoencoder
-from ..masking import Masking, is_learned
+from ..masking import is_learned
 from ..registry import create_masking
-from ..tokens import scatter_masked
+from ..validation import check_positive_int
 from .config import CompareConfig, StrategySpec
-from .data import ClipSet, normalize_video
-from .metrics import (
-    METRICS,
-    Metric,
-    MetricContext,
-    foreground_allocation,
-    mask_statistics,
-    probability_allocation,
-    region_errors,
-    summarize,
-)
-from .model import draw_masking, strategy_at_ratio
-from .probes import clip_features, probe
+from .data import NO_LABELS, ClipSet, RunClips, labelled, normalize_video
+from .metrics import METRICS, Metric, MetricContext, mask_statistics, region_errors, summarize
+from .model import build_model, evaluate_reconstruction, strategy_at_ratio
 
-__all__ = ["evaluate_reconstruction", "clip_features", "probe", "evaluate_strategy", "figure_data"]
+__all__ = [
+    "knn_probe",
+    "linear_probe",
+    "clip_features",
+    "probe",
+    "figure_data",
+    "evaluate_strategy",
+    "untrained_probes",
+]
 
 
-@contextmanager
-def full_decoder(model: MaskedVideoAutoencoder) -> Iterator[None]:
-    """Within this block the model's decoder reconstructs every masked token, also when it trains with decoder
-    masking (which only saves compute in training): held-out losses stay comparable across runs."""
-    saved = model.decoder_masking
-    model.decoder_masking = None
+def _check_probe_inputs(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> None:
+    for name, x in (("train_features", train_x), ("test_features", test_x)):
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            raise TypeError(f"{name} must be a (M, D) float tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    for name, y, x in (("train_labels", train_y, train_x), ("test_labels", test_y, test_x)):
+        if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"{name} must be a (M,) int tensor matching its features, got {getattr(y, 'shape', type(y).__name__)}"
+            )
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
+
+
+def knn_probe(
+    train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor, k: int = 10
+) -> float:
+    """k-NN accuracy (cosine similarity, majority vote with similarity weights) of frozen features (M, D)."""
+    _check_probe_inputs(train_features, train_labels, test_features, test_labels)
+    check_positive_int(k, "k")
+    a = F.normalize(train_features.float(), dim=1)
+    b = F.normalize(test_features.float(), dim=1)
+    sim = b @ a.T
+    k = min(k, a.shape[0])
+    top, idx = sim.topk(k, dim=1)
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    votes = torch.zeros(b.shape[0], num_classes).scatter_add_(1, train_labels[idx], (top + 1).clamp_min(0))
+    return float((votes.argmax(1) == test_labels).float().mean())
+
+
+def linear_probe(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    weight_decay: float = 1e-3,
+    steps: int = 100,
+    seed: int = 0,
+) -> float:
+    """Accuracy of a multinomial logistic regression (L2 = weight_decay) on standardised frozen features (M, D);
+    scikit-learn's L-BFGS solver when installed, else torch's; deterministic."""
+    _check_probe_inputs(train_features, train_labels, test_features, test_labels)
+    x, xt = train_features.double(), test_features.double()
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
+    x, xt = (x - mu) / sd, (xt - mu) / sd
     try:
-        yield
-    finally:
-        model.decoder_masking = saved
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return _torch_linear_probe(x.float(), train_labels, xt.float(), test_labels, weight_decay, steps, seed)
+    if len(set(train_labels.tolist())) < 2:
+        return float((test_labels == train_labels[0]).double().mean())
+    clf = LogisticRegression(C=1.0 / (2 * weight_decay * len(x)), max_iter=max(steps, 100), random_state=seed)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at tiny budgets
+        clf.fit(x.numpy(), train_labels.numpy())
+    return float((torch.from_numpy(clf.predict(xt.numpy())) == test_labels).double().mean())
+
+
+def _torch_linear_probe(
+    x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, weight_decay: float, steps: int, seed: int
+) -> float:
+    num_classes = int(max(y.max(), yt.max())) + 1
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.randn(x.shape[1], num_classes, generator=g) * 0.01).requires_grad_(True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, bias], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + bias, y) + weight_decay * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return float(((xt @ w + bias).argmax(1) == yt).float().mean())
 
 
 @torch.no_grad()
-def evaluate_reconstruction(
-    model: MaskedVideoAutoencoder,
-    strategy: Optional[Callable[..., Masking]],
-    clips: ClipSet,
-    device: torch.device,
-    *,
-    seed: int,
-    draws: int = 1,
-    batch_size: int = 32,
-) -> Dict[str, Any]:
-    """Held-out masked reconstruction loss (the model's pixel MSE over all masked tokens) of ``model`` under
-    ``strategy``'s masks (None or ``model.sample_masking``: the model's own), ``draws`` times over ``clips``.
-    Returns loss (float), allocation (M*draws,) per-clip foreground allocation, masks (M*draws, N) bool
-    (True = masked), probs (M*draws, N) or None, probability_allocation (M*draws,) or None and errors
-    (M*draws, N) float32, each masked token's reconstruction error (NaN where visible), on the CPU."""
+def clip_features(model: MaskedVideoAutoencoder, clips: ClipSet, device: torch.device, batch_size: int = 32) -> Tensor:
+    """Frozen-encoder features (M, D) float32 of ``clips`` on the CPU."""
     model.eval()
-    own = strategy is None or strategy == model.sample_masking
-    gen = torch.Generator(device=device).manual_seed(seed)
-    losses, alloc, masks, probs, pall, errors = [], [], [], [], [], []
-    for _ in range(draws):
-        for i in range(0, len(clips), batch_size):
-            video = normalize_video(clips.videos[i : i + batch_size]).to(device)
-            tokens = model.tokenize(video)
-            masking = draw_masking(model, video, tokens, gen, None if own else strategy)
-            with full_decoder(model):
-                out = model.reconstruct(video, tokens, masking)
-            losses.append(out.token_error.mean(1).cpu())
-            per_token = scatter_masked(out.token_error.float(), out.masking.mask)
-            errors.append(torch.where(out.masking.mask, per_token, float("nan")).cpu())
-            mask = out.masking.mask.cpu()
-            fg = clips.foreground[i : i + batch_size]
-            alloc.append(foreground_allocation(mask, fg))
-            masks.append(mask)
-            if out.masking.probs is not None:
-                probs.append(out.masking.probs.cpu())
-                pall.append(probability_allocation(probs[-1], fg))
+    feats = [
+        model.features(normalize_video(clips.videos[i : i + batch_size]).to(device)).float().cpu()
+        for i in range(0, len(clips), batch_size)
+    ]
     model.train()
+    return torch.cat(feats)
+
+
+def probe(
+    model: MaskedVideoAutoencoder, train: ClipSet, test: ClipSet, device: torch.device, k: int, seed: int
+) -> Dict[str, Any]:
+    """k-NN and linear-probe accuracy of the frozen encoder's clip features on the clip labels, and the chance
+    level (the share of the most frequent class among ``test``); None, with a note, without labels or where
+    the features are not finite."""
+    if not labelled(train, test):
+        return dict(knn_accuracy=None, linear_accuracy=None, k=k, chance=None, note=NO_LABELS)
+    chance = float(torch.bincount(test.labels).max()) / len(test)
+    ftr, fte = clip_features(model, train, device), clip_features(model, test, device)
+    if not (bool(torch.isfinite(ftr).all()) and bool(torch.isfinite(fte).all())):
+        return dict(
+            knn_accuracy=None,
+            linear_accuracy=None,
+            k=k,
+            chance=chance,
+            note="the encoder's features are not finite (its weights overflowed): no probe",
+        )
     return dict(
-        loss=float(torch.cat(losses).mean()),
-        allocation=torch.cat(alloc),
-        masks=torch.cat(masks),
-        probs=torch.cat(probs) if probs else None,
-        probability_allocation=torch.cat(pall) if pall else None,
-        errors=torch.cat(errors),
+        knn_accuracy=knn_probe(ftr, train.labels, fte, test.labels, k=k),
+        linear_accuracy=linear_probe(ftr, train.labels, fte, test.labels, seed=seed),
+        k=k,
+        chance=chance,
+        train_clips=len(train),
+        test_clips=len(test),
     )
 
 
@@ -134,16 +196,14 @@ def evaluate_strategy(
     model: MaskedVideoAutoencoder,
     spec: StrategySpec,
     cfg: CompareConfig,
-    train: ClipSet,
-    test: ClipSet,
-    figure_clips: ClipSet,
+    clips: RunClips,
     metrics: Sequence[Metric] = METRICS,
-    probe_sets: Optional[Tuple[ClipSet, ClipSet]] = None,
 ) -> Dict[str, Any]:
     """Every held-out measurement of ``model`` trained with ``spec``'s strategy, as result-dict entries, with
-    one entry per computed metric (``Metric.compute``) of ``metrics``. The probes are fitted and scored on
-    ``probe_sets`` (train, test), by default on ``train`` and ``test``."""
+    one entry per computed metric (``Metric.compute``) of ``metrics``: on ``clips.test``, the probes on
+    ``clips.probe_train`` and ``clips.probe_test``, the figures' data on ``clips.figure``."""
     device = torch.device(cfg.device)
+    test = clips.test
     own = evaluate_reconstruction(model, None, test, device, seed=cfg.seed + 4, draws=cfg.eval_draws)
     other, why = strategy_at_ratio(model, spec, cfg.common_ratio, cfg.masking_options)
     common = (
@@ -153,7 +213,6 @@ def evaluate_strategy(
     )
     same_masks = create_masking("random", grid=model.grid, mask_ratio=cfg.common_ratio)
     fixed = evaluate_reconstruction(model, same_masks, test, device, seed=cfg.seed + 6, draws=cfg.eval_draws)
-    ptrain, ptest = probe_sets if probe_sets is not None else (train, test)
     result = dict(
         learned=is_learned(model.strategy),
         num_tokens=model.num_tokens,
@@ -167,12 +226,24 @@ def evaluate_strategy(
         masked_error=_by_region(fixed, test),
         foreground_allocation=_summary(own["allocation"]),
         probability_allocation=_summary(own["probability_allocation"]),
-        probe=probe(model, ptrain, ptest, device, cfg.knn_k, cfg.seed),
+        probe=probe(model, clips.probe_train, clips.probe_test, device, cfg.knn_k, cfg.seed),
         mask_statistics=mask_statistics(own["masks"], model.grid),
-        figure=figure_data(model, figure_clips, device, cfg.seed + 5),
+        figure=figure_data(model, clips.figure, device, cfg.seed + 5),
     )
-    context = MetricContext(model, spec, cfg, train, test, device, own)
+    context = MetricContext(model, spec, cfg, clips.train, test, device, own)
     for m in metrics:
         if m.compute is not None:
             result[m.name] = m.compute(context)
     return result
+
+
+def untrained_probes(cfg: CompareConfig, clips: RunClips, device: torch.device) -> Dict[str, Any]:
+    """The probes of the encoder as every strategy's training starts, once per seed (the strategy does not
+    change it; the common ratio is one that was checked on this grid): results.json's "untrained_probe", the
+    probe clips' description with the seeds and one probe dict per seed."""
+    runs = []
+    for k in range(cfg.seeds):
+        seed = cfg.seed + k
+        encoder = build_model(cfg.model_config(), StrategySpec("random", cfg.common_ratio), seed=seed).to(device)
+        runs.append(probe(encoder, clips.probe_train, clips.probe_test, device, cfg.knn_k, seed))
+    return dict(clips.description["probe"], seeds=[cfg.seed + k for k in range(cfg.seeds)], runs=runs)

@@ -1,11 +1,14 @@
-"""The reference MAE of a comparison: built from a `StrategySpec` by the learned-strategy contract (never
-by a strategy's name), read back from a checkpoint, and its strategy rebuilt at another mask ratio."""
+"""The reference MAE of a comparison, one per strategy: built from a `StrategySpec` by the learned-strategy
+contract (never by a strategy's name) and checked on the run's token grid, its masks drawn, its reconstruction
+of clips measured, its strategy rebuilt at another mask ratio, and read back from a checkpoint."""
 
 from __future__ import annotations
 
+import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -14,20 +17,25 @@ from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
 from ..masking import Masking, validate_strategy_output
 from ..registry import create_masking, list_maskings, strategy_info
-from ..tokens import token_grid
+from ..tokens import scatter_masked, token_grid
 from .config import CompareConfig, StrategySpec
-from .errors import MissingFileError, UserError, brief
+from .data import ClipSet, normalize_video
+from .errors import MissingFileError, UserError, brief, user_input
+from .metrics import foreground_allocation, probability_allocation
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "build_strategy",
     "build_model",
     "model_for",
+    "check_on_grid",
     "load_checkpoint",
     "strategy_at_ratio",
     "draw_masking",
     "needs_video",
     "read_checkpoint",
+    "full_decoder",
+    "evaluate_reconstruction",
 ]
 
 CHECKPOINT_FORMAT = "adamask-compare-checkpoint/1"
@@ -116,6 +124,34 @@ def model_for(cfg: CompareConfig, spec: StrategySpec) -> MaskedVideoAutoencoder:
     )
 
 
+def check_on_grid(cfg: CompareConfig) -> None:
+    """Each strategy's model (with the decoder masking, sampler options and loss settings) at its ratio and at
+    both ends of the ratio schedule, and the common ratio, on the run's token grid: built on the meta device, at
+    no cost; a `UserError` naming the strategy or option that does not fit."""
+    with user_input("model: "):
+        c = {**MAE_CONFIGS["base"], **cfg.model_config()}
+        grid = token_grid((1, 3, c["num_frames"], c["img_size"], c["img_size"]), tuple(c["tubelet"]))
+    n = math.prod(grid)
+    with user_input(f"common_ratio {cfg.common_ratio:g} on the {n} tokens of grid {grid}: "):
+        create_masking("random", grid=grid, mask_ratio=cfg.common_ratio)
+    decoder = cfg.decoder_spec()
+    if decoder is not None:
+        with user_input(f"--decoder-masking {cfg.decoder_masking} on the {n} tokens of grid {grid}: "):
+            create_masking(decoder.name, grid=grid, mask_ratio=decoder.mask_ratio)
+    schedule = cfg.schedule()
+    for spec in cfg.specs():
+        with user_input(f"strategy {spec.label} on the {n} tokens of grid {grid}: "), torch.device("meta"):
+            model = model_for(cfg, spec)
+        if schedule is None:
+            continue
+        for ratio in (schedule.start, schedule.end):  # every kind of schedule lies between its two ends
+            with user_input(
+                f"--ratio-schedule {cfg.ratio_schedule}: strategy {spec.label} at ratio {ratio:g} on "
+                f"the {n} tokens of grid {grid}: "
+            ):
+                model.set_mask_ratio(ratio)
+
+
 def load_checkpoint(
     path: os.PathLike, device: Union[str, torch.device] = "cpu"
 ) -> Tuple[MaskedVideoAutoencoder, Dict[str, Any]]:
@@ -181,3 +217,63 @@ def strategy_at_ratio(
     if isinstance(other, nn.Module):
         other = other.to(next(model.parameters()).device).eval()
     return other, None
+
+
+@contextmanager
+def full_decoder(model: MaskedVideoAutoencoder) -> Iterator[None]:
+    """Within this block the model's decoder reconstructs every masked token, also when it trains with decoder
+    masking (which only saves compute in training): held-out losses stay comparable across runs."""
+    saved = model.decoder_masking
+    model.decoder_masking = None
+    try:
+        yield
+    finally:
+        model.decoder_masking = saved
+
+
+@torch.no_grad()
+def evaluate_reconstruction(
+    model: MaskedVideoAutoencoder,
+    strategy: Optional[Callable[..., Masking]],
+    clips: ClipSet,
+    device: torch.device,
+    *,
+    seed: int,
+    draws: int = 1,
+    batch_size: int = 32,
+) -> Dict[str, Any]:
+    """Held-out masked reconstruction loss (the model's pixel MSE over all masked tokens) of ``model`` under
+    ``strategy``'s masks (None or ``model.sample_masking``: the model's own), ``draws`` times over ``clips``.
+    Returns loss (float), allocation (M*draws,) per-clip foreground allocation, masks (M*draws, N) bool
+    (True = masked), probs (M*draws, N) or None, probability_allocation (M*draws,) or None and errors
+    (M*draws, N) float32, each masked token's reconstruction error (NaN where visible), on the CPU."""
+    model.eval()
+    own = strategy is None or strategy == model.sample_masking
+    gen = torch.Generator(device=device).manual_seed(seed)
+    losses, alloc, masks, probs, pall, errors = [], [], [], [], [], []
+    for _ in range(draws):
+        for i in range(0, len(clips), batch_size):
+            video = normalize_video(clips.videos[i : i + batch_size]).to(device)
+            tokens = model.tokenize(video)
+            masking = draw_masking(model, video, tokens, gen, None if own else strategy)
+            with full_decoder(model):
+                out = model.reconstruct(video, tokens, masking)
+            losses.append(out.token_error.mean(1).cpu())
+            per_token = scatter_masked(out.token_error.float(), out.masking.mask)
+            errors.append(torch.where(out.masking.mask, per_token, float("nan")).cpu())
+            mask = out.masking.mask.cpu()
+            fg = clips.foreground[i : i + batch_size]
+            alloc.append(foreground_allocation(mask, fg))
+            masks.append(mask)
+            if out.masking.probs is not None:
+                probs.append(out.masking.probs.cpu())
+                pall.append(probability_allocation(probs[-1], fg))
+    model.train()
+    return dict(
+        loss=float(torch.cat(losses).mean()),
+        allocation=torch.cat(alloc),
+        masks=torch.cat(masks),
+        probs=torch.cat(probs) if probs else None,
+        probability_allocation=torch.cat(pall) if pall else None,
+        errors=torch.cat(errors),
+    )

@@ -1,17 +1,29 @@
-"""The comparison's report, drawn from the metric table: results.json's summary (`results_summary`: the
-statistics of `adamask.compare.verdicts` and the honest summary's sentences) and the markdown table, its
-rows grouped by visible budget with each cell the mean ± 95% interval over the seeds, bold where better and
-italic† where worse than random at the same budget beyond noise, the untrained encoder's and chance's
-probes, the legend, the paired differences and the honest summary."""
+"""The comparison's report, drawn from the metric table and the statistics (`adamask.compare.stats`):
+results.json's summary (the statistics with the honest summary's sentences) and results.md, the markdown
+table, its rows grouped by visible budget with each cell the mean ± 95% interval over the seeds, bold where
+better and italic† where worse than random at the same budget beyond noise, the untrained encoder's and
+chance's probes, the legend, the paired differences and the honest summary."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .metrics import METRICS, Metric
-from .verdicts import compare_results, honest_summary, runs_of, untrained_runs
+from .config import CompareConfig
+from .metrics import METRICS, Metric, Result
+from .stats import compare_results, runs_of, untrained_runs
 
-__all__ = ["results_summary", "markdown_table", "legend", "differences_table"]
+__all__ = [
+    "NO_DISCRIMINATION",
+    "Report",
+    "honest_summary",
+    "with_sentences",
+    "results_summary",
+    "legend",
+    "differences_table",
+    "markdown_table",
+    "build_report",
+]
 
 BOLD_RULE = (
     "Cells: mean ± half-width of the 95% interval over {seeds} seeds (Student t, {dof} degree{s} of "
@@ -38,6 +50,164 @@ def _probe_words(untrained: Any) -> str:
     return f"k-NN and linear, {label} labels" if label else "k-NN and linear"
 
 
+def _visible_words(results: Dict[str, Any], label: str, ref: str) -> str:
+    a, b = (next((r for r in runs_of(results[k]) if r.get("num_visible") is not None), {}) for k in (label, ref))
+    if not a or not b:
+        return ""
+    return f"{a['num_visible']} vs {b['num_visible']} of {a.get('num_tokens')} tokens visible, "
+
+
+def _row_sentence(
+    label: str, ref: str, vs: Dict[str, Any], metrics: Sequence[Metric], seeds: int, visible: str, words: Dict[str, Any]
+) -> str:
+    """One strategy against its group's reference, on the key metrics."""
+    keyed = [m for m in metrics if m.key and m.name in vs and vs[m.name]["n"] > 0]
+    plural = "s" if seeds != 1 else ""
+    head = f"**{label}** vs {ref} ({visible}{seeds} seed{plural}; difference [95% interval])"
+    if not keyed:
+        return f"{head}: no key metric has values for both."
+    if seeds < 2 or all(vs[m.name]["verdict"] == "one seed" for m in keyed):
+        diffs = ", ".join(f"{m.describe(**words)} {m.format_difference(vs[m.name])}" for m in keyed)
+        return f"{head}: one seed gives no interval, so none of these differences can be told from noise: {diffs}."
+    parts = []
+    for kind, relation in (
+        ("better", "better than"),
+        ("worse", "worse than"),
+        ("indistinguishable", "indistinguishable from"),
+        ("negligible", "a negligible difference (beyond noise, below the table's precision) from"),
+    ):
+        ms = [m for m in keyed if vs[m.name]["verdict"] == kind]
+        if ms:
+            what = ", ".join(f"{m.describe(**words)} ({m.format_difference(vs[m.name])})" for m in ms)
+            parts.append(f"{relation} random at the same budget on {what}")
+    return f"{head}: " + "; ".join(parts) + "."
+
+
+NO_DISCRIMINATION = (
+    "at this budget the probes do not tell a pretrained encoder from an untrained one, so they do "
+    "not rank the strategies"
+)
+
+
+def _probe_parts(
+    summary: Dict[str, Any], probed: Sequence[Metric], rows: Dict[str, Any], words: Dict[str, Any]
+) -> Tuple[List[str], bool]:
+    """The probes that came out above the untrained encoder and chance, above the untrained encoder only, or
+    below it, as clauses; and whether any discriminated."""
+    disc = summary["probes"]
+
+    def listed(pairs: List[Tuple[str, Metric]]) -> str:
+        return "; ".join(f"{k} on the {m.describe(**words)} ({m.format_difference(rows[k][m.name])})" for k, m in pairs)
+
+    found = [(k, m) for m in probed for k in disc[m.name]["discriminating"]]
+    only = [(k, m) for m in probed for k in disc[m.name]["above_untrained_only"]]
+    worse = [(k, m) for k, v in rows.items() for m in probed if v[m.name]["verdict"] == "worse"]
+    parts = [f"above both the untrained encoder and chance beyond noise: {listed(found)}"] if found else []
+    if only:
+        parts.append(
+            f"above the untrained encoder but not above chance (a probe's noise near chance, not "
+            f"learning): {listed(only)}"
+        )
+    if worse:
+        parts.append(f"below the untrained encoder: {listed(worse)}")
+    return parts, bool(found)
+
+
+def _probe_sentence(
+    summary: Dict[str, Any], metrics: Sequence[Metric], probe_words: str, words: Dict[str, Any]
+) -> Optional[str]:
+    """How the probes of the pretrained encoders compare with the untrained encoder's (same seeds) and with
+    chance, and whether any probe discriminated at all."""
+    probed = [m for m in metrics if m.untrained and m.better]
+    rows = {k: v["vs_untrained"] for k, v in summary["strategies"].items() if "vs_untrained" in v}
+    if not probed or not rows:
+        return None
+    base = summary["untrained"]["stats"]
+    chance = summary.get("chance")
+    shown = ", ".join(f"{m.describe(**words)} {m.format_interval(base[m.name])}" for m in probed)
+    head = (
+        f"Probes ({probe_words}; chance {chance:.2f}; untrained encoder: {shown})"
+        if chance is not None
+        else f"Probes ({probe_words})"
+    )
+    if all(v[m.name]["n"] == 0 for v in rows.values() for m in probed):
+        return f"{head}: n/a."
+    if summary["seeds"] < 2:
+        return f"{head}: with one seed no probe can be told from the untrained encoder's noise."
+    parts, found = _probe_parts(summary, probed, rows, words)
+    n = sum(summary["probes"][m.name]["comparisons"] for m in probed)
+    chances = (
+        f"with {n} paired comparisons at 95%, about {n / 20:.1f} are expected to come out better or worse "
+        f"by chance alone"
+    )
+    if found:
+        return (
+            f"{head}: " + "; ".join(parts) + f"; every other probe is indistinguishable from the untrained "
+            f"encoder ({chances})."
+        )
+    detail = (
+        "; ".join(parts)
+        if parts
+        else ("every strategy's encoder is indistinguishable from the untrained encoder on both probes")
+    )
+    return f"{head}: no probe discriminated - {NO_DISCRIMINATION} ({detail}; {chances})."
+
+
+def honest_summary(
+    results: Dict[str, Any],
+    summary: Dict[str, Any],
+    metrics: Sequence[Metric] = METRICS,
+    probe_words: str = "k-NN and linear",
+    words: Optional[Dict[str, Any]] = None,
+) -> List[str]:
+    """The sentences under the table: per strategy that is not a reference, better / worse / indistinguishable
+    from random at the same budget on each key metric; a strategy without a reference says so; then the
+    probes against the untrained encoder. ``words``: what metric names may use ({common_ratio}, {target})."""
+    words = words or {}
+    out = []
+    for g in summary["groups"]:
+        for label in g["strategies"]:
+            if label == g["reference"]:
+                continue
+            if g["reference"] is None:
+                ratio = "" if g["ratio"] is None else f" {g['ratio']:g}"
+                out.append(
+                    f"**{label}** has no random run at its mask ratio{ratio} to be compared with at the same "
+                    f"budget (add random:{g['ratio']:g} to the strategies)."
+                    if g["ratio"] is not None
+                    else f"**{label}** has no random run at its mask ratio to be compared with."
+                )
+                continue
+            vs = summary["strategies"][label]["vs_reference"]
+            out.append(
+                _row_sentence(
+                    label,
+                    g["reference"],
+                    vs,
+                    metrics,
+                    summary["seeds"],
+                    _visible_words(results, label, g["reference"]),
+                    words,
+                )
+            )
+    probe = _probe_sentence(summary, metrics, probe_words, words)
+    return out + ([probe] if probe else [])
+
+
+def with_sentences(
+    results: Dict[str, Any],
+    statistics: Dict[str, Any],
+    untrained: Any = None,
+    common_ratio: float = 0.9,
+    pixel_loss: str = "raw",
+    metrics: Sequence[Metric] = METRICS,
+) -> Dict[str, Any]:
+    """results.json's summary: ``statistics`` (`adamask.compare.stats.compare_results` of ``results`` and
+    ``untrained``) with ``sentences``, the honest summary."""
+    words = _words(common_ratio, pixel_loss)
+    return dict(statistics, sentences=honest_summary(results, statistics, metrics, _probe_words(untrained), words))
+
+
 def results_summary(
     results: Dict[str, Any],
     metrics: Sequence[Metric] = METRICS,
@@ -45,13 +215,10 @@ def results_summary(
     common_ratio: float = 0.9,
     pixel_loss: str = "raw",
 ) -> Dict[str, Any]:
-    """`adamask.compare.verdicts.compare_results` with ``sentences``, the honest summary. ``results``: each
-    strategy's entry (its runs, one per seed); ``untrained``: the untrained encoder's probes, one per seed."""
-    summary = compare_results(results, untrained, metrics)
-    summary["sentences"] = honest_summary(
-        results, summary, metrics, _probe_words(untrained), _words(common_ratio, pixel_loss)
-    )
-    return summary
+    """results.json's summary of ``results`` (each strategy's entry: its runs, one per seed) and ``untrained``
+    (the untrained encoder's probes, one per seed): their statistics and the honest summary's sentences."""
+    statistics = compare_results(results, untrained, metrics)
+    return with_sentences(results, statistics, untrained, common_ratio, pixel_loss, metrics)
 
 
 def legend(
@@ -73,11 +240,20 @@ def _marked(text: str, verdict: Optional[str]) -> str:
     return f"**{text}**" if verdict == "better" else f"*{text}†*" if verdict == "worse" else text
 
 
+def _cell_over(m: Metric, runs: Sequence[Result], stats: Dict[str, Any]) -> str:
+    """The cell of a strategy's runs (one per seed): a text column from the first run that has it, else the
+    mean ± 95% interval of the values (``stats``: the statistics of the metrics over those runs)."""
+    if m.text is not None:
+        cells = [m.text(r) for r in runs]
+        return next((c for c in cells if c != "n/a"), "n/a")
+    return m.format_interval(stats[m.name])
+
+
 def _cell(m: Metric, label: str, results: Dict[str, Any], summary: Dict[str, Any]) -> str:
     """The cell of ``label`` in ``m``'s column, marked by its paired verdict against the group's reference."""
-    text = m.cell_over(runs_of(results[label]))
-    vs = summary["strategies"][label].get("vs_reference", {})
-    return _marked(text, vs.get(m.name, {}).get("verdict"))
+    info = summary["strategies"][label]
+    text = _cell_over(m, runs_of(results[label]), info["stats"])
+    return _marked(text, info.get("vs_reference", {}).get(m.name, {}).get("verdict"))
 
 
 def _name(label: str, summary: Dict[str, Any], seeds: int) -> str:
@@ -107,7 +283,8 @@ def _reference_rows(untrained: Any, metrics: Sequence[Metric], summary: Dict[str
     runs = untrained_runs(untrained)
     if not runs or not any(m.untrained for m in metrics):
         return []
-    shown = [m.cell_over(runs) if m.untrained else "" for m in metrics]
+    stats = summary["untrained"]["stats"]
+    shown = [_cell_over(m, runs, stats) if m.untrained else "" for m in metrics]
     rows = [_row(["untrained encoder (same seeds)"] + shown)]
     chance = [r["probe"].get("chance") for r in runs if isinstance(r["probe"], dict)]
     if any(c is not None for c in chance):
@@ -201,3 +378,32 @@ def markdown_table(
             ]
     lines += [line for n in _notes(untrained) for line in ("", n)]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Report:
+    """What a comparison reports: ``summary``, results.json's summary (the statistics with the honest summary's
+    sentences), and ``markdown``, results.md."""
+
+    summary: Dict[str, Any]
+    markdown: str
+
+
+def build_report(
+    results: Dict[str, Any],
+    untrained: Dict[str, Any],
+    statistics: Dict[str, Any],
+    cfg: CompareConfig,
+    metrics: Sequence[Metric] = METRICS,
+    *,
+    command: Optional[str] = None,
+    data_note: Optional[str] = None,
+) -> Report:
+    """The report of a comparison run of ``cfg`` from its results (each strategy's results.json entry), the
+    untrained encoder's probes and their ``statistics`` (`adamask.compare.stats.compare_results`); the
+    ``command`` line heads results.md and ``data_note`` (a caveat of the data) ends it, where given."""
+    summary = with_sentences(results, statistics, untrained, cfg.common_ratio, cfg.pixel_loss, metrics)
+    table = markdown_table(results, untrained, cfg.common_ratio, cfg.pixel_loss, metrics, summary)
+    head = f"Command: `{command}`\n\n" if command else ""
+    note = f"\nNote on the data: {data_note}\n" if data_note else ""
+    return Report(summary, head + table + note)

@@ -1,17 +1,38 @@
-"""Statistics over seeds: the mean with a 95% interval (Student t, K - 1 degrees of freedom), the paired
-difference of two strategies run with the same seeds, and the verdict it supports.
+"""The statistics of a comparison, from the metric table: every metric as a mean with a 95% interval over the
+seeds (Student t, K - 1 degrees of freedom), strategies grouped by visible budget (their mask ratio) with random
+at that ratio as the group's reference, differences to the reference and probes against the untrained encoder
+paired by seed, and the verdict each difference supports ("better", "worse", "indistinguishable", ...).
 
-Imports nothing heavy (no torch, no scipy): the quantiles of Student's t are tabulated for 1-30 degrees of
-freedom and expanded (Cornish-Fisher) beyond, accurate to 1e-4.
+A strategy's entry is its results.json entry (``runs``: one result dict per seed, in seed order), a list of
+result dicts, or a single result dict (one seed). The untrained encoder: its probe dicts, one per seed. The
+quantiles of Student's t are tabulated for 1-30 degrees of freedom and expanded (Cornish-Fisher) beyond,
+accurate to 1e-4 (no scipy).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["T_975", "t_quantile", "interval", "paired_difference", "verdict", "VERDICTS"]
+from .metrics import METRICS, Metric, Result
+
+__all__ = [
+    "T_975",
+    "VERDICTS",
+    "t_quantile",
+    "interval",
+    "paired_difference",
+    "verdict",
+    "over_seeds",
+    "runs_of",
+    "untrained_runs",
+    "Group",
+    "budget_groups",
+    "compare_results",
+    "probe_discrimination",
+]
 
 # the 0.975 quantile of Student's t with 1..30 degrees of freedom
 T_975 = (
@@ -121,3 +142,161 @@ def verdict(diff: Dict[str, Any], better: Optional[str], negligible: float = 0.0
         return "negligible"
     up = low > 0.0
     return "better" if up == (better == "higher") else "worse"
+
+
+# ---------------------------------------------------------------------------------------------
+# a comparison's statistics
+
+
+def over_seeds(metric: Metric, runs: Sequence[Result]) -> Dict[str, Any]:
+    """Mean and 95% interval (`interval`) of a metric's values over a strategy's runs (one per seed)."""
+    return interval(metric.values(runs), metric.step(runs))
+
+
+def runs_of(entry: Any) -> List[Result]:
+    """The result dicts (one per seed) of a strategy's entry."""
+    if isinstance(entry, (list, tuple)):
+        return list(entry)
+    if isinstance(entry, dict) and isinstance(entry.get("runs"), list):
+        return entry["runs"]
+    return [entry]
+
+
+def untrained_runs(untrained: Any) -> List[Result]:
+    """The untrained encoder's runs as result dicts holding only "probe" (from its entry, its list of probe
+    dicts or a single probe dict)."""
+    if untrained is None:
+        return []
+    probes = untrained.get("runs") if isinstance(untrained, dict) and "runs" in untrained else untrained
+    probes = probes if isinstance(probes, (list, tuple)) else [probes]
+    return [dict(probe=p) for p in probes]
+
+
+def _spec(label: str, runs: Sequence[Result]) -> Tuple[str, Optional[float]]:
+    """(strategy name, mask ratio) of an entry: from its runs, else from its label ``name_ratio``."""
+    first = runs[0] if runs else {}
+    if isinstance(first.get("name"), str) and first.get("mask_ratio") is not None:
+        return first["name"], float(first["mask_ratio"])
+    name, _, ratio = label.rpartition("_")
+    try:
+        return name, float(ratio)
+    except ValueError:
+        return label, None
+
+
+@dataclass
+class Group:
+    """Strategies at one mask ratio (one visible budget) and their reference: random at that ratio, if run."""
+
+    ratio: Optional[float]
+    labels: List[str]
+    reference: Optional[str]
+
+
+def budget_groups(results: Dict[str, Any]) -> List[Group]:
+    """The strategies grouped by mask ratio, in the order each ratio first appears."""
+    groups: Dict[Optional[float], Group] = {}
+    for label, entry in results.items():
+        name, ratio = _spec(label, runs_of(entry))
+        g = groups.setdefault(ratio, Group(ratio, [], None))
+        g.labels.append(label)
+        if name == "random" and g.reference is None:
+            g.reference = label
+    return list(groups.values())
+
+
+def _pairs(runs: Sequence[Result], others: Sequence[Result]) -> Tuple[List[Result], List[Result]]:
+    """Runs of two strategies matched by seed (by position where a run does not say its seed)."""
+    seeds = [r.get("seed", i) for i, r in enumerate(runs)]
+    theirs = {r.get("seed", i): r for i, r in enumerate(others)}
+    matched = [(r, theirs[s]) for r, s in zip(runs, seeds, strict=True) if s in theirs]
+    return [a for a, _ in matched], [b for _, b in matched]
+
+
+def _paired(m: Metric, runs: Sequence[Result], others: Sequence[Result]) -> Dict[str, Any]:
+    mine, theirs = _pairs(runs, others)
+    steps = [s for s in (m.step(mine), m.step(theirs)) if s is not None]
+    diff = paired_difference(m.values(mine), m.values(theirs), max(steps) if steps else None)
+    return dict(diff, verdict=verdict(diff, m.better, m.negligible()))
+
+
+def _diverged(runs: Sequence[Result]) -> List[Dict[str, Any]]:
+    """Each run that diverged: its seed, the step and why."""
+    return [
+        dict(
+            seed=r.get("seed", i),
+            step=r["diverged_at_step"],
+            reason=r.get("diverged_reason") or "its training loss was not finite",
+        )
+        for i, r in enumerate(runs)
+        if r.get("diverged_at_step") is not None
+    ]
+
+
+def compare_results(
+    results: Dict[str, Any], untrained: Any = None, metrics: Sequence[Metric] = METRICS
+) -> Dict[str, Any]:
+    """The statistics behind the report (results.json's summary): ``seeds`` (runs per strategy), ``groups``
+    (ratio, reference, strategies), per strategy its ``stats`` (each metric's mean and 95% interval over the
+    seeds), its ``reference`` and ``vs_reference`` (differences paired by seed, with a verdict, for the ranked
+    metrics), ``vs_untrained`` (the probes against the untrained encoder of the same seed) and the runs that
+    ``diverged`` (seed, step, reason); ``untrained``: the untrained encoder's probe statistics and ``chance``."""
+    ref_runs = untrained_runs(untrained)
+    groups = budget_groups(results)
+    reference = {label: g.reference for g in groups for label in g.labels}
+    out: Dict[str, Any] = {}
+    for label, entry in results.items():
+        runs = runs_of(entry)
+        ref = reference[label]
+        one: Dict[str, Any] = dict(
+            stats={m.name: over_seeds(m, runs) for m in metrics if m.text is None}, reference=ref
+        )
+        if ref is not None and ref != label:
+            one["vs_reference"] = {m.name: _paired(m, runs, runs_of(results[ref])) for m in metrics if m.better}
+        if ref_runs:
+            one["vs_untrained"] = {m.name: _paired(m, runs, ref_runs) for m in metrics if m.untrained and m.better}
+        if _diverged(runs):
+            one["diverged"] = _diverged(runs)
+        out[label] = one
+    chance = interval([r["probe"].get("chance") for r in ref_runs if isinstance(r["probe"], dict)])["mean"]
+    return dict(
+        seeds=max((len(runs_of(e)) for e in results.values()), default=0),
+        groups=[dict(ratio=g.ratio, reference=g.reference, strategies=g.labels) for g in groups],
+        strategies=out,
+        chance=chance,
+        untrained=dict(stats={m.name: over_seeds(m, ref_runs) for m in metrics if m.untrained}),
+        probes=probe_discrimination(out, chance, metrics),
+    )
+
+
+def probe_discrimination(
+    strategies: Dict[str, Any], chance: Optional[float], metrics: Sequence[Metric] = METRICS
+) -> Dict[str, Dict[str, Any]]:
+    """Whether each probe tells a pretrained encoder from an untrained one: per probe metric, the strategies
+    whose accuracy is above the untrained encoder's (paired by seed) AND whose 95% interval lies above chance
+    (``discriminating``), those above the untrained encoder only (``above_untrained_only``: an untrained
+    encoder below chance is the probe's noise, not learning), how many paired comparisons were made
+    (``comparisons``) and ``discriminates``: True / False, None where no comparison had an interval.
+    ``strategies``: `compare_results`' per-strategy entries."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for m in (m for m in metrics if m.untrained and m.better):
+        found: List[str] = []
+        only: List[str] = []
+        n, decided = 0, False
+        for label, info in strategies.items():
+            vs = info.get("vs_untrained", {}).get(m.name)
+            if not vs or vs["n"] == 0:
+                continue
+            n += 1
+            decided = decided or vs["verdict"] not in (None, "one seed")
+            if vs["verdict"] != "better":
+                continue
+            low = info["stats"][m.name]["low"]
+            (found if chance is None or (low is not None and low > chance) else only).append(label)
+        out[m.name] = dict(
+            discriminating=found,
+            above_untrained_only=only,
+            comparisons=n,
+            discriminates=bool(found) if decided else None,
+        )
+    return out

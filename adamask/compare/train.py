@@ -1,13 +1,19 @@
 """Pretraining one strategy: deterministic batches, AdamW with warm-up and cosine decay, the timed training
-step, resumable checkpoints and the step's peak memory."""
+step, the held-out loss along the way, progress on stderr, resumable checkpoints and the step's peak memory.
+
+Progress: a tqdm bar where stderr is a usable terminal, else a log line every 10% of the steps (a pipe, a file,
+a terminal of 0 columns), or nothing.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -15,14 +21,24 @@ from torch import Tensor, nn
 from ..mae import MaskedVideoAutoencoder
 from .config import CompareConfig, StrategySpec
 from .costs import saved_activation_bytes, state_bytes
-from .data import MEAN, STD, ClipSet, normalize_video
+from .data import MEAN, STD, ClipSet, RunClips, normalize_video
 from .errors import UserError, brief
-from .evaluate import evaluate_reconstruction
-from .io import atomic_torch_save
-from .model import CHECKPOINT_FORMAT, draw_masking, model_for, read_checkpoint
-from .progress import Progress
+from .model import CHECKPOINT_FORMAT, draw_masking, evaluate_reconstruction, model_for, read_checkpoint
+from .rundir import atomic_torch_save
 
-__all__ = ["StepResult", "Training", "train_step", "train_model"]
+__all__ = [
+    "HISTORY_SERIES",
+    "LOSS_NOT_FINITE",
+    "WEIGHTS_NOT_FINITE",
+    "MIN_COLUMNS",
+    "StepResult",
+    "Training",
+    "Progress",
+    "usable_terminal",
+    "strategy_weights_finite",
+    "train_step",
+    "train_model",
+]
 
 
 def _sync(device: torch.device) -> None:
@@ -216,15 +232,65 @@ class Training:
             self.optimizer.load_state_dict(ck["optimizer"])
             self.generator.set_state(ck["mask_generator_state"].to(self.generator.get_state().device))
             self.history, self.step = dict(ck["history"]), int(ck["step"])
+            self.step_times, self.sampler_times = ck["step_times"], ck["sampler_times"]
+            self.train_seconds = ck["train_seconds"]
+            self.diverged_at_step, self.diverged_reason = ck["diverged_at_step"], ck["diverged_reason"]
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise UserError(f"{path}: a damaged checkpoint ({brief(e)}); {remedy}") from e
-        self.step_times, self.sampler_times = ck.get("step_times", []), ck.get("sampler_times", [])
-        self.train_seconds = ck.get("train_seconds", 0.0)
-        self.diverged_at_step = ck.get("diverged_at_step")
-        self.diverged_reason = ck.get("diverged_reason", LOSS_NOT_FINITE if self.diverged_at_step else None)
-        for key, value in _new_history().items():  # the history of an earlier version may lack newer series
-            self.history.setdefault(key, value)
         return True
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+MIN_COLUMNS = 20  # narrower terminals get log lines: a bar there wraps into blank lines
+
+
+def usable_terminal(stream: Optional[TextIO] = None) -> bool:
+    """Whether ``stream`` (default sys.stderr) is a terminal at least MIN_COLUMNS wide, where a progress bar
+    can redraw one line."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns >= MIN_COLUMNS
+    except (AttributeError, ValueError, OSError):  # closed, replaced or without a file descriptor
+        return False
+
+
+class Progress:
+    """mode "bar": a tqdm bar when tqdm is installed and stderr is a usable terminal, else "lines"; "lines":
+    a line every 10% of the steps; "none": silence. Use as a context manager (or call `close`): the bar is
+    closed, ending its line, however the block ends (an interrupt message then starts on a line of its own)."""
+
+    def __init__(self, total: int, initial: int, desc: str, mode: str) -> None:
+        self.mode, self.total, self.desc, self.bar = mode, total, desc, None
+        if mode == "bar":
+            self.mode = "lines"
+            if usable_terminal():
+                try:
+                    from tqdm.auto import tqdm
+                except ImportError:
+                    return
+                self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=True)
+                self.mode = "bar"
+
+    def update(self, step: int, losses: Dict[str, float]) -> None:
+        text = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix_str(text, refresh=True)
+        elif self.mode == "lines" and (step % max(1, self.total // 10) == 0 or step == self.total):
+            print(f"{self.desc}: step {step}/{self.total} {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class _LossLog:
@@ -301,35 +367,66 @@ def _peak_memory(run: Training, saved_bytes: Optional[int], first_batch: Callabl
 def train_model(
     cfg: CompareConfig,
     spec: StrategySpec,
-    clips: ClipSet,
-    held_out: ClipSet,
-    ckpt_path: Path,
+    clips: RunClips,
+    checkpoint: Path,
+    *,
+    name: Optional[str] = None,
     progress: str = "bar",
     log: Callable[[str], None] = print,
-    name: Optional[str] = None,
 ) -> Training:
-    """Pretrain ``spec``'s model on ``clips`` for ``cfg.steps`` steps (resuming from ``ckpt_path``),
+    """Pretrain ``spec``'s model on ``clips.train`` for ``cfg.steps`` steps (resuming from ``checkpoint``),
     checkpointing every ``cfg.checkpoint_every`` steps and at the end; the held-out loss on up to 32
-    ``held_out`` clips goes into the history ``cfg.eval_points`` times. With ``cfg.ratio_schedule`` the
+    ``clips.test`` clips goes into the history ``cfg.eval_points`` times. With ``cfg.ratio_schedule`` the
     strategy's mask ratio follows the schedule, step by step, and is back at its own ratio at the end. A
     non-finite loss, or non-finite weights of the learned strategy (checked every step on the device, read with
     the losses), stop the training: ``diverged_at_step`` says where and ``diverged_reason`` why. ``name``: how
-    progress and messages call the run (default: the strategy's label)."""
+    progress and messages call the run (default: the strategy's label); ``progress``: "bar", "lines" or "none"
+    (`Progress`)."""
     name = name or spec.label
-    run = _start(cfg, spec, ckpt_path, log, name)
-    device, model = run.generator.device, run.model
-    batches = _Batches(len(clips), cfg.batch_size, cfg.seed)
+    run = _start(cfg, spec, checkpoint, log, name)
+    device, model, start = run.generator.device, run.model, run.step
+    batches = _Batches(len(clips.train), cfg.batch_size, cfg.seed)
+    held_out = clips.test.subset(range(min(len(clips.test), 32)))
+    eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
+    schedule = cfg.schedule()
+    saved_bytes: Optional[int] = None  # bytes saved for backward in the first step (CPU)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
     with Progress(cfg.steps, run.step, name, progress) as bar:
-        saved_bytes = _train_steps(run, cfg, spec, clips, held_out, batches, ckpt_path, _LossLog(run.history, bar))
-    if cfg.ratio_schedule is not None:
+        losses = _LossLog(run.history, bar)
+        for step in range(start, cfg.steps if run.diverged_at_step is None else start):
+            for g in run.optimizer.param_groups:
+                g["lr"] = _lr_at(step, cfg) * g.get("lr_scale", 1.0)
+            if schedule is not None:
+                model.set_mask_ratio(schedule(step))
+            video = normalize_video(clips.train.videos[batches(step)]).to(device, non_blocking=True)
+            if saved_bytes is None and device.type != "cuda":
+                saved_bytes = saved_activation_bytes(model, video, torch.Generator(device=device).manual_seed(0))
+            r = train_step(model, run.optimizer, video, run.generator, device)
+            run.train_seconds += r.step_s
+            if step >= start + 2:  # skip warm-up steps in the timings
+                run.step_times.append(r.step_s)
+                run.sampler_times.append(r.sampler_s)
+            losses.add(step, r, strategy_weights_finite(model))
+            last = step == cfg.steps - 1
+            save = (step + 1) % cfg.checkpoint_every == 0 and not last
+            if len(losses.pending) >= 5 or last or save:
+                losses.flush()
+            run.step = step + 1
+            if losses.diverged_at is not None:
+                run.diverged_at_step, run.diverged_reason = losses.diverged_at, losses.reason
+                break
+            if (step + 1) % eval_every == 0 or last:
+                _record_evaluation(run, cfg, held_out, step + 1)
+            if save:
+                run.save(checkpoint, cfg, spec, completed=False)
+    if schedule is not None:
         model.set_mask_ratio(spec.mask_ratio)
-    run.memory = _peak_memory(run, saved_bytes, lambda: normalize_video(clips.videos[batches(0)]).to(device))
+    run.memory = _peak_memory(run, saved_bytes, lambda: normalize_video(clips.train.videos[batches(0)]).to(device))
     if run.diverged_at_step is None:
         run.step = cfg.steps
-    run.save(ckpt_path, cfg, spec, completed=True)
+    run.save(checkpoint, cfg, spec, completed=True)
     return run
 
 
@@ -350,49 +447,3 @@ def _record_evaluation(run: Training, cfg: CompareConfig, clips: ClipSet, step: 
     h["eval_loss"].append(ev["loss"])
     h["eval_allocation"].append(_mean(ev["allocation"]))
     h["eval_probability_allocation"].append(_mean(ev["probability_allocation"]))
-
-
-def _train_steps(
-    run: Training,
-    cfg: CompareConfig,
-    spec: StrategySpec,
-    clips: ClipSet,
-    held_out: ClipSet,
-    batches: _Batches,
-    ckpt_path: Path,
-    losses: _LossLog,
-) -> Optional[int]:
-    """The training steps from ``run.step`` on (none for a run that diverged); the bytes saved for backward
-    in the first step (CPU), or None."""
-    device, model, start = run.generator.device, run.model, run.step
-    eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
-    eval_sub = held_out.subset(range(min(len(held_out), 32)))
-    schedule = cfg.schedule()
-    saved_bytes: Optional[int] = None
-    for step in range(start, cfg.steps if run.diverged_at_step is None else start):
-        for g in run.optimizer.param_groups:
-            g["lr"] = _lr_at(step, cfg) * g.get("lr_scale", 1.0)
-        if schedule is not None:
-            model.set_mask_ratio(schedule(step))
-        video = normalize_video(clips.videos[batches(step)]).to(device, non_blocking=True)
-        if saved_bytes is None and device.type != "cuda":
-            saved_bytes = saved_activation_bytes(model, video, torch.Generator(device=device).manual_seed(0))
-        r = train_step(model, run.optimizer, video, run.generator, device)
-        run.train_seconds += r.step_s
-        if step >= start + 2:  # skip warm-up steps in the timings
-            run.step_times.append(r.step_s)
-            run.sampler_times.append(r.sampler_s)
-        losses.add(step, r, strategy_weights_finite(model))
-        last = step == cfg.steps - 1
-        checkpoint = (step + 1) % cfg.checkpoint_every == 0 and not last
-        if len(losses.pending) >= 5 or last or checkpoint:
-            losses.flush()
-        run.step = step + 1
-        if losses.diverged_at is not None:
-            run.diverged_at_step, run.diverged_reason = losses.diverged_at, losses.reason
-            break
-        if (step + 1) % eval_every == 0 or last:
-            _record_evaluation(run, cfg, eval_sub, step + 1)
-        if checkpoint:
-            run.save(ckpt_path, cfg, spec, completed=False)
-    return saved_bytes

@@ -11,10 +11,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import LABELS, one_thread, quick_run  # noqa: E402,F401
-from test_data import moving_square, write_video  # noqa: E402
-from test_figures import png_size  # noqa: E402
-
 from adamask.cli import main  # noqa: E402
 from adamask.compare import parse_strategy  # noqa: E402
 from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_figure_size  # noqa: E402
@@ -22,15 +18,15 @@ from adamask.compare.figures import CURVES_SIZE, PLOT_DPI, SUMMARY_SIZE, masks_f
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
+def test_quick_run_files_and_schema(quick_run, quick_labels):
     out, _ = quick_run
     res = json.loads((out / "results.json").read_text())
     assert res["schema"] == "adamask.compare/2"
-    assert list(res["strategies"]) == LABELS
+    assert list(res["strategies"]) == quick_labels
     assert res["data"]["source"] == "embedded" and res["data"]["train_clips"] == 16 and res["data"]["test_clips"] == 8
     assert 0 < res["data"]["foreground_share"] < 0.6
     assert res["command"].startswith("adamask compare --quick")
-    for label in LABELS:
+    for label in quick_labels:
         entry = res["strategies"][label]
         assert entry["seeds"] == [0] and len(entry["runs"]) == 1  # --quick: one seed
         r = entry["runs"][0]
@@ -52,7 +48,7 @@ def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
         h = r["history"]
         assert h["step"] == list(range(6)) and len(h["reconstruction_loss"]) == 6 and h["eval_step"][-1] == 6
         assert len(h["eval_allocation"]) == len(h["eval_probability_allocation"]) == len(h["eval_step"])
-    runs = {k: res["strategies"][k]["runs"][0] for k in LABELS}
+    runs = {k: res["strategies"][k]["runs"][0] for k in quick_labels}
     vis = {k: r["num_visible"] for k, r in runs.items()}
     assert vis == {"random_0.9": 6, "tube_0.9": 8, "frame_0.9": 16, "adaptive_0.95": 3, "every_other_test_0.5": 32}
     ad = runs["adaptive_0.95"]
@@ -72,12 +68,12 @@ def test_quick_run_files_and_schema(quick_run):  # noqa: F811 (the fixture)
     assert s["strategies"]["tube_0.9"]["vs_reference"]["foreground_allocation"]["verdict"] == "one seed"
 
 
-def test_quick_run_table_and_figures(quick_run):  # noqa: F811 (the fixture)
+def test_quick_run_table_and_figures(quick_run, quick_labels, png_size):
     out, _ = quick_run
     res = json.loads((out / "results.json").read_text())
     md = (out / "results.md").read_text()
     assert md.startswith("Command: `adamask compare --quick")
-    for label in LABELS[1:]:
+    for label in quick_labels[1:]:
         assert f"| {label} |" in md
     rows = [
         line for line in md.split("| untrained")[0].splitlines() if line.startswith("| ") and "mask ratio" not in line
@@ -100,7 +96,7 @@ def test_quick_run_table_and_figures(quick_run):  # noqa: F811 (the fixture)
         "figures/summary.png",
     ]
     # frames + ground truth + adaptive probabilities + one row per strategy, one column per time slice
-    assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(LABELS)) == (408, 604)
+    assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(quick_labels)) == (408, 604)
     # frames + adaptive's error map and probabilities
     assert png_size(out / "figures/errors_clip0.png") == masks_figure_size(4, 3)
     assert png_size(out / "figures/learning_curves.png") == (
@@ -114,12 +110,12 @@ def test_quick_run_table_and_figures(quick_run):  # noqa: F811 (the fixture)
     assert not list(out.rglob(".*tmp*"))
 
 
-def test_rerun_loads_finished_strategies(quick_run, capsys):  # noqa: F811 (the fixture)
+def test_rerun_loads_finished_strategies(quick_run, capsys, quick_labels):
     out, argv = quick_run
     before = json.loads((out / "results.json").read_text())
     assert main([a for a in argv if a != "--quiet"] + ["--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert err.count("already done") == len(LABELS)
+    assert err.count("already done") == len(quick_labels)
     after = json.loads((out / "results.json").read_text())
     assert after["strategies"] == before["strategies"]
 
@@ -139,13 +135,13 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
         parse_strategy("tube:abc")
 
 
-def test_other_configuration_in_same_folder_is_refused(quick_run, capsys):  # noqa: F811 (the fixture)
+def test_other_configuration_in_same_folder_is_refused(quick_run, capsys):
     out, _ = quick_run
     assert main(["compare", "--quick", "--out", str(out), "--quiet", "--steps", "7"]) == 2
     assert "different configuration" in capsys.readouterr().err
 
 
-def test_user_videos_end_to_end_and_visualize(tmp_path, capsys):
+def test_user_videos_end_to_end_and_visualize(tmp_path, capsys, write_video, moving_square, png_size):
     for cls, codec, ext in (("left", "mpeg4", "mp4"), ("right", "mjpeg", "avi")):
         for j in range(2):
             v = moving_square(30, 40, 48, step=2 + j)

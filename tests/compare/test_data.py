@@ -1,7 +1,5 @@
 """Embedded dataset ground truth, motion energy and video reading with PyAV on small real files."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,31 +16,6 @@ from adamask.compare.data import (
 )
 
 av = pytest.importorskip("av")
-
-
-def write_video(path: Path, frames: np.ndarray, codec: str, fps: int = 10) -> Path:
-    """frames (T, H, W, 3) uint8 -> a real video file encoded with PyAV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames.shape[1:3]
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def moving_square(t: int, h: int, w: int, size: int = 8, step: int = 2) -> np.ndarray:
-    """(T, H, W, 3) uint8: a white square moving right over a dark-grey background."""
-    v = np.full((t, h, w, 3), 40, np.uint8)
-    for i in range(t):
-        x = (i * step) % (w - size)
-        v[i, h // 2 - size // 2 : h // 2 + size // 2, x : x + size] = 230
-    return v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +112,7 @@ def test_motion_energy_marks_moving_tokens_only():
 
 
 @pytest.mark.parametrize("name,codec", [("clip.mp4", "mpeg4"), ("clip.avi", "mjpeg")])
-def test_read_video_real_files(tmp_path, name, codec):
+def test_read_video_real_files(tmp_path, name, codec, write_video, moving_square):
     path = write_video(tmp_path / name, moving_square(40, 48, 64), codec)
     clips = read_video(path, num_frames=8, stride=2, img_size=32, num_clips=3)
     assert clips.shape == (3, 3, 8, 32, 32) and clips.dtype == torch.float32
@@ -150,7 +123,7 @@ def test_read_video_real_files(tmp_path, name, codec):
     assert e[:, 1:3].sum() > 5 * e[:, [0, 3]].sum()  # motion lives in the rows of the square
 
 
-def test_read_video_errors_name_the_file(tmp_path):
+def test_read_video_errors_name_the_file(tmp_path, write_video, moving_square):
     short = write_video(tmp_path / "short.mp4", moving_square(5, 32, 32), "mpeg4")
     with pytest.raises(VideoReadError, match="short.mp4.*only 5 frames"):
         read_video(short, num_frames=8, stride=2, img_size=32)
@@ -163,7 +136,7 @@ def test_read_video_errors_name_the_file(tmp_path):
         read_video(tiny, num_frames=4, stride=1, img_size=32)
 
 
-def test_load_video_clips_skips_bad_files_with_a_message(tmp_path):
+def test_load_video_clips_skips_bad_files_with_a_message(tmp_path, write_video, moving_square):
     write_video(tmp_path / "a" / "one.mp4", moving_square(24, 32, 40), "mpeg4")
     write_video(tmp_path / "b" / "two.avi", moving_square(24, 40, 32), "mjpeg")
     (tmp_path / "b" / "bad.mp4").write_bytes(b"\x00" * 100)

@@ -14,8 +14,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
-
 import adamask.compare.run as run_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare.errors import MissingExtraError, UserError, missing_extra  # noqa: E402
@@ -38,7 +36,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise TypeError("unsupported operand type(s) for *: 'int' and 'NoneType'")
 
-    monkeypatch.setattr(run_mod, "results_summary", broken)
+    monkeypatch.setattr(run_mod, "compare_results", broken)
     with pytest.raises(TypeError, match="NoneType"):
         main(TINY + ["--strategies", "random", "--out", str(tmp_path / "r")])
 

@@ -1,6 +1,5 @@
 """Figures: valid PNGs of the documented pixel size, masked patches dimmed, GIF / MP4 animations."""
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,6 @@ from adamask.compare.figures import (  # noqa: E402
     write_animation,
 )
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(path: Path):
-    """(width, height) from the IHDR chunk; asserts the PNG signature and chunk layout."""
-    data = Path(path).read_bytes()
-    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
-    length, kind = struct.unpack(">I4s", data[8:16])
-    assert kind == b"IHDR" and length == 13
-    return struct.unpack(">II", data[16:24])
-
-
 GRID, TUB = (4, 2, 2), (2, 8, 8)
 
 
@@ -46,7 +33,7 @@ def test_masks_figure_size_formula():
     assert masks_figure_size(8, 6) == (696, 460)
 
 
-def test_masks_figure_png(tmp_path):
+def test_masks_figure_png(tmp_path, png_size):
     mask = np.ones(16, bool)
     mask[[0, 5, 10]] = False
     probs = np.full(16, 1 / 16)
@@ -94,7 +81,7 @@ def _fake_results():
     return {"random_0.9": one(False), "adaptive_0.95": one(True)}
 
 
-def test_learning_curves_and_summary_png(tmp_path):
+def test_learning_curves_and_summary_png(tmp_path, png_size):
     p = learning_curves_figure(_fake_results(), tmp_path / "curves.png")
     assert png_size(p) == (round(CURVES_SIZE[0] * PLOT_DPI), round(CURVES_SIZE[1] * PLOT_DPI)) == (990, 306)
     q = summary_figure(_fake_results(), tmp_path / "summary.png")
@@ -133,14 +120,13 @@ def _with_allocation(entry, start, end, pixel_loss="raw"):
     return dict(runs=runs)
 
 
-def test_allocation_and_preset_curves_png(tmp_path):
+def test_allocation_and_preset_curves_png(tmp_path, png_size):
     """The allocation over training of each learned strategy (mean over seeds), and several runs side by side
     as the README's preset figure draws them: from a script run on finished run folders."""
     import importlib.util
     import json
 
-    from adamask.compare.figures import ALLOCATION_SIZE, PRESET_CURVES_SIZE, allocation_curves_figure
-    from adamask.compare.plots import mean_curve
+    from adamask.compare.figures import ALLOCATION_SIZE, PRESET_CURVES_SIZE, allocation_curves_figure, mean_curve
 
     res = _fake_results()
     res["adaptive_0.95"] = _with_allocation(res["adaptive_0.95"], 1.0, 3.0)

@@ -1,7 +1,6 @@
 """The comparison's model: strategies built by the learned-strategy contract, checkpoints read back."""
 
 import torch
-from _compare_helpers import quick_run  # noqa: F401 (fixture)
 
 from adamask.compare import load_checkpoint
 

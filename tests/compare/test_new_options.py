@@ -15,8 +15,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
-
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import load_checkpoint  # noqa: E402
@@ -81,7 +79,7 @@ def test_content_aware_and_learned_strategies_compare(tmp_path, monkeypatch):
     assert model.strategy.tubelet == (2, 8, 8)
 
 
-def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatch):
+def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatch, interrupt_at_step):
     visible = []
     real = train_mod.draw_masking
 
@@ -101,7 +99,7 @@ def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatc
     # N_v = int(64 * (1 - ratio)) in each training step; evaluated at the strategy's own 0.9
     assert visible == [32, 25, 19, 12, 6, 6] and r["num_visible"] == 6
 
-    real_step = interrupt_at_step(monkeypatch, 5)
+    real_step = interrupt_at_step(5)
     assert main(argv + ["--out", str(tmp_path / "b")]) == 130
     monkeypatch.setattr(train_mod, "train_step", real_step)
     assert main(argv + ["--out", str(tmp_path / "b")]) == 0

@@ -14,11 +14,9 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
-
-import adamask.compare.progress as progress_mod  # noqa: E402
+import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import INTERRUPTED, main  # noqa: E402
-from adamask.compare.progress import Progress, usable_terminal  # noqa: E402
+from adamask.compare.train import Progress, usable_terminal  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,10 +52,10 @@ def test_a_bar_off_a_terminal_becomes_log_lines(capsys):
     assert lines[0] == "random_0.9: step 1/10 loss=0.5" and len(lines) == 10
 
 
-def test_the_interrupt_message_starts_on_its_own_line(tmp_path, capsys, monkeypatch):
+def test_the_interrupt_message_starts_on_its_own_line(tmp_path, capsys, monkeypatch, interrupt_at_step):
     pytest.importorskip("tqdm")
-    monkeypatch.setattr(progress_mod, "usable_terminal", lambda stream=None: True)
-    interrupt_at_step(monkeypatch, 3)
+    monkeypatch.setattr(train_mod, "usable_terminal", lambda stream=None: True)
+    interrupt_at_step(3)
     argv = ["compare", "--quick", "--out", str(tmp_path / "r"), "--strategies", "random", "--no-figures"]
     assert main(argv) == 130
     err = capsys.readouterr().err

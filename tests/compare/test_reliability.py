@@ -11,8 +11,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
-
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask import AdaptiveTokenSampler, register_masking  # noqa: E402
 from adamask.cli import main  # noqa: E402

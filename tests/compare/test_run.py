@@ -11,9 +11,6 @@ from torch import nn
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
-from test_figures import png_size  # noqa: E402
-
 from adamask import gumbel_topk, masking_from_mask, register_masking  # noqa: E402
 from adamask.compare import CompareConfig, StrategySpec, build_model, load_checkpoint, run_compare  # noqa: E402
 from adamask.compare.figures import masks_figure_size  # noqa: E402
@@ -48,7 +45,7 @@ def mean_visible(ctx):
     return float((~ctx.own["masks"]).sum(1).float().mean())
 
 
-def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path):
+def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path, png_size):
     register_masking("toy_learned_test", default_ratio=0.5, override=True)(ToyLearned)  # when the test runs
     out = tmp_path / "run"
     cfg = CompareConfig.quick(

@@ -11,8 +11,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import interrupt_at_step, one_thread  # noqa: E402,F401 (fixture)
-
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, StrategySpec  # noqa: E402
@@ -36,7 +34,7 @@ TINY = [
 ]
 
 
-def test_seeds_run_each_strategy_once_per_seed_and_resume_per_seed(tmp_path, monkeypatch):
+def test_seeds_run_each_strategy_once_per_seed_and_resume_per_seed(tmp_path, monkeypatch, interrupt_at_step):
     out = tmp_path / "run"
     argv = TINY + [
         "--checkpoint-every",
@@ -73,7 +71,7 @@ def test_seeds_run_each_strategy_once_per_seed_and_resume_per_seed(tmp_path, mon
     # interrupted in the second seed of the second strategy: resumes that seed only
     (out / "strategies" / "adaptive_0.9_seed1.json").unlink()
     (out / "checkpoints" / "adaptive_0.9_seed1.pt").unlink()
-    real_step = interrupt_at_step(monkeypatch, 2)
+    real_step = interrupt_at_step(2)
     assert main(argv) == 130
     monkeypatch.setattr(train_mod, "train_step", real_step)
     calls = []

@@ -10,8 +10,6 @@ import torch
 pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
-from _compare_helpers import one_thread, quick_run  # noqa: E402,F401 (fixtures)
-
 import adamask.compare.train as train_mod  # noqa: E402
 from adamask.cli import main  # noqa: E402
 from adamask.compare import CompareConfig, run_compare  # noqa: E402
@@ -19,7 +17,7 @@ from adamask.compare import CompareConfig, run_compare  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkeypatch):  # noqa: F811 (the fixture)
+def test_seed_repeatable_and_interrupted_run_resumes(quick_run, tmp_path, monkeypatch):
     """Same seed -> the same numbers; a run killed mid-training leaves complete files and resumes to the
     numbers of the uninterrupted run."""
     ref = json.loads((quick_run[0] / "results.json").read_text())["strategies"]["adaptive_0.95"]["runs"][0]

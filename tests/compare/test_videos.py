@@ -9,16 +9,13 @@ import pytest
 pytest.importorskip("matplotlib")
 av = pytest.importorskip("av")
 
-from _compare_helpers import one_thread  # noqa: E402,F401 (fixture)
-from test_data import moving_square, write_video  # noqa: E402
-
 from adamask.cli import main  # noqa: E402
 from adamask.compare.data import VideoReadError, load_video_clips, read_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_too_short_at_stride_one_does_not_suggest_a_lower_stride(tmp_path):
+def test_too_short_at_stride_one_does_not_suggest_a_lower_stride(tmp_path, write_video, moving_square):
     short = write_video(tmp_path / "short.mp4", moving_square(5, 32, 32), "mpeg4")
     with pytest.raises(VideoReadError) as e:
         read_video(short, num_frames=8, stride=1, img_size=32)
@@ -35,7 +32,7 @@ def test_a_still_image_is_called_a_still_image(tmp_path):
         read_video(tmp_path / "photo.png", num_frames=8, stride=1, img_size=32)
 
 
-def test_truncated_files_are_called_truncated(tmp_path):
+def test_truncated_files_are_called_truncated(tmp_path, write_video, moving_square):
     for name, codec in (("clip.avi", "mjpeg"), ("clip.mp4", "mpeg4")):
         full = write_video(tmp_path / name, moving_square(40, 48, 48), codec)
         cut = tmp_path / f"cut_{name}"
@@ -44,7 +41,7 @@ def test_truncated_files_are_called_truncated(tmp_path):
             read_video(cut, num_frames=16, stride=2, img_size=32)
 
 
-def test_non_video_files_in_a_folder_are_named(tmp_path):
+def test_non_video_files_in_a_folder_are_named(tmp_path, write_video, moving_square):
     write_video(tmp_path / "v" / "one.mp4", moving_square(24, 32, 40), "mpeg4")
     (tmp_path / "v" / "frame.jpg").write_bytes(b"jpeg")
     (tmp_path / "v" / ".DS_Store").write_bytes(b"x")
@@ -58,7 +55,7 @@ def test_non_video_files_in_a_folder_are_named(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def videos(tmp_path_factory):
+def videos(tmp_path_factory, write_video, moving_square):
     root = tmp_path_factory.mktemp("videos")
     for j, name in enumerate(("a", "b", "c")):
         write_video(root / f"{name}.mp4", moving_square(30, 32, 32, step=1 + j), "mpeg4")

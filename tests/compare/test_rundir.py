@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from adamask.compare.io import atomic_path, atomic_write_text, write_json
+from adamask.compare.rundir import atomic_path, atomic_write_text, write_json
 
 
 def test_write_json_is_strict_and_replaces(tmp_path):
@@ -31,15 +31,15 @@ def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monk
     import os
     import stat
 
-    from adamask.compare import io
+    from adamask.compare import rundir
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(
-        io.os, "fsync", lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd)
+        rundir.os, "fsync", lambda fd: events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))) or real_fsync(fd)
     )
-    monkeypatch.setattr(io.os, "replace", lambda a, b: events.append(("replace",)) or real_replace(a, b))
-    for write in (lambda p: io.write_json(p, {"a": 1}), lambda p: io.atomic_torch_save({"w": [1]}, p)):
+    monkeypatch.setattr(rundir.os, "replace", lambda a, b: events.append(("replace",)) or real_replace(a, b))
+    for write in (lambda p: rundir.write_json(p, {"a": 1}), lambda p: rundir.atomic_torch_save({"w": [1]}, p)):
         events.clear()
         write(tmp_path / "x")
         assert events == [("fsync", False), ("replace",), ("fsync", True)]
@@ -50,7 +50,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from adamask.compare.io import clean_stale_temporaries
+    from adamask.compare.rundir import clean_stale_temporaries
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
