@@ -8,6 +8,7 @@ traceback, a crash after training) fails the test with its traceback. Tiny runs:
 import contextlib
 import io
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("av")
 
 from adamask.cli import main  # noqa: E402
+from adamask.compare.config import parse_strategy  # noqa: E402
 
 TINY = ["compare", "--quick", "--steps", "2", "--train-clips", "4", "--test-clips", "4", "--no-figures", "--quiet"]
 STRATEGIES = [
@@ -120,8 +122,23 @@ def test_generated_option_combinations_finish_or_are_refused_before_training(str
             return
         assert rc == 0, err
         res = json.loads((out / "results.json").read_text())
-        assert len(res["strategies"]) == len(strategies)
+        labels = [parse_strategy(s).label for s in strategies]
+        assert list(res["strategies"]) == labels
+        steps = res["config"]["steps"]
+        for label in labels:
+            (r,) = res["strategies"][label]["runs"]  # one seed
+            assert r["label"] == label and (out / r["checkpoint"]).is_file()
+            assert (out / "strategies" / f"{label}.json").is_file()
+            if r.get("diverged_at_step") is None:  # trained every step and evaluated
+                assert r["history"]["step"] == list(range(steps))
+                assert 0 < r["num_visible"] < r["num_tokens"] and r["grid"] and isinstance(r["probe"], dict)
+                for key in ("recon_loss_own_ratio", "recon_loss_random_masks"):  # null where not finite
+                    assert r[key] is None or math.isfinite(r[key]), (key, r[key])
+            else:  # stopped at the step that diverged, named in the table
+                assert 1 <= r["diverged_at_step"] <= steps and r["diverged_reason"]
+                assert "recon_loss_own_ratio" not in r and f"**{label}** diverged" in (out / "results.md").read_text()
         assert run(argv + ["--out", str(out)]) == (0, "")  # the finished folder is loaded, not poisoned
+        assert json.loads((out / "results.json").read_text())["strategies"] == res["strategies"]
 
 
 def dead_pid() -> int:
@@ -193,7 +210,9 @@ def test_damaged_run_folders_are_named_or_recovered(finished_run, target, how, c
         rc, err = run([a if a != str(src) else str(out) for a in argv])
         if rc == 2:
             check_refusal(rc, err, out, Path(target).name)
-        else:
+        else:  # the finished results were loaded, not trained again, and the report rewritten from them
             assert rc == 0, err
-            assert json.loads((out / "results.json").read_text())["strategies"]
+            res = json.loads((out / "results.json").read_text())
+            assert res["strategies"] == json.loads((src / "results.json").read_text())["strategies"]
+            assert (out / "results.md").read_text() == (src / "results.md").read_text().replace(str(src), str(out))
             assert not any(f.exists() for f in stale)
