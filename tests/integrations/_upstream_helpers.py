@@ -29,7 +29,7 @@ def checkout(env: str, marker: str, what: str) -> Path:
 def upstream_on_path(paths: Sequence[Path]) -> Iterator[None]:
     """Put ``paths`` first on sys.path; afterwards forget every module imported from them, so
     that checkouts sharing module names (utils, engine_for_pretraining, ...) do not collide."""
-    from adamask.integrations._common import install_compat_shims
+    from adamask.integrations.compat import install_compat_shims
 
     install_compat_shims()
     roots = [str(p) for p in paths]

@@ -169,7 +169,7 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
 DDP_SCRIPT = """
 import os, sys, torch, torch.distributed as dist
 sys.path.insert(0, {helpers!r})
-from adamask.integrations._common import install_compat_shims
+from adamask.integrations.compat import install_compat_shims
 install_compat_shims()
 sys.path.insert(0, {root!r})
 import modeling_pretrain
