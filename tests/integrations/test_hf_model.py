@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from _hf_helpers import B, C, N, S, T, clips, stock_twin, tiny_config  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask import AdaptiveTokenSampler, sampling_loss  # noqa: E402
@@ -18,16 +16,6 @@ from adamask.integrations.hf import (  # noqa: E402
     AdaptiveVideoMAEForPreTrainingOutput,
 )
 from adamask.integrations.hf.model import rank_seed  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import B, C, N, S, T, clips, stock_twin, tiny_config  # noqa: E402
-
-
-@pytest.fixture
-def model() -> AdaptiveVideoMAEForPreTraining:
-    torch.manual_seed(0)
-    return AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
-
 
 # ---------------------------------------------------------------------------------------------
 # construction and configuration

@@ -6,21 +6,17 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import sys
 import types
-from pathlib import Path
 
+import _strategy_checks as S
+import _upstream_helpers as H
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_strategies import ToyLearned
 from torch import nn
 
 from adamask.integrations import mae_st as ms
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _strategy_checks as S  # noqa: E402
-import _upstream_helpers as H  # noqa: E402
-import _videomae_checks as C  # noqa: E402
-from _toy_strategies import ToyLearned  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # no checkout needed

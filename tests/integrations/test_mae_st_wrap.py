@@ -3,18 +3,12 @@ real checkout is tested in test_mae_st.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _toy_models import ToyMAEST
 
 from adamask import sampling_loss
 from adamask.integrations import mae_st as ms
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
-from _toy_models import ToyMAEST  # noqa: E402
 
 
 def toy(**kw):
