@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from adamask.integrations import mae_st
+from adamask.integrations.compat import install_compat_shims
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     if repo.name != "mae_st":
         ap.error("the checkout folder must be named mae_st")
 
-    mae_st.install_compat_shims()  # their code on current torch / timm / numpy / torchvision
+    install_compat_shims()  # their code on current torch / timm / numpy / torchvision
     sys.path.insert(0, str(repo.parent))
     models_mae = importlib.import_module("mae_st.models_mae")
     misc = importlib.import_module("mae_st.util.misc")

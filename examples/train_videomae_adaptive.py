@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from adamask.integrations import videomae
+from adamask.integrations.compat import install_compat_shims
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
 
     v2 = (args.repo / "models" / "modeling_pretrain.py").is_file()
-    videomae.install_compat_shims()  # their code on current torch / timm / numpy / torchvision
+    install_compat_shims()  # their code on current torch / timm / numpy / torchvision
     sys.path.insert(0, str(args.repo.resolve()))
     modeling = importlib.import_module("models.modeling_pretrain" if v2 else "modeling_pretrain")
     optim_factory = importlib.import_module("optim_factory")

@@ -1,5 +1,9 @@
+"""Set-up shared by the whole test suite: torch's thread count, the hypothesis profile and the
+`strategy_input` fixture."""
+
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -8,7 +12,7 @@ settings.register_profile("adamask", max_examples=40, deadline=None, suppress_he
 settings.load_profile("adamask")
 
 
-def strategy_input(strategy, batch: int, embed_dim: int = 8, generator=None, device="cpu"):
+def _strategy_input(strategy, batch: int, embed_dim: int = 8, generator=None, device="cpu"):
     """What ``strategy(...)`` is called with, by what it declares it needs: tokens (B, N, D), or the
     video (B, 3, T, H, W) of its grid and tubelet for ``needs == "video"``."""
     t, h, w = strategy.grid
@@ -16,3 +20,10 @@ def strategy_input(strategy, batch: int, embed_dim: int = 8, generator=None, dev
         pt, ph, pw = strategy.tubelet
         return torch.randn(batch, 3, t * pt, h * ph, w * pw, generator=generator).to(device)
     return torch.randn(batch, t * h * w, embed_dim, generator=generator).to(device)
+
+
+@pytest.fixture(scope="session")
+def strategy_input():
+    """``strategy_input(strategy, batch, embed_dim=8, generator=None, device="cpu")``: the input of
+    ``strategy(...)`` (see `_strategy_input`)."""
+    return _strategy_input

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from conftest import strategy_input
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,7 +28,7 @@ def build(name, grid, ratio=None):
     b=st.integers(1, 3),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_counts_and_index_sets(name, grid, ratio, b, seed):
+def test_counts_and_index_sets(name, grid, ratio, b, seed, strategy_input):
     try:
         s = build(name, grid, ratio)
     except ValueError as e:  # degenerate counts or a grid the strategy cannot use: named, never a wrong mask
@@ -53,7 +52,7 @@ def test_info_matches_the_strategy(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_same_generator_same_mask(name):
+def test_same_generator_same_mask(name, strategy_input):
     s = build(name, (4, 4, 4), 0.75)
     x = strategy_input(s, 3, EMBED, torch.Generator().manual_seed(1))
     a = s(x, generator=torch.Generator().manual_seed(7))
@@ -66,7 +65,7 @@ def test_same_generator_same_mask(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_runs_on_meta_tensors(name):
+def test_runs_on_meta_tensors(name, strategy_input):
     s = build(name, (8, 14, 14)).to("meta")
     x = strategy_input(s, 4, EMBED, device="meta")
     m = s(x)
@@ -77,7 +76,7 @@ def test_runs_on_meta_tensors(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_mask_ratio_can_change(name):
+def test_mask_ratio_can_change(name, strategy_input):
     s = build(name, (4, 4, 4), 0.5)
     before = s.num_visible
     s.set_mask_ratio(0.75)

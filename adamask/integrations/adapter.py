@@ -1,10 +1,11 @@
-"""What every integration does to a model, in one place.
+"""The model side that every integration shares: ``wrap`` itself, defined once (`define_wrap`) for a
+`Target` that says where a model family keeps its tokens, and the pieces it is built from.
 
-- build the masking strategy by name through the registry (`build_strategy`): any registered
-  strategy that draws from the tokens (``needs == "tokens"``), learned or not; options left None are
-  not passed, so each strategy keeps its own defaults (the adaptive sampler's heads: the largest
-  count <= 8 dividing the width);
-- attach it as the sub-module ``mask_sampler`` (`attach_strategy`) and swap the model's class for an
+- the masking strategy by name through the registry (`build_strategy`): any registered strategy that
+  draws from the tokens (``needs == "tokens"``), learned or not; options left None are not passed, so
+  each strategy keeps its own defaults (the adaptive sampler's heads: the largest count <= 8 dividing
+  the width);
+- attached as the sub-module ``mask_sampler`` (`attach_strategy`), the model's class swapped for an
   ``Adaptive<Class>`` subclass (`adaptive_subclass`), so parameter names stay the same;
 - its loss term: ``loss = L_R + settings.weight * term`` with the strategy's own ``masking_loss``
   (AdaMAE's `sampling_loss` by default, with ``settings.estimator`` / ``settings.baseline``); a
@@ -17,7 +18,8 @@ Conventions: tokens (B, N, D) in (t, h, w) order; masks (B, N) bool, True = mask
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+import sys
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Type, cast
 
 import torch
@@ -30,7 +32,8 @@ from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int,
 
 __all__ = [
     "SAMPLER_NAME",
-    "LossSettings",
+    "Target",
+    "define_wrap",
     "make_loss_settings",
     "AdaptedModel",
     "token_strategies",
@@ -39,8 +42,8 @@ __all__ = [
     "check_strategy_fits",
     "attach_strategy",
     "adaptive_subclass",
-    "adapt_model",
     "check_bare_model",
+    "check_model_grid",
     "detaches_input",
     "model_pixels",
     "strategy_tokens",
@@ -142,6 +145,13 @@ def check_bare_model(model: Any) -> None:
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if getattr(model, SAMPLER_NAME, None) is not None:
         raise ValueError(f"model already has a '{SAMPLER_NAME}'; it was adapted before")
+
+
+def check_model_grid(model_grid: Grid, grid: Optional[Sequence[int]]) -> Grid:
+    """The model's token grid; ValueError when a given ``grid`` (T', H', W') differs from it."""
+    if grid is not None and check_grid(grid) != model_grid:
+        raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {model_grid}")
+    return model_grid
 
 
 def model_pixels(pixels: Any, name: str, layout: str, dtype: torch.dtype) -> Tensor:
@@ -251,7 +261,7 @@ class AdaptedModel(_ModelBase):
     ``model.sampling_weight`` reads and sets lambda.
     """
 
-    loss_settings: LossSettings  # set per model by `adapt_model`
+    loss_settings: LossSettings  # set per model by ``wrap``
 
     @property
     def sampling_weight(self) -> float:
@@ -275,11 +285,12 @@ class AdaptedModel(_ModelBase):
 _SUBCLASSES: Dict[Tuple[type, type], type] = {}
 
 
-def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> type:
-    """``class Adaptive<Base>(mixin, base)``, created once per base class and published in
-    ``namespace`` (the mixin's module globals) so that pickling finds it by name."""
+def adaptive_subclass(mixin: type, base: type) -> type:
+    """``class Adaptive<Base>(mixin, base)``, created once per base class and published in the mixin's
+    module, so that pickling finds it by name."""
     key = (mixin, base)
     if key not in _SUBCLASSES:
+        namespace = vars(sys.modules[mixin.__module__])
         name = f"Adaptive{base.__name__}"
         if name in namespace and namespace[name] is not None and not issubclass(namespace[name], base):
             name = f"{name}_{len(_SUBCLASSES)}"
@@ -289,28 +300,82 @@ def adaptive_subclass(mixin: type, base: type, namespace: Dict[str, Any]) -> typ
     return _SUBCLASSES[key]
 
 
-def adapt_model(
-    model: nn.Module,
-    mixin: Type[AdaptedModel],
-    namespace: Dict[str, Any],
-    *,
-    grid: Grid,
-    embed_dim: int,
-    device: torch.device,
-    strategy: str,
-    mask_ratio: Optional[float],
-    settings: LossSettings,
-    sampler: Optional[nn.Module] = None,
-    **options: Any,
-) -> nn.Module:
-    """The shared body of ``wrap``: build (or check a ready ``sampler``), attach on ``device``, swap
-    the class for ``Adaptive<Class>(mixin, Class)`` and store ``settings``. Returns the model."""
-    if sampler is None:
-        sampler = build_strategy(strategy, grid, mask_ratio, embed_dim, **options)
-    else:
-        check_strategy_fits(sampler, grid, embed_dim)
-    attach_strategy(model, sampler.to(device))
-    model.__class__ = adaptive_subclass(mixin, type(model), namespace)
-    adapted = cast(AdaptedModel, model)
-    adapted.loss_settings = settings
-    return adapted
+@dataclass(frozen=True)
+class Target:
+    """One model family, as `define_wrap` needs to know it: where it differs from the others.
+
+    model:      the model, as ``wrap``'s docstring names it (e.g. "an mae_st ``MaskedAutoencoderViT``").
+    mixin:      the `AdaptedModel` subclass mixed into the model's class: how the adapted model draws
+                its mask and assembles its loss.
+    mask_ratio: ``wrap``'s default mask ratio.
+    grid:       model -> its token grid (T', H', W'); TypeError for a model of another family.
+    embed_dim:  model -> the width D of the tokens the strategy scores.
+    device:     model -> the device of its patch embedding, where the strategy is put.
+    usage:      the paragraph of ``wrap``'s docstring on how the adapted model is then called.
+    """
+
+    model: str
+    mixin: Type[AdaptedModel]
+    mask_ratio: float
+    grid: Callable[[nn.Module], Grid]
+    embed_dim: Callable[[nn.Module], int]
+    device: Callable[[nn.Module], torch.device]
+    usage: str
+
+
+_WRAP_DOC = """Add a masking strategy to {model}, in place; returns the model.
+
+Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
+that draws from the tokens (default ``"adaptive"``, AdaMAE's sampler: ``depth`` blocks (default 1)
+of ``width`` (default the model's token width), ``num_heads`` heads (default the largest count
+<= 8 dividing the width); other ``sampler_options`` go to the strategy; options left None are not
+passed), or ``sampler`` is a ready strategy, which must match the model's token grid and width.
+It becomes the sub-module ``model.mask_sampler``, drawing int(N * (1 - mask_ratio)) visible
+tokens (default mask_ratio {mask_ratio}) from the model's patch embeddings. ``model.loss_settings``
+holds lambda (``sampling_weight``), ``sampling_estimator``, ``sampling_baseline`` and
+``sampling_entropy_weight`` for a learned strategy's loss term (a non-learned one adds none);
+``no_weight_decay()`` gains the strategy's own names (its position embedding). ``grid``
+(T', H', W'), if given, must equal the model's. Existing parameter names are unchanged. Numbers
+may be numpy numbers. A refused call leaves the model as it was.
+
+{usage}
+"""
+
+
+def define_wrap(target: Target) -> Callable[..., nn.Module]:
+    """The ``wrap`` function of ``target``: its signature, checks and docstring are the same for every
+    target; the default mask ratio, the model's grid, width and device, and the mixin come from
+    ``target``. The function names the mixin's module as its own (pickle finds it there)."""
+
+    def wrap(
+        model: nn.Module,
+        *,
+        mask_ratio: float = target.mask_ratio,
+        sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
+        depth: Optional[int] = None,
+        num_heads: Optional[int] = None,
+        width: Optional[int] = None,
+        grid: Optional[Sequence[int]] = None,
+        sampler: Optional[nn.Module] = None,
+        strategy: str = "adaptive",
+        sampling_estimator: str = "paper",
+        sampling_baseline: Optional[str] = None,
+        sampling_entropy_weight: float = 0.0,
+        **sampler_options: Any,
+    ) -> nn.Module:
+        check_bare_model(model)
+        settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
+        model_grid = check_model_grid(target.grid(model), grid)
+        if sampler is None:
+            options = dict(depth=depth, num_heads=num_heads, width=width, **sampler_options)
+            sampler = build_strategy(strategy, model_grid, mask_ratio, target.embed_dim(model), **options)
+        else:
+            check_strategy_fits(sampler, model_grid, target.embed_dim(model))
+        attach_strategy(model, sampler.to(target.device(model)))
+        model.__class__ = adaptive_subclass(target.mixin, type(model))
+        cast(AdaptedModel, model).loss_settings = settings
+        return model
+
+    wrap.__module__, wrap.__qualname__ = target.mixin.__module__, "wrap"
+    wrap.__doc__ = _WRAP_DOC.format(model=target.model, mask_ratio=target.mask_ratio, usage=target.usage)
+    return wrap

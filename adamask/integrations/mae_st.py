@@ -1,12 +1,11 @@
-"""Adaptive masking for SpatiotemporalMAE (facebookresearch/mae_st).
+"""The integration of adamask's masking into SpatiotemporalMAE (facebookresearch/mae_st): `wrap` and the launcher.
 
-`wrap(model)` (also available as `patch`) adapts a ``MaskedAutoencoderViT`` in place: its
-``random_masking`` draws the mask from the masking strategy (``model.mask_sampler``, AdaMAE's sampler
-by default) on the raw patch embeddings and keeps the 4-tuple contract (x_masked (B, N_v, D), mask
-(B, N) float 1 = removed, ids_restore (B, N), ids_keep (B, N_v)); its ``forward_loss`` returns
-``L_R + weight * L_S`` (``model.loss_settings``; no L_S for a non-learned strategy). Their training
-loop needs no change. The two terms of the last loss are kept, detached, in
-``model.adamask_losses`` (a (2,) tensor: reconstruction, sampling).
+`wrap(model)` adapts a ``MaskedAutoencoderViT`` in place: its ``random_masking`` draws the mask from the
+masking strategy (``model.mask_sampler``, AdaMAE's sampler by default) on the raw patch embeddings and
+keeps the 4-tuple contract (x_masked (B, N_v, D), mask (B, N) float 1 = removed, ids_restore (B, N),
+ids_keep (B, N_v)); its ``forward_loss`` returns ``L_R + weight * L_S`` (``model.loss_settings``; no L_S
+for a non-learned strategy). Their training loop needs no change. The two terms of the last loss are
+kept, detached, in ``model.adamask_losses`` (a (2,) tensor: reconstruction, sampling).
 
 ``python -m adamask.integrations.mae_st --repo PATH/mae_st -- <their args>`` runs their own
 ``run_pretrain.py`` with every model wrapped, the strategy's position embedding out of weight
@@ -32,12 +31,11 @@ from ..validation import check_grid, check_mask_ratio, visible_count
 from .adapter import (
     SAMPLER_NAME,
     AdaptedModel,
-    adapt_model,
-    check_bare_model,
+    Target,
     check_token_strategy,
+    define_wrap,
     detaches_input,
     draw_masking,
-    make_loss_settings,
     model_pixels,
     token_strategies,
     total_loss,
@@ -54,17 +52,7 @@ from .launch import (
     wrap_options,
 )
 
-__all__ = [
-    "wrap",
-    "patch",
-    "model_grid",
-    "token_error",
-    "run",
-    "main",
-    "install_compat_shims",
-    "MASK_TYPES",
-    "mask_types",
-]
+__all__ = ["wrap", "model_grid", "token_error", "run", "main", "MASK_TYPES", "mask_types"]
 
 MASK_TYPES = ("adaptive", "random")  # the built-in ones; see `mask_types` for all
 
@@ -145,57 +133,27 @@ class _AdaptiveMAEST(AdaptedModel):
         return loss
 
 
-def wrap(
-    model: nn.Module,
-    *,
-    mask_ratio: float = 0.9,
-    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-    depth: Optional[int] = None,
-    num_heads: Optional[int] = None,
-    width: Optional[int] = None,
-    sampler: Optional[nn.Module] = None,
-    strategy: str = "adaptive",
-    sampling_estimator: str = "paper",
-    sampling_baseline: Optional[str] = None,
-    sampling_entropy_weight: float = 0.0,
-    **sampler_options: Any,
-) -> nn.Module:
-    """Add a masking strategy to an mae_st ``MaskedAutoencoderViT``, in place; returns the model.
+def _patch_projection(model: nn.Module) -> Any:
+    """The Conv3d of the model's patch embedding (an upstream attribute, untyped)."""
+    return cast(Any, model).patch_embed.proj
 
-    Call it before the optimizer and DDP. ``mask_ratio`` must be the ratio the training loop
-    passes to ``model(imgs, mask_ratio)`` (checked on every call). ``strategy`` names any registered
-    strategy that draws from the tokens (default ``"adaptive"``: ``depth`` blocks (default 1),
-    ``width``, ``num_heads``; other ``sampler_options`` go to the strategy; options left None are not
-    passed), or give a ready ``sampler`` for the model's grid; it becomes ``model.mask_sampler``.
-    ``model.loss_settings`` holds lambda (``sampling_weight``), ``sampling_estimator``,
-    ``sampling_baseline`` and ``sampling_entropy_weight``; ``no_weight_decay()`` names the strategy's
-    position embedding. Existing parameter names are unchanged. Numbers may be numpy numbers. A
-    refused call leaves the model as it was. A ratio schedule changes both the strategy's ratio and
-    the one passed to forward: ``model.mask_sampler.set_mask_ratio(r)`` and ``model(imgs, mask_ratio=r)``.
-    """
-    check_bare_model(model)
-    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
-    grid = model_grid(model)
-    proj = cast(Any, model).patch_embed.proj  # upstream attributes, untyped
-    return adapt_model(
-        model,
-        _AdaptiveMAEST,
-        globals(),
-        grid=grid,
-        embed_dim=int(proj.out_channels),
-        device=proj.weight.device,
-        strategy=strategy,
-        mask_ratio=mask_ratio,
-        settings=settings,
-        sampler=sampler,
-        depth=depth,
-        num_heads=num_heads,
-        width=width,
-        **sampler_options,
+
+wrap = define_wrap(
+    Target(
+        model="an mae_st ``MaskedAutoencoderViT``",
+        mixin=_AdaptiveMAEST,
+        mask_ratio=0.9,
+        grid=model_grid,
+        embed_dim=lambda model: int(_patch_projection(model).out_channels),
+        device=lambda model: _patch_projection(model).weight.device,
+        usage=(
+            "Their training loop then runs unchanged: ``model(imgs, mask_ratio)`` draws the mask from the\n"
+            "strategy and returns their (loss, pred, mask), the loss with the strategy's term. ``mask_ratio``\n"
+            "must be the ratio the loop passes (checked on every call); a ratio schedule changes both,\n"
+            "``model.set_mask_ratio(r)`` and ``model(imgs, mask_ratio=r)``."
+        ),
     )
-
-
-patch = wrap  # the earlier name of `wrap`
+)
 
 
 # ---------------------------------------------------------------------------------------------

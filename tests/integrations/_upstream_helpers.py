@@ -1,9 +1,11 @@
-"""Helpers for the tests that run against real upstream checkouts (VideoMAE, VideoMAEv2, mae_st)."""
+"""Helpers for the tests that run other code: real upstream checkouts (VideoMAE, VideoMAEv2, mae_st),
+clips on disk, and other processes (``python -m``, torchrun)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ def checkout(env: str, marker: str, what: str) -> Path:
 def upstream_on_path(paths: Sequence[Path]) -> Iterator[None]:
     """Put ``paths`` first on sys.path; afterwards forget every module imported from them, so
     that checkouts sharing module names (utils, engine_for_pretraining, ...) do not collide."""
-    from adamask.integrations._common import install_compat_shims
+    from adamask.integrations.compat import install_compat_shims
 
     install_compat_shims()
     roots = [str(p) for p in paths]
@@ -84,3 +86,10 @@ def run_module(module: str, args: Sequence[str], cwd: Path, timeout: int = 600) 
         text=True,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for torchrun's rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

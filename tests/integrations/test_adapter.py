@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _toy_strategies import ToyLearned, ToyNorm
 from torch import nn
 
 from adamask import AdaptiveTokenSampler, LossSettings, sampling_loss
 from adamask.integrations import adapter as A
 from adamask.sampler import default_num_heads
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _toy_strategies import ToyLearned, ToyNorm  # noqa: E402
 
 
 def test_token_strategies_are_the_registered_ones_that_draw_from_tokens():

@@ -17,8 +17,7 @@ import torch.distributed as dist
 
 pytest.importorskip("torch.distributed.fsdp", reason="FSDP2 needs torch.distributed.fsdp.fully_shard")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_ddp import free_port  # noqa: E402
+from _upstream_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().with_name("fsdp_worker.py")

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from _hf_helpers import B, clips, fixed_mask, tiny_config  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining, wrap  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import B, clips, fixed_mask, tiny_config  # noqa: E402
-
-
-@pytest.fixture
-def model() -> AdaptiveVideoMAEForPreTraining:
-    torch.manual_seed(0)
-    return AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
-
 
 # ---------------------------------------------------------------------------------------------
 # save / load / wrap

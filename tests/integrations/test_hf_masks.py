@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers")
-from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining, check_bool_masked_pos  # noqa: E402
+from _hf_helpers import B, N, clips, fixed_mask, stock_twin  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import B, N, clips, fixed_mask, stock_twin, tiny_config  # noqa: E402
-
-
-@pytest.fixture
-def model() -> AdaptiveVideoMAEForPreTraining:
-    torch.manual_seed(0)
-    return AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
-
+from adamask.integrations.hf import check_bool_masked_pos  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # caller-given masks

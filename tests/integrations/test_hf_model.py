@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from _hf_helpers import B, C, N, S, T, clips, stock_twin, tiny_config  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask import AdaptiveTokenSampler, sampling_loss  # noqa: E402
@@ -16,18 +14,8 @@ from adamask.integrations.hf import (  # noqa: E402
     ADAMASK_DEFAULTS,
     AdaptiveVideoMAEForPreTraining,
     AdaptiveVideoMAEForPreTrainingOutput,
-    _rank_seed,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import B, C, N, S, T, clips, stock_twin, tiny_config  # noqa: E402
-
-
-@pytest.fixture
-def model() -> AdaptiveVideoMAEForPreTraining:
-    torch.manual_seed(0)
-    return AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
-
+from adamask.integrations.hf.model import rank_seed  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # construction and configuration
@@ -171,7 +159,7 @@ def test_generator_and_seed_make_masks_reproducible(model):
     assert torch.equal(model(x).mask, m1)
     model.set_mask_seed(None)
     assert model.mask_generator(x.device) is None
-    assert len({_rank_seed(0, r) for r in range(8)}) == 8 and _rank_seed(0, 0) != _rank_seed(1, 0)
+    assert len({rank_seed(0, r) for r in range(8)}) == 8 and rank_seed(0, 0) != rank_seed(1, 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,21 +4,16 @@ pixel input (dtypes, an empty batch)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from _hf_helpers import B, N, clips, fixed_mask, tiny_config  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask import sampling_loss  # noqa: E402
 from adamask.integrations.hf import AdaptiveVideoMAEForPreTraining, adamask_settings, wrap  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import B, N, clips, fixed_mask, tiny_config  # noqa: E402
 
 
 def adamask_attributes(config) -> dict:
@@ -138,12 +133,6 @@ def test_entropy_weight_defaults_to_zero_also_for_configs_saved_without_it(tmp_p
 
 # ---------------------------------------------------------------------------------------------
 # pixel input
-
-
-@pytest.fixture
-def model() -> AdaptiveVideoMAEForPreTraining:
-    torch.manual_seed(0)
-    return AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])

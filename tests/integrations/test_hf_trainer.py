@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+from _hf_helpers import clips, fixed_mask, sampler_vector, tiny_config  # noqa: E402
+
 from adamask.integrations.hf import AdaMaskTrainer, AdaptiveVideoMAEForPreTraining  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).parent))
-from _hf_helpers import clips, fixed_mask, sampler_vector, tiny_config  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # training: plain loop and Trainer

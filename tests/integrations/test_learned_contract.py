@@ -5,20 +5,15 @@ that draws from the tokens (`ToyNorm`) adds no term."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_models import ToyMAEST, ToyVideoMAE
+from _toy_strategies import ToyLearned, ToyNorm
 
 from adamask import LossSettings, masking_from_mask
 from adamask.integrations import mae_st as ms
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _videomae_checks as C  # noqa: E402
-from _toy_models import ToyMAEST, ToyVideoMAE  # noqa: E402
-from _toy_strategies import ToyLearned, ToyNorm  # noqa: E402
 
 
 def test_hf_model():

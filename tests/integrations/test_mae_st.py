@@ -6,29 +6,25 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import sys
 import types
-from pathlib import Path
 
+import _strategy_checks as S
+import _upstream_helpers as H
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_strategies import ToyLearned
 from torch import nn
 
 from adamask.integrations import mae_st as ms
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _strategy_checks as S  # noqa: E402
-import _upstream_helpers as H  # noqa: E402
-import _videomae_checks as C  # noqa: E402
-from _toy_strategies import ToyLearned  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # no checkout needed
 
 
-def test_patch_rejects_other_models():
+def test_wrap_rejects_other_models():
     with pytest.raises(TypeError, match="MaskedAutoencoderViT"):
-        ms.patch(nn.Linear(2, 2))
+        ms.wrap(nn.Linear(2, 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +74,7 @@ def tiny(st, **kw):
     ],
 )
 def test_random_masking_contract_and_loss(st, kw):
-    model = ms.patch(tiny(st, **kw), mask_ratio=0.9)
+    model = ms.wrap(tiny(st, **kw), mask_ratio=0.9)
     base_forward_loss = st.models_mae.MaskedAutoencoderViT.forward_loss
     x = torch.randn(2, 64, 32)
     x_masked, mask, ids_restore, ids_keep = model.random_masking(x, 0.9)
@@ -104,7 +100,7 @@ def test_random_masking_contract_and_loss(st, kw):
 
 
 def test_checkout_training_with_their_loop(st):
-    model = ms.patch(tiny(st, norm_pix_loss=True, cls_embed=True, sep_pos_embed=True), mask_ratio=0.9)
+    model = ms.wrap(tiny(st, norm_pix_loss=True, cls_embed=True, sep_pos_embed=True), mask_ratio=0.9)
     groups = st.misc.add_weight_decay(model, 0.05, skip_list=model.no_weight_decay())
     assert any(p is model.mask_sampler.pos_embed for p in groups[0]["params"]) and groups[0]["weight_decay"] == 0
     opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
@@ -238,9 +234,9 @@ def test_checkout_grid_mismatch(st):
     from adamask import AdaptiveTokenSampler
 
     with pytest.raises(ValueError, match="token grid"):
-        ms.patch(tiny(st), sampler=AdaptiveTokenSampler(32, num_heads=2, grid=(2, 4, 4), mask_ratio=0.9))
+        ms.wrap(tiny(st), sampler=AdaptiveTokenSampler(32, num_heads=2, grid=(2, 4, 4), mask_ratio=0.9))
     with pytest.raises(ValueError, match="embed_dim"):
-        ms.patch(tiny(st), sampler=AdaptiveTokenSampler(16, num_heads=2, grid=(4, 4, 4), mask_ratio=0.9))
+        ms.wrap(tiny(st), sampler=AdaptiveTokenSampler(16, num_heads=2, grid=(4, 4, 4), mask_ratio=0.9))
 
 
 def test_checkout_launcher_end_to_end(st, tmp_path):

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
+import _upstream_helpers as H
 import pytest
 
 from adamask.integrations import mae_st as ms
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _upstream_helpers as H  # noqa: E402
 
 
 def test_launcher_rejects_bad_arguments(tmp_path):

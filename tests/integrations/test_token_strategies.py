@@ -6,21 +6,16 @@ test_videomae.py, test_videomaev2.py and test_mae_st.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import _strategy_checks as S
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_models import ToyMAEST, toy_videomae
 
 from adamask import masking_from_mask
 from adamask.integrations import mae_st as ms
 from adamask.integrations import videomae as vm
 from adamask.motion import MotionMasking
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _strategy_checks as S  # noqa: E402
-import _videomae_checks as C  # noqa: E402
-from _toy_models import ToyMAEST, toy_videomae  # noqa: E402
 
 
 @pytest.mark.parametrize("strategy", S.STRATEGIES)

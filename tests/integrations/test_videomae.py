@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import types
 from pathlib import Path
 
+import _strategy_checks as S
+import _upstream_helpers as H
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_strategies import ToyLearned
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _strategy_checks as S  # noqa: E402
-import _upstream_helpers as H  # noqa: E402
-import _videomae_checks as C  # noqa: E402
-from _toy_strategies import ToyLearned  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # against a real VideoMAE checkout
@@ -168,8 +165,7 @@ def test_v1_launcher_end_to_end(v1, tmp_path):
 
 DDP_SCRIPT = """
 import os, sys, torch, torch.distributed as dist
-sys.path.insert(0, {helpers!r})
-from adamask.integrations._common import install_compat_shims
+from adamask.integrations.compat import install_compat_shims
 install_compat_shims()
 sys.path.insert(0, {root!r})
 import modeling_pretrain
@@ -202,19 +198,15 @@ os._exit(0)  # skip interpreter teardown: a library thread occasionally aborts t
 """
 
 
-def test_v1_checkout_ddp_two_processes(v1, tmp_path):
+def test_v1_checkout_ddp_two_processes(v1, tmp_path, monkeypatch):
     """2 CPU processes (gloo), DDP without find_unused_parameters: sampler weights stay identical,
     the ranks draw different masks."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the checks on their tiny model
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(helpers=str(Path(__file__).parent), root=str(v1.root)))
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    script.write_text(DDP_SCRIPT.format(root=str(v1.root)))
     r = H.run_module(
         "torch.distributed.run",
-        ["--nproc_per_node", "2", "--master_port", str(port), str(script)],
+        ["--nproc_per_node", "2", "--master_port", str(H.free_port()), str(script)],
         cwd=tmp_path,
         timeout=300,
     )

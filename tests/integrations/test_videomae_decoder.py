@@ -3,19 +3,14 @@ mask combined with a decoder mask (the loss terms see only the tokens both maske
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import _videomae_checks as C
 import numpy as np
 import pytest
 import torch
+from _toy_models import toy_videomae as toy
 
 from adamask import error_prediction_loss, sampling_loss
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _videomae_checks as C  # noqa: E402
-from _toy_models import toy_videomae as toy  # noqa: E402
 
 
 def cell_masks(batch: int, grid=(2, 2, 2), ratio: float = 0.5) -> torch.Tensor:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_models import toy_videomae as toy
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
-import _videomae_checks as C  # noqa: E402
-from _toy_models import toy_videomae as toy  # noqa: E402
 
 
 class MinimalScaler:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
 
 # ---------------------------------------------------------------------------------------------
 # the generator drop-in: call and output contract, counts re-derived without numpy

@@ -7,12 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import _upstream_helpers as H
 import pytest
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _upstream_helpers as H  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # launcher argument handling

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_models import ToyVideoMAE
+from _toy_models import toy_videomae as toy
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
-import _videomae_checks as C  # noqa: E402
-from _toy_models import ToyVideoMAE  # noqa: E402
-from _toy_models import toy_videomae as toy
 
 
 def test_losses_use_the_sampled_mask():

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _toy_models import ToyVideoMAE
+from _toy_models import toy_videomae as toy
 from torch import nn
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _toy_models import ToyVideoMAE  # noqa: E402
-from _toy_models import toy_videomae as toy
 
 # ---------------------------------------------------------------------------------------------
 # a stand-in with PretrainVisionTransformer's interface (encoder.patch_embed, forward(x, mask[, decode_mask]))

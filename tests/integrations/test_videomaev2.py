@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import types
-from pathlib import Path
 
+import _strategy_checks as S
+import _upstream_helpers as H
+import _videomae_checks as C
 import pytest
 import torch
+from _toy_strategies import ToyLearned
 from einops import rearrange
 
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _strategy_checks as S  # noqa: E402
-import _upstream_helpers as H  # noqa: E402
-import _videomae_checks as C  # noqa: E402
-from _toy_strategies import ToyLearned  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,14 @@ ratios float cannot represent, and mask-ratio schedules."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _toy_models import ToyMAEST, ToyVideoMAE
 
 from adamask import RatioSchedule, masking_from_mask, sampling_loss
 from adamask.integrations import mae_st as ms
 from adamask.integrations import videomae as vm
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _toy_strategies  # noqa: E402,F401  (registers toy_learned, toy_norm)
-from _toy_models import ToyMAEST, ToyVideoMAE  # noqa: E402
 
 WRAPS = {"videomae": (vm.wrap, ToyVideoMAE), "mae_st": (ms.wrap, ToyMAEST)}
 

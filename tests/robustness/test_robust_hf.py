@@ -1,14 +1,12 @@
 """Hostile inputs to the Hugging Face integration: generated option values (Python and numpy numbers,
 strings, None, NaN), token grids, caller-given masks of every dtype and count, pixels of every dtype.
-Each either works (and then the config still saves as JSON and the counts are exact) or raises a
-ValueError / TypeError naming the argument; the caller's config is never modified, and a refused
-``wrap`` leaves the model as it was."""
+Each either works (and then the config still saves as JSON and holds the options given, and the mask
+counts are exact) or raises a ValueError / TypeError naming the argument; the caller's config is never
+modified, and a refused ``wrap`` leaves the model as it was."""
 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("transformers")
+from _hf_helpers import N, clips, tiny_config  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask.integrations.hf import ADAMASK_DEFAULTS, AdaptiveVideoMAEForPreTraining, wrap  # noqa: E402
 from adamask.validation import visible_count  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "integrations"))
-from _hf_helpers import N, clips, tiny_config  # noqa: E402
 
 few = settings(max_examples=15)
 
@@ -85,6 +81,10 @@ def test_any_options_build_or_name_themselves_and_never_touch_the_callers_config
         for name, v in options.items():
             got = getattr(m.config, f"adamask_{name}")
             assert got == v or (isinstance(v, float) and got == pytest.approx(float(v))), name
+        assert (m is stock) == via_wrap and m.mask_sampler.training == m.training
+        out = m(clips())  # the model it built samples masks of exactly the configured count
+        masked = N - visible_count(N, m.config.adamask_mask_ratio)
+        assert out.mask.sum(1).tolist() == [masked] * len(out.mask) and torch.isfinite(out.loss)
     assert config_state(cfg) == before
 
 

@@ -1,4 +1,6 @@
-"""Adaptive token masking for Hugging Face ``transformers`` VideoMAE pre-training.
+"""The integration of adamask's masking into Hugging Face ``transformers`` VideoMAE pre-training; the
+``TYPE_CHECKING`` block below is this package's export table (names are imported on first use, so the
+model does not import the ``Trainer``).
 
 One-line swap::
 
@@ -9,8 +11,9 @@ Its forward samples ``bool_masked_pos`` from the patch embeddings with a masking
 sub-module ``mask_sampler``; AdaMAE's sampler by default, or any registered strategy that draws from
 the tokens), runs the stock forward with that mask and returns
 ``loss = reconstruction_loss + sampling_weight * sampling_loss`` (no sampling loss for a non-learned
-strategy). `AdaMaskTrainer` (module ``trainer``) logs both terms; `check_bool_masked_pos` (module
-``masks``) validates a caller-given mask.
+strategy); `wrap` makes a built ``VideoMAEForPreTraining`` adaptive in place and
+`check_bool_masked_pos` validates a caller-given mask. `AdaMaskTrainer` (module ``trainer``) logs both
+loss terms.
 
 Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos`` (B, N)
 bool with True = masked and the same number of masked tokens in every row; ``probs`` (B, N) float32.
@@ -25,26 +28,19 @@ its own generator seeded from (seed, rank), so ranks sample different masks even
 was seeded identically (as ``Trainer`` does).
 """
 
-# ``name as name`` and the private aliases: importable from this package, not in ``__all__``
-from .masks import check_bool_masked_pos
-from .masks import distributed as _distributed  # noqa: F401
-from .masks import rank_seed as _rank_seed  # noqa: F401
-from .model import (
-    ADAMASK_DEFAULTS,
-    AdaptiveVideoMAEForPreTraining,
-    AdaptiveVideoMAEForPreTrainingOutput,
-    adamask_settings,
-    wrap,
-)
-from .settings import CONFIG_PREFIX as CONFIG_PREFIX
-from .trainer import AdaMaskTrainer
+from __future__ import annotations
 
-__all__ = [
-    "ADAMASK_DEFAULTS",
-    "AdaptiveVideoMAEForPreTraining",
-    "AdaptiveVideoMAEForPreTrainingOutput",
-    "AdaMaskTrainer",
-    "adamask_settings",
-    "check_bool_masked_pos",
-    "wrap",
-]
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .model import ADAMASK_DEFAULTS as ADAMASK_DEFAULTS
+    from .model import AdaptiveVideoMAEForPreTraining as AdaptiveVideoMAEForPreTraining
+    from .model import AdaptiveVideoMAEForPreTrainingOutput as AdaptiveVideoMAEForPreTrainingOutput
+    from .model import adamask_settings as adamask_settings
+    from .model import check_bool_masked_pos as check_bool_masked_pos
+    from .model import wrap as wrap
+    from .trainer import AdaMaskTrainer as AdaMaskTrainer
+
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, globals())

@@ -1,13 +1,17 @@
 """`AdaptiveVideoMAEForPreTraining`: ``transformers.VideoMAEForPreTraining`` whose forward samples
-``bool_masked_pos`` itself with a masking strategy (the sub-module ``mask_sampler``), and `wrap`.
+``bool_masked_pos`` itself with a masking strategy (the sub-module ``mask_sampler``), with its settings,
+the check of a caller-given mask, its per-rank random streams and `wrap`.
 
-Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos`` (B, N)
-bool with True = masked and the same number of masked tokens in every row; ``probs`` (B, N) float32.
+Settings live on the config as ``config.adamask_<name>`` (so ``save_pretrained`` / ``from_pretrained``
+round-trip them); every setting is validated before any is written, so a refused call leaves the config
+as it was. Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos``
+(B, N) bool with True = masked and the same number of masked tokens in every row; ``probs`` (B, N) float32.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -20,23 +24,25 @@ from transformers import VideoMAEConfig, VideoMAEForPreTraining
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput, VideoMAEPatchEmbeddings
 
-from ...loss import LossSettings
+from ...loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
 from ...masking import Masking
 from ...tokens import gather_tokens, normalized_targets, patchify
+from ...validation import check_bool, check_mask_ratio, check_positive_int
 from ..adapter import (
     SAMPLER_NAME,
+    attach_strategy,
     build_strategy,
+    check_bare_model,
+    check_strategy_fits,
+    check_token_strategy,
     draw_masking,
+    make_loss_settings,
     model_pixels,
     no_weight_decay_names,
     set_strategy_ratio,
     strategy_tokens,
     total_loss,
 )
-from .masks import check_bool_masked_pos, distributed, rank_seed
-from .settings import ADAMASK_DEFAULTS, adamask_settings, strategy_options_of
-from .settings import CONFIG_PREFIX as CONFIG_PREFIX  # importable from here too
-from .settings import STRATEGY_OPTIONS as STRATEGY_OPTIONS
 
 try:  # transformers >= 5: init functions that skip weights already loaded from a checkpoint
     from transformers.initialization import zeros_ as _zeros_
@@ -45,11 +51,180 @@ except ImportError:  # pragma: no cover - transformers 4.x
 
 __all__ = [
     "ADAMASK_DEFAULTS",
+    "CONFIG_PREFIX",
+    "STRATEGY_OPTIONS",
+    "adamask_settings",
+    "strategy_options_of",
+    "check_bool_masked_pos",
+    "rank_seed",
+    "distributed",
     "AdaptiveVideoMAEForPreTraining",
     "AdaptiveVideoMAEForPreTrainingOutput",
-    "adamask_settings",
     "wrap",
 ]
+
+# ---------------------------------------------------------------------------------------------
+# settings: config.adamask_<name>
+
+CONFIG_PREFIX = "adamask_"
+
+ADAMASK_DEFAULTS: Dict[str, Any] = {
+    "mask_ratio": 0.95,  # fraction of tokens hidden from the encoder
+    "sampling_weight": DEFAULT_SAMPLING_WEIGHT,  # lambda in loss = L_R + lambda * L_S
+    "sampler_depth": 1,  # sampler blocks
+    "sampler_width": None,  # None: config.hidden_size
+    "sampler_heads": None,  # None: the largest count <= 8 dividing the width
+    "sampler_variant": "block",  # "block" | "attention" | "mlp"
+    "detach_input": True,  # keep L_S off the patch embedding
+    "sampling_estimator": "paper",  # see adamask.sampling_loss
+    "sampling_baseline": None,  # None | "mean" | "rloo"
+    "sampling_entropy_weight": 0.0,  # weight of the entropy bonus on the sampler's distribution
+    "strategy": "adaptive",  # any registered strategy that draws from the tokens
+    "strategy_options": None,  # further keyword arguments of the strategy (a JSON dict), e.g. motion's temperature
+}
+
+# options of the strategy (config name -> the strategy's keyword); each is passed only when it differs
+# from its default here, which is the adaptive sampler's own, so other strategies keep theirs
+STRATEGY_OPTIONS = {
+    "sampler_depth": "depth",
+    "sampler_width": "width",
+    "sampler_heads": "num_heads",
+    "sampler_variant": "variant",
+    "detach_input": "detach_input",
+}
+
+
+def adamask_settings(config: VideoMAEConfig, **overrides: Any) -> Dict[str, Any]:
+    """Validate ``overrides`` merged with ``config.adamask_*`` and the defaults, then write them all to
+    ``config.adamask_*`` (numbers as plain Python ints and floats, so the config saves as JSON);
+    returns the settings. Nothing is written unless every setting is valid: a refused call leaves
+    ``config`` as it was. A config saved before an option existed gets its default (``strategy``:
+    ``"adaptive"``; ``sampling_entropy_weight``: 0). The strategy's own options (variant, heads, ...)
+    are checked when the strategy is built."""
+    unknown = sorted(set(overrides) - set(ADAMASK_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown adamask option(s) {unknown}; known: {sorted(ADAMASK_DEFAULTS)}")
+    merged = {
+        name: overrides[name] if name in overrides else getattr(config, CONFIG_PREFIX + name, default)
+        for name, default in ADAMASK_DEFAULTS.items()
+    }
+    s = _checked_settings(merged)
+    for name, value in s.items():
+        setattr(config, CONFIG_PREFIX + name, value)
+    return s
+
+
+def _optional_positive_int(value: Any, name: str) -> Optional[int]:
+    return None if value is None else check_positive_int(value, name)
+
+
+def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
+    """The settings validated and normalised (numpy numbers become Python numbers); raises
+    ValueError / TypeError naming the first bad one."""
+    loss = make_loss_settings(
+        s["sampling_weight"], s["sampling_estimator"], s["sampling_baseline"], s["sampling_entropy_weight"]
+    )
+    out = dict(s)
+    out.update(
+        mask_ratio=check_mask_ratio(s["mask_ratio"], "mask_ratio"),
+        sampling_weight=loss.weight,
+        sampling_entropy_weight=loss.entropy_weight,
+        sampler_depth=check_positive_int(s["sampler_depth"], "sampler_depth"),
+        sampler_width=_optional_positive_int(s["sampler_width"], "sampler_width"),
+        sampler_heads=_optional_positive_int(s["sampler_heads"], "sampler_heads"),
+        detach_input=check_bool(s["detach_input"], "detach_input"),
+        strategy=check_token_strategy(s["strategy"]),
+        strategy_options=_checked_strategy_options(s["strategy_options"]),
+    )
+    if not isinstance(s["sampler_variant"], str):
+        raise TypeError(
+            f"sampler_variant must be a str, got {type(s['sampler_variant']).__name__} {s['sampler_variant']!r}"
+        )
+    return out
+
+
+def strategy_options_of(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The strategy's keyword arguments: the `STRATEGY_OPTIONS` that differ from their default, then
+    ``strategy_options``."""
+    options = {kw: settings[name] for name, kw in STRATEGY_OPTIONS.items() if settings[name] != ADAMASK_DEFAULTS[name]}
+    return {**options, **(settings["strategy_options"] or {})}
+
+
+def _checked_strategy_options(value: Any) -> Optional[Dict[str, Any]]:
+    """None or a dict of the strategy's keyword arguments holding JSON values (saved in the config)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(
+            f"strategy_options must be a dict of the strategy's keyword arguments (str keys), got {value!r}"
+        )
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"strategy_options must hold plain JSON values (they are saved with the config), got {value!r}"
+        ) from None
+    return dict(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# masks: a caller-given one checked, the sampled ones drawn from per-rank streams
+
+
+def check_bool_masked_pos(
+    bool_masked_pos: Any, batch_size: int, num_tokens: int, device: Optional[torch.device] = None
+) -> Tuple[Tensor, int]:
+    """Validate a caller-given mask; returns it as (B, N) bool (True = masked) and its masked count.
+
+    A bool mask is used as is; an integer or float mask holding only 0 and 1 is cast to bool (any
+    other value raises, since HF would treat a non-bool mask as integer indices). Every row must
+    mask the same number of tokens, at least one and fewer than N. Reads the mask's values (one
+    host sync): only for caller-given masks.
+    """
+    if not isinstance(bool_masked_pos, Tensor):
+        raise TypeError(f"bool_masked_pos must be a torch.Tensor (B, N) of bool, got {type(bool_masked_pos).__name__}")
+    m = bool_masked_pos if device is None else bool_masked_pos.to(device)
+    if m.dim() != 2 or tuple(m.shape) != (batch_size, num_tokens):
+        raise ValueError(f"bool_masked_pos must have shape (B, N) = {(batch_size, num_tokens)}, got {tuple(m.shape)}")
+    if m.dtype == torch.bool:
+        binary = torch.ones((), dtype=torch.long, device=m.device)
+    elif m.is_complex():
+        raise TypeError(f"bool_masked_pos must be bool (True = masked), got {m.dtype}")
+    else:
+        binary = ((m == 0) | (m == 1)).all().long()
+        m = m != 0
+    counts = m.sum(1)
+    ok, lo, hi = torch.stack([binary, counts.min(), counts.max()]).tolist()
+    if not ok:
+        raise ValueError(
+            f"bool_masked_pos of dtype {bool_masked_pos.dtype} holds values other than 0 and 1; "
+            f"pass a bool mask (True = masked)"
+        )
+    if lo != hi:
+        raise ValueError(f"bool_masked_pos must mask the same number of tokens in every row, got between {lo} and {hi}")
+    if not 0 < lo < num_tokens:
+        raise ValueError(f"bool_masked_pos must mask at least one and fewer than {num_tokens} tokens per row, got {lo}")
+    return m, int(lo)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Mix a base seed and a rank into a 63-bit seed (splitmix64 finaliser)."""
+    x = (seed * 0x9E3779B97F4A7C15 + (rank + 1) * 0xBF58476D1CE4E5B9) % 2**64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) % 2**64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) % 2**64
+    x ^= x >> 31
+    return x % 2**63
+
+
+def distributed() -> bool:
+    """True when ``torch.distributed`` runs more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
 
 
 def _token_grid(patch_embeddings: VideoMAEPatchEmbeddings, config: VideoMAEConfig) -> Tuple[int, int, int]:
@@ -133,7 +308,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                 if getattr(module, "config", None) is old:
                     cast(Any, module).config = config
         self.adamask_grid = grid
-        self.add_module(SAMPLER_NAME, strategy)
+        attach_strategy(self, strategy)
         self._mask_seed: Optional[int] = None
         self._mask_generators: Dict[str, torch.Generator] = {}
 
@@ -234,14 +409,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                 f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
                 f"per the config, got {tuple(pixel_values.shape)}"
             )
-        n = self.videomae.embeddings.num_patches
-        s_tokens = getattr(self.mask_sampler, "num_tokens", n)
-        s_dim = getattr(self.mask_sampler, "embed_dim", cfg.hidden_size)
-        if s_tokens != n or s_dim != cfg.hidden_size:
-            raise ValueError(
-                f"mask_sampler expects {s_tokens} tokens of size {s_dim} but the "
-                f"model's token grid {self.token_grid()} has {n} tokens of size {cfg.hidden_size}"
-            )
+        check_strategy_fits(self.mask_sampler, self.token_grid(), cfg.hidden_size)
         return pixel_values
 
     def patch_tokens(self, pixel_values: Tensor) -> Tensor:
@@ -326,9 +494,9 @@ def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideo
         if adamask_options:
             raise ValueError("model is already adaptive; build a new AdaptiveVideoMAEForPreTraining to change options")
         return model
+    check_bare_model(model)
     if type(model) is not VideoMAEForPreTraining:
-        hint = " (wrap the model before DistributedDataParallel)" if hasattr(model, "module") else ""
-        raise TypeError(f"model must be a transformers.VideoMAEForPreTraining, got {type(model).__name__}{hint}")
+        raise TypeError(f"model must be a transformers.VideoMAEForPreTraining, got {type(model).__name__}")
     model.__class__ = AdaptiveVideoMAEForPreTraining
     adaptive = cast(AdaptiveVideoMAEForPreTraining, model)
     try:

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from transformers import Trainer
 
-from .masks import distributed
+from .model import distributed
 
 __all__ = ["AdaMaskTrainer"]
 

@@ -1,4 +1,5 @@
-"""``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``."""
+"""The VideoMAE launcher's entry point: ``python -m adamask.integrations.videomae --repo PATH [options] --
+<their arguments>``."""
 
 from adamask.integrations.videomae import main
 

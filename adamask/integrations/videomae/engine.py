@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Sized, Tuple, cast
 import torch
 from torch import Tensor, nn
 
-from .loss import pretraining_losses
+from .model import pretraining_losses
 
 __all__ = ["train_one_epoch"]
 

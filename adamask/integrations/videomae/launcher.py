@@ -1,6 +1,6 @@
-"""``python -m adamask.integrations.videomae --repo PATH [options] -- <their arguments>``: their own
-``run_mae_pretraining.py``, unmodified on disk, with adamask's generator, `wrap` and
-`train_one_epoch` swapped in."""
+"""The VideoMAE / VideoMAEv2 launcher, ``python -m adamask.integrations.videomae --repo PATH [options] --
+<their arguments>``: their own ``run_mae_pretraining.py``, unmodified on disk, with adamask's mask
+generators, `wrap` and `train_one_epoch` swapped in for the run."""
 
 from __future__ import annotations
 

@@ -1,27 +1,41 @@
-"""`wrap`: a masking strategy inside a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, so that
-``model(videos)`` samples its own mask. Videos (B, C, T, H, W); masks (B, N) bool, True = masked."""
+"""The VideoMAE / VideoMAEv2 ``PretrainVisionTransformer`` adapted to sample its own mask: `wrap`, and the
+losses of one pretraining step with the targets built from that mask (`pretraining_losses`).
+
+Their loop builds the reconstruction targets from the data loader's mask before calling the model;
+the adapted model's ``model(videos)`` draws the mask from the strategy on the encoder's patch
+embeddings and returns ``(pred, masking)``, so the targets come from the returned masking instead.
+Videos (B, C, T, H, W), ImageNet-normalised; tokens in (t, h, w) order; masks (B, N) bool, True = masked.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, cast
+from dataclasses import replace
+from typing import Any, Optional, Tuple, cast
 
+import torch
 from torch import Tensor, nn
 
-from ...loss import DEFAULT_SAMPLING_WEIGHT
-from ...masking import Masking
-from ...validation import check_grid
+from ...mae import MAEOutput
+from ...masking import Masking, masking_from_mask
+from ...tokens import gather_tokens, normalized_targets, patchify, token_mse
 from ..adapter import (
     SAMPLER_NAME,
     AdaptedModel,
-    adapt_model,
-    check_bare_model,
+    Target,
+    define_wrap,
     draw_masking,
-    make_loss_settings,
     model_pixels,
     strategy_tokens,
+    total_loss,
+    unwrap_model,
 )
 
-__all__ = ["wrap", "model_grid"]
+__all__ = ["wrap", "model_grid", "StepLosses", "pretraining_losses", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+StepLosses = MAEOutput  # loss, reconstruction_loss, sampling_loss, pred, target, token_error, masking
 
 
 def model_grid(model: nn.Module) -> Tuple[int, int, int]:
@@ -74,56 +88,91 @@ class _AdaptiveVideoMAE(AdaptedModel):
         return super().forward(x, masking.mask, decode_mask), masking
 
 
-def wrap(
-    model: nn.Module,
-    *,
-    mask_ratio: float = 0.95,
-    sampling_weight: float = DEFAULT_SAMPLING_WEIGHT,
-    depth: Optional[int] = None,
-    num_heads: Optional[int] = None,
-    width: Optional[int] = None,
-    grid: Optional[Sequence[int]] = None,
-    sampler: Optional[nn.Module] = None,
-    strategy: str = "adaptive",
-    sampling_estimator: str = "paper",
-    sampling_baseline: Optional[str] = None,
-    sampling_entropy_weight: float = 0.0,
-    **sampler_options: Any,
-) -> nn.Module:
-    """Add a masking strategy to a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``, in place.
+def _patch_embed(model: nn.Module) -> Any:
+    """The encoder's patch embedding (an upstream attribute, untyped)."""
+    return cast(Any, model).encoder.patch_embed
 
-    Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
-    that draws from the tokens (default ``"adaptive"``, AdaMAE's sampler: ``depth`` blocks (default 1)
-    of ``width`` (default the encoder's), ``num_heads`` heads (default the largest count <= 8
-    dividing the width); other ``sampler_options`` go to the strategy; options left None are not
-    passed). It becomes ``model.mask_sampler``, drawing int(N * (1 - mask_ratio)) visible tokens
-    from the encoder's patch embeddings; ``model.loss_settings`` holds lambda (``sampling_weight``),
-    ``sampling_estimator``, ``sampling_baseline`` and ``sampling_entropy_weight`` for a learned
-    strategy's loss term (a non-learned one adds none). ``no_weight_decay()`` gains the strategy's own
-    names and ``model(videos)`` returns ``(pred, masking)``. Existing parameter names are unchanged.
-    ``grid`` (T', H', W'), if given, must equal the model's; a ready ``sampler`` must match the model's
-    grid and embedding width. Numbers may be numpy numbers. A refused call leaves the model as it was.
-    ``model.set_mask_ratio(r)`` changes the strategy's ratio (ratio schedules). Returns the model.
-    """
-    check_bare_model(model)
-    settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
-    mgrid = model_grid(model)
-    if grid is not None and check_grid(grid) != mgrid:
-        raise ValueError(f"grid {tuple(grid)} does not match the model's token grid {mgrid} (from encoder.patch_embed)")
-    encoder = cast(Any, model).encoder  # upstream attributes, untyped
-    return adapt_model(
-        model,
-        _AdaptiveVideoMAE,
-        globals(),
-        grid=mgrid,
-        embed_dim=int(encoder.embed_dim),
-        device=encoder.patch_embed.proj.weight.device,
-        strategy=strategy,
-        mask_ratio=mask_ratio,
-        settings=settings,
-        sampler=sampler,
-        depth=depth,
-        num_heads=num_heads,
-        width=width,
-        **sampler_options,
+
+wrap = define_wrap(
+    Target(
+        model="a VideoMAE / VideoMAEv2 ``PretrainVisionTransformer``",
+        mixin=_AdaptiveVideoMAE,
+        mask_ratio=0.95,
+        grid=model_grid,
+        embed_dim=lambda model: int(cast(Any, model).encoder.embed_dim),
+        device=lambda model: _patch_embed(model).proj.weight.device,
+        usage=(
+            "``model(videos)`` then samples its own mask from the encoder's patch embeddings and returns\n"
+            "``(pred, masking)``; `pretraining_losses` and `train_one_epoch` build the targets from that\n"
+            "masking. ``model.set_mask_ratio(r)`` changes the strategy's ratio (ratio schedules)."
+        ),
     )
+)
+
+
+def _pixel_targets(videos: Tensor, tubelet: Tuple[int, int, int], normlize_target: bool) -> Tensor:
+    """ImageNet-normalised videos (B, C, T, H, W) -> targets (B, N, P) float32 of every token."""
+    with torch.no_grad():
+        mean = videos.new_tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        std = videos.new_tensor(IMAGENET_STD, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        pixels = videos.float() * std + mean
+        return normalized_targets(pixels, tubelet) if normlize_target else patchify(pixels, tubelet)
+
+
+def pretraining_losses(
+    model: nn.Module,
+    videos: Tensor,
+    decode_mask: Optional[Tensor] = None,
+    *,
+    patch_size: int = 16,
+    normlize_target: bool = True,
+    num_decoded: Optional[int] = None,
+) -> MAEOutput:
+    """One forward of a wrapped model (bare, DDP or compiled) with targets from the sampled mask.
+
+    videos: (B, C, T, H, W), ImageNet-normalised. Targets: un-normalised pixels split into
+    tubelet x patch_size^2 patches, normalised per patch and channel if ``normlize_target``.
+    decode_mask (v2): (B, N) bool, True = not reconstructed; the loss is the mean error of the
+    tokens both decoded and masked (masked, not reshaped); ``num_decoded`` = N - True count per
+    row (computed from row 0 if not given).
+    Returns `StepLosses` (= `adamask.MAEOutput`): ``loss = reconstruction_loss + weight *
+    sampling_loss`` with the model's ``loss_settings`` (sampling_loss None for a non-learned
+    strategy); pred, target (B, K, P) for the K reconstructed tokens; token_error (B, K) without a
+    decoder mask, else (B, N), zero where the loss does not look. With a decoder mask, ``masking.error_mask``
+    marks the tokens both masked and reconstructed (the only errors a learned strategy's loss term
+    uses) and ``decoder_masking`` is the decoder's `Masking` (True = not reconstructed).
+    videos of another float dtype are cast to the model's; integer videos raise TypeError.
+    """
+    unwrapped = unwrap_model(model)
+    decoder_masking = None
+    if getattr(unwrapped, SAMPLER_NAME, None) is None or not hasattr(unwrapped, "loss_settings"):
+        raise TypeError("model has no mask_sampler: adapt it with adamask.integrations.videomae.wrap(model) first")
+    base = cast(_AdaptiveVideoMAE, unwrapped)  # adapted by `wrap`
+    videos = base.model_videos(videos)
+    tubelet = (int(getattr(base.encoder.patch_embed, "tubelet_size", 2)), int(patch_size), int(patch_size))
+    targets = _pixel_targets(videos, tubelet, normlize_target)
+    if decode_mask is None:
+        pred, masking = model(videos)
+        target = gather_tokens(targets, masking.masked_idx)
+        token_error = token_mse(pred, target)
+        rec = token_error.mean()
+    else:
+        if decode_mask.dtype != torch.bool or decode_mask.shape != targets.shape[:2]:
+            raise ValueError(
+                f"decode_mask must be a (B, N) = {tuple(targets.shape[:2])} bool tensor (True = not "
+                f"reconstructed), got {decode_mask.dtype} {tuple(decode_mask.shape)}"
+            )
+        if num_decoded is None:
+            num_decoded = int((~decode_mask[0]).sum())
+        decoder_masking = masking_from_mask(decode_mask, num_decoded)
+        decoded = decoder_masking.visible_idx  # (B, N_d) ascending
+        pred, masking = model(videos, None, decode_mask)
+        target = gather_tokens(targets, decoded)
+        scored = masking.mask.gather(1, decoded)  # masked by the encoder and reconstructed
+        err = torch.where(scored, token_mse(pred, target), pred.new_zeros((), dtype=torch.float32))
+        rec = err.sum() / scored.sum().clamp_min(1)
+        token_error = err.new_zeros(masking.mask.shape).scatter(1, decoded, err)
+        # a learned strategy's loss term sees only the errors that exist: masked and reconstructed
+        masking = replace(masking, error_mask=masking.mask & ~decode_mask)
+    loss, term = total_loss(rec, getattr(base, SAMPLER_NAME), masking, token_error, base.loss_settings)
+    return MAEOutput(loss, rec, term, pred, target, token_error, masking, decoder_masking)

@@ -1,4 +1,5 @@
-"""Shared pieces of the Hugging Face integration tests: a tiny config, clips, a stock twin."""
+"""Shared pieces of the Hugging Face integration and robustness tests: a tiny config, clips, a stock twin,
+fixed masks."""
 
 from __future__ import annotations
 
