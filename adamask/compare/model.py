@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT
 from ..mae import MAE_CONFIGS, MaskedVideoAutoencoder
-from ..masking import Masking, validate_strategy_output
+from ..masking import Masking, needs_video
 from ..registry import create_masking, list_maskings, strategy_info
 from ..tokens import scatter_masked, token_grid
 from .config import CompareConfig, StrategySpec
@@ -32,7 +32,6 @@ __all__ = [
     "load_checkpoint",
     "strategy_at_ratio",
     "draw_masking",
-    "needs_video",
     "read_checkpoint",
     "full_decoder",
     "evaluate_reconstruction",
@@ -60,11 +59,6 @@ def build_strategy(
     return create_masking(spec.name, grid=tuple(grid), mask_ratio=spec.mask_ratio, embed_dim=width, **opts)
 
 
-def needs_video(strategy: Any) -> bool:
-    """True for a strategy drawn from the clip's pixels (``needs == "video"``) rather than from the tokens."""
-    return getattr(strategy, "needs", "tokens") == "video"
-
-
 def draw_masking(
     model: MaskedVideoAutoencoder,
     video: Tensor,
@@ -72,14 +66,12 @@ def draw_masking(
     generator: Optional[torch.Generator],
     strategy: Optional[Callable[..., Masking]] = None,
 ) -> Masking:
-    """The masking of ``strategy`` (default: the model's own) for a batch: video (B, C, T, H, W) normalised,
-    tokens (B, N, D) its patch embeddings. A strategy that needs the video gets the video, any other the
-    tokens; the model's own strategy's output is checked against the contract (`sample_masking`)."""
-    if strategy is None and not needs_video(model.strategy):
-        return model.sample_masking(tokens, generator)
-    fn = model.strategy if strategy is None else strategy
-    masking = fn(video if needs_video(fn) else tokens, generator=generator)
-    return validate_strategy_output(model, fn, masking, model.num_tokens) if strategy is None else masking
+    """The masking of ``strategy`` (default: the model's own, checked against the contract by
+    `MaskedVideoAutoencoder.sample_masking`) for a batch: video (B, C, T, H, W) normalised, tokens (B, N, D) its
+    patch embeddings. A strategy that needs the video gets the video, any other the tokens."""
+    if strategy is None:
+        return model.sample_masking(tokens, generator, video)
+    return strategy(video if needs_video(strategy) else tokens, generator=generator)
 
 
 def build_model(
