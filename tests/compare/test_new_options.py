@@ -120,7 +120,6 @@ def test_decoder_masking_and_sampling_options_reach_the_model(tmp_path, monkeypa
         "3",
         "--strategies",
         "adaptive:0.95",
-        "error_predictor:0.95",
         "--decoder-masking",
         "running_cell:0.5",
         "--sampling-baseline",
@@ -144,3 +143,12 @@ def test_decoder_masking_and_sampling_options_reach_the_model(tmp_path, monkeypa
     model, ck = load_checkpoint(out / "checkpoints" / "adaptive_0.95.pt")
     assert ck["model_config"]["decoder_masking"] == "running_cell" and model.decoder_masking is not None
     torch.manual_seed(0)
+
+
+def test_an_entropy_bonus_the_error_predictor_cannot_apply_is_refused_before_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = TINY + ["--out", str(out), "--strategies", "adaptive:0.95", "error_predictor:0.95"]
+    assert main(argv + ["--sampling-entropy-weight", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "error_predictor" in err and "sampling_entropy_weight must be 0" in err and len(err.splitlines()) == 1
+    assert not out.exists()
