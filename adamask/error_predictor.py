@@ -28,9 +28,11 @@ from .registry import register_masking
 from .sampler import AdaptiveTokenSampler
 from .validation import check_real
 
-__all__ = ["ErrorPredictor", "error_prediction_loss"]
+__all__ = ["ErrorPredictor", "error_prediction_loss", "MAX_TEMPERATURE"]
 
 _TINY = torch.finfo(torch.float32).tiny
+# the largest temperature whose float32 probabilities still carry the predicted log-errors (to about 1e-4)
+MAX_TEMPERATURE = 1e3
 
 
 def error_prediction_loss(
@@ -62,9 +64,12 @@ class ErrorPredictor(AdaptiveTokenSampler):
     from softmax(prediction / temperature). tokens (B, N, embed_dim) -> Masking with probs.
 
     Options as `AdaptiveTokenSampler` (num_heads, depth, width, variant, token_pool, checkpoint, ...);
-    ``temperature`` (default 1: P proportional to the predicted error); ``eps`` is added to the errors
-    before the log. Its loss term is `error_prediction_loss`, weighted like the sampling loss
-    (``LossSettings.weight``; the estimator and baseline settings do not apply).
+    ``temperature`` in (0, MAX_TEMPERATURE] (default 1: P proportional to the predicted error; the loss
+    reads the prediction back from float32 probabilities, which above that bound are uniform to float32
+    precision); ``eps`` is added to the errors before the log. Its loss term is `error_prediction_loss`,
+    weighted like the sampling loss (``LossSettings.weight``). It is a regression, not a sampling loss: the
+    estimator and baseline settings do not apply to it, and it has no entropy bonus, so a nonzero
+    ``LossSettings.entropy_weight`` is refused (`check_loss_settings`).
     """
 
     def __init__(
@@ -80,13 +85,23 @@ class ErrorPredictor(AdaptiveTokenSampler):
         **options: Any,
     ) -> None:
         super().__init__(embed_dim, num_heads, num_tokens, mask_ratio, depth, grid=grid, **options)
+        check_real(self.temperature, "temperature", low=0.0, high=MAX_TEMPERATURE, low_open=True)
         self.eps = check_real(eps, "eps", low=0.0, low_open=True)
 
     def predicted_log_error(self, tokens: Tensor) -> Tensor:
         """tokens (B, N, D) -> the predicted log reconstruction error (B, N) float32, up to a constant per clip."""
         return self.scores(tokens) * self.temperature
 
+    def check_loss_settings(self, settings: LossSettings) -> None:
+        """ValueError for an entropy bonus: the error predictor's regression has none."""
+        if settings.entropy_weight:
+            raise ValueError(
+                f"error_predictor's loss term is a regression of the log-errors with no entropy bonus: "
+                f"sampling_entropy_weight must be 0 with it, got {settings.entropy_weight!r}"
+            )
+
     def masking_loss(self, masking: Masking, token_error: Tensor, settings: LossSettings) -> Tensor:
+        self.check_loss_settings(settings)
         if masking.probs is None:
             raise ValueError("error_predictor's loss needs the probs of a masking it drew (Masking.probs is None)")
         return error_prediction_loss(

@@ -12,15 +12,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Sequence, Set, Union, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from .masking import Masking, MaskingStrategy, is_learned, learned_loss, validate_strategy_output
+from .masking import Masking, MaskingStrategy, is_learned, learned_loss, needs_video, validate_strategy_output
 from .registry import create_masking, strategy_info
-from .tokens import gather_tokens, normalized_targets, patchify, sinusoid_embedding, token_grid, token_mse
+from .tokens import gather_tokens, normalize_patches, patchify, sinusoid_embedding, token_grid, token_mse
 from .validation import Grid, check_mask_ratio, check_tubelet
 
 __all__ = [
+    "TubeletEmbedding",
     "MaskedVideoAutoencoder",
     "MAEOutput",
     "MAE_CONFIGS",
@@ -40,6 +42,40 @@ _CONFIG_ROWS = {
 MAE_CONFIGS: Dict[str, Dict[str, Any]] = {
     name: dict(zip(_CONFIG_FIELDS, row, strict=True)) for name, row in _CONFIG_ROWS.items()
 }
+
+
+class TubeletEmbedding(nn.Module):
+    """Patch embedding of tubelets: video (B, C, T, H, W) -> tokens (B, N, D) in (t, h, w) order, computed as
+    one reshape of the tubelets and one matmul.
+
+    Numerically equal to ``nn.Conv3d(in_chans, embed_dim, kernel_size=tubelet, stride=tubelet)`` followed by
+    ``flatten(2).transpose(1, 2)``, with the same parameters (``weight`` (D, C, t, h, w), ``bias`` (D,)), the
+    same ``state_dict`` and the same initialisation (so the same seed gives the same weights); it skips the
+    convolution's implicit GEMM and the transposed copy of its output."""
+
+    def __init__(self, in_chans: int, embed_dim: int, tubelet: Sequence[int]) -> None:
+        super().__init__()
+        self.tubelet: Grid = check_tubelet(tubelet)
+        self.weight = nn.Parameter(torch.empty(embed_dim, in_chans, *self.tubelet))
+        self.bias = nn.Parameter(torch.empty(embed_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The initialisation of ``nn.Conv3d``: Kaiming-uniform weights (a = sqrt(5)), uniform bias in
+        +-1/sqrt(fan_in)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        bound = 1.0 / math.sqrt(math.prod(self.weight.shape[1:]))
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, video: Tensor) -> Tensor:
+        """video (B, C, T, H, W) -> (B, N, D)."""
+        # the patches come in (p0 p1 p2 c) order (`patchify`): the weight is permuted to match, which is a
+        # (D, C*t*h*w) copy instead of a second copy of the video
+        weight = self.weight.permute(0, 2, 3, 4, 1).flatten(1)
+        return F.linear(patchify(video, self.tubelet), weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, tubelet={self.tubelet}"
 
 
 @dataclass
@@ -115,7 +151,7 @@ class MaskedVideoAutoencoder(nn.Module):
 
         from timm.models.vision_transformer import Block  # imported when a model is built: `import adamask` stays light
 
-        self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet, stride=self.tubelet)
+        self.patch_embed = TubeletEmbedding(in_chans, embed_dim, self.tubelet)
         self.register_buffer("pos_embed", sinusoid_embedding(self.num_tokens, embed_dim), persistent=False)
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim)
@@ -139,10 +175,13 @@ class MaskedVideoAutoencoder(nn.Module):
         mask_ratio: Optional[float],
         options: Optional[Dict[str, Any]],
     ) -> None:
-        """Build a named strategy on the model's grid; a module strategy becomes ``mask_sampler``."""
+        """Build a named strategy on the model's grid (a strategy that needs the video also gets the model's
+        tubelet); a module strategy becomes ``mask_sampler``."""
         if isinstance(masking, str):
             opts = dict(options or {})
             width = opts.pop("embed_dim", self.embed_dim)
+            if strategy_info(masking).needs == "video":
+                opts.setdefault("tubelet", self.tubelet)
             masking = create_masking(masking, grid=self.grid, mask_ratio=mask_ratio, embed_dim=width, **opts)
         elif not callable(masking):
             raise TypeError(f"masking must be a strategy name or a callable (tokens) -> Masking, got {masking!r}")
@@ -152,6 +191,15 @@ class MaskedVideoAutoencoder(nn.Module):
                 f"masking strategy expects {strategy_tokens} tokens but the model's grid "
                 f"{self.grid} has {self.num_tokens}"
             )
+        tubelet = getattr(masking, "tubelet", None)
+        if needs_video(masking) and tubelet is not None and tuple(tubelet) != self.tubelet:
+            raise ValueError(
+                f"masking strategy {type(masking).__name__} cuts the video into tubelets {tuple(tubelet)} but the "
+                f"model's tubelet is {self.tubelet}; build it with tubelet={self.tubelet}"
+            )
+        check = getattr(masking, "check_loss_settings", None)
+        if callable(check):
+            check(self.loss_settings)
         self.mask_sampler: Optional[nn.Module] = None
         self._masking_fn: Optional[Callable[..., Masking]] = None  # a callable that is not a module
         if isinstance(masking, nn.Module):
@@ -249,26 +297,38 @@ class MaskedVideoAutoencoder(nn.Module):
 
         A video of another float dtype than the weights (float64, float16, bfloat16) is cast to it."""
         self.check_video(video)
-        out: Tensor = self.patch_embed(video.to(self.patch_embed.weight.dtype))
-        return out.flatten(2).transpose(1, 2)
+        return cast(Tensor, self.patch_embed(video.to(self.patch_embed.weight.dtype)))
 
     @property
     def strategy(self) -> Callable[..., Masking]:
         """The masking strategy: ``mask_sampler`` when it is a module, else the callable given."""
         return self.mask_sampler if self.mask_sampler is not None else cast(Callable[..., Masking], self._masking_fn)
 
-    def sample_masking(self, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
-        """tokens (B, N, D) -> the strategy's Masking (checked against the contract on its first call,
-        see `adamask.masking.set_validation`)."""
+    def sample_masking(
+        self, tokens: Tensor, generator: Optional[torch.Generator] = None, video: Optional[Tensor] = None
+    ) -> Masking:
+        """tokens (B, N, D) -> the strategy's Masking (checked against the contract on its first call, see
+        `adamask.masking.set_validation`). A strategy that needs the video (``needs == "video"``, e.g.
+        ``motion_pixels``) is given ``video`` (B, C, T, H, W) instead of the tokens."""
         fn = self.strategy
-        masking = fn(tokens, generator=generator) if generator is not None else fn(tokens)
+        x = tokens
+        if needs_video(fn):
+            if video is None:
+                raise TypeError(
+                    f"masking strategy {type(fn).__name__} draws its masks from the video (needs='video'): "
+                    f"call sample_masking(tokens, video=video) or the model itself"
+                )
+            x = video
+        masking = fn(x, generator=generator) if generator is not None else fn(x)
         return validate_strategy_output(self, fn, masking, self.num_tokens)
 
     def encode(self, tokens: Tensor, visible_idx: Optional[Tensor] = None) -> Tensor:
         """Encoder on patch embeddings (B, N, D); only the visible ones if ``visible_idx`` (B, N_v)."""
-        x = tokens + self.pos_embed.to(tokens.dtype)
-        if visible_idx is not None:
-            x = gather_tokens(x, visible_idx)
+        pos = self.pos_embed.to(tokens.dtype)
+        if visible_idx is None:
+            x = tokens + pos
+        else:  # add the position embedding to the visible tokens only
+            x = gather_tokens(tokens, visible_idx) + gather_tokens(pos.expand(tokens.shape[0], -1, -1), visible_idx)
         for blk in self.blocks:
             x = blk(x)
         return cast(Tensor, self.norm(x))
@@ -298,8 +358,15 @@ class MaskedVideoAutoencoder(nn.Module):
         """Frozen-encoder clip features (B, D): mean of the encoder output over all tokens."""
         return self.encode(self.tokenize(video)).mean(1)
 
-    def targets(self, video: Tensor) -> Tensor:
-        return normalized_targets(video, self.tubelet) if self.norm_pix_loss else patchify(video, self.tubelet).float()
+    def targets(self, video: Tensor, idx: Optional[Tensor] = None) -> Tensor:
+        """Reconstruction targets, float32: the pixels of each tubelet in (p0 p1 p2 c) order, normalised per
+        patch and channel if ``norm_pix_loss``; (B, N, t*h*w*C), or (B, K, t*h*w*C) for the tokens ``idx`` (B, K)
+        only (gathered before the normalisation, which is per token)."""
+        with torch.no_grad():
+            patches = patchify(video, self.tubelet)
+            if idx is not None:
+                patches = gather_tokens(patches, idx)
+            return normalize_patches(patches, self.in_chans) if self.norm_pix_loss else patches.float()
 
     def forward(
         self, video: Tensor, masking: Optional[Masking] = None, generator: Optional[torch.Generator] = None
@@ -307,7 +374,7 @@ class MaskedVideoAutoencoder(nn.Module):
         """video (B, C, T, H, W) -> MAEOutput. ``masking`` overrides the model's strategy."""
         tokens = self.tokenize(video)
         if masking is None:
-            masking = self.sample_masking(tokens, generator)
+            masking = self.sample_masking(tokens, generator, video)
         elif masking.mask.shape != tokens.shape[:2]:
             raise ValueError(
                 f"masking.mask must be (B, N) = {tuple(tokens.shape[:2])}, got {tuple(masking.mask.shape)}"
@@ -330,13 +397,13 @@ class MaskedVideoAutoencoder(nn.Module):
             decoder_masking = self.decoder_masking.sample(tokens.shape[0], tokens.device, generator)
         if decoder_masking is None:
             pred = self.decode(latent, masking)
-            target = gather_tokens(self.targets(video), masking.masked_idx)
+            target = self.targets(video, masking.masked_idx)
             err = token_mse(pred, target)
             rec = err.mean()
         else:
             decoded = decoder_masking.visible_idx
             pred = self.decode(latent, masking, decoded)
-            target = gather_tokens(self.targets(video), decoded)
+            target = self.targets(video, decoded)
             scored = masking.mask.gather(1, decoded)  # masked by the encoder and reconstructed
             err_d = torch.where(scored, token_mse(pred, target), pred.new_zeros((), dtype=torch.float32))
             rec = err_d.sum() / scored.sum().clamp_min(1)

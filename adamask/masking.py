@@ -43,6 +43,7 @@ __all__ = [
     "MaskingStrategy",
     "LearnedMaskingStrategy",
     "is_learned",
+    "needs_video",
     "learned_loss",
     "masking_from_draw",
     "masking_from_mask",
@@ -317,8 +318,18 @@ class LearnedMaskingStrategy(MaskingStrategy):
             entropy_weight=settings.entropy_weight,
         )
 
+    def check_loss_settings(self, settings: LossSettings) -> None:
+        """Refuse (ValueError naming the setting) loss settings this strategy's loss term cannot apply; models
+        call it when the strategy is attached. The default (AdaMAE's sampling loss) applies every setting."""
+
     def no_weight_decay(self) -> Set[str]:
         return set()
+
+
+def needs_video(strategy: Any) -> bool:
+    """True for a strategy that draws its masks from the clip's pixels (``needs == "video"``) rather than the
+    tokens."""
+    return getattr(strategy, "needs", "tokens") == "video"
 
 
 def is_learned(strategy: Any) -> bool:
@@ -406,6 +417,8 @@ def validate_strategy_output(owner: Any, strategy: Any, masking: Masking, num_to
     """`check_masking` of ``strategy``'s output per the `set_validation` mode; ``owner`` (e.g. the
     model using the strategy) remembers that its first output was checked. Returns ``masking``."""
     mode = _validation["mode"]
+    if torch.compiler.is_compiling():  # a full check reads the masks (a host sync): not inside a compiled graph
+        return masking
     if mode == "always" or (mode == "first" and not getattr(owner, "_adamask_masking_checked", False)):
         name = getattr(strategy, "__name__", type(strategy).__name__)
         check_masking(masking, num_tokens, f"the output of masking strategy {name}")

@@ -7,7 +7,9 @@ zero), so it runs in a data loader on the raw clip. Both draw the N_v = int(N * 
 visible tokens without replacement from softmax(z / temperature), z = the scores standardised per
 clip (Gumbel-top-k): temperature 0 takes the N_v highest-scoring tokens, a large temperature is
 uniform random masking. Neither has parameters or a loss term (not learned); the Masking carries
-the (detached) probabilities so they can be shown.
+the (detached) probabilities so they can be shown. Both need at least two time slices (T' >= 2): with
+one there is no change to measure. Non-finite values (a NaN or inf token value or pixel) count as 0,
+so they move only the scores of the tokens they belong to.
 
 tokens (B, N, D) in (t, h, w) order over the grid (T', H', W'); video (B, C, T, H, W); mask (B, N)
 bool, True = masked.
@@ -25,6 +27,7 @@ from torch import Tensor
 from .masking import Masking, MaskingStrategy, masking_from_draw
 from .registry import register_masking
 from .sampler import gumbel_topk
+from .tokens import finite_values
 from .validation import check_choice, check_real, check_tokens, check_tubelet, checked_visible_count
 
 __all__ = ["MotionMasking", "PixelMotionMasking", "token_motion", "pixel_motion", "DISTANCES", "FIRST_SLICE"]
@@ -48,13 +51,21 @@ def _fill_first_slice(d: Tensor, first_slice: str) -> Tensor:
     return torch.cat([first, d], dim=1)
 
 
+def _check_slices(grid: Sequence[int], what: str) -> None:
+    if grid[0] < 2:
+        raise ValueError(
+            f"{what} needs at least 2 time slices (T' >= 2) to measure change between them, got grid "
+            f"{tuple(grid)}: use more frames or a shorter tubelet in time"
+        )
+
+
 def token_motion(tokens: Tensor, grid: Sequence[int], distance: str = "l2", first_slice: str = "next") -> Tensor:
     """tokens (B, N, D) -> (B, N) float32 >= 0: the distance of each token's embedding to the embedding at
-    the same spatial position in the previous time slice (``distance``: "l2" or "cosine" = 1 - cos)."""
+    the same spatial position in the previous time slice (``distance``: "l2" or "cosine" = 1 - cos).
+    Non-finite values count as 0 (`adamask.tokens.finite_values`); ``grid`` needs T' >= 2."""
     t, h, w = grid
-    x = rearrange(tokens.float(), "b (t s) d -> b t s d", t=t, s=h * w)
-    if t < 2:
-        return torch.zeros(x.shape[:3], device=x.device).flatten(1)
+    _check_slices(grid, "token_motion")
+    x = rearrange(finite_values(tokens), "b (t s) d -> b t s d", t=t, s=h * w)
     cur, prev = x[:, 1:], x[:, :-1]
     if distance == "l2":
         d = (cur - prev).pow(2).sum(-1).sqrt()
@@ -65,12 +76,11 @@ def token_motion(tokens: Tensor, grid: Sequence[int], distance: str = "l2", firs
 
 def pixel_motion(video: Tensor, tubelet: Sequence[int], first_slice: str = "next") -> Tensor:
     """video (B, C, T, H, W) -> (B, N) float32 >= 0: the mean absolute difference of each tubelet's
-    frames to the frames one tubelet earlier (channel mean), N = (T/t)(H/h)(W/w) in (t, h, w) order."""
+    frames to the frames one tubelet earlier (channel mean), N = (T/t)(H/h)(W/w) in (t, h, w) order.
+    Non-finite pixels count as 0 (`adamask.tokens.finite_values`); needs T/t >= 2 time slices."""
     pt, ph, pw = tubelet
-    v = video.float().mean(1, keepdim=True)  # (B, 1, T, H, W)
-    b, _, frames, height, width = v.shape
-    if frames // pt < 2:
-        return torch.zeros(b, (frames // pt) * (height // ph) * (width // pw), device=v.device)
+    v = finite_values(video).mean(1, keepdim=True)  # (B, 1, T, H, W)
+    _check_slices((v.shape[2] // pt, v.shape[3] // ph, v.shape[4] // pw), "pixel_motion")
     diff = (v[:, :, pt:] - v[:, :, :-pt]).abs()  # every frame against the one a tubelet earlier
     d = F.avg_pool3d(diff, kernel_size=(pt, ph, pw))  # (B, 1, T'-1, H', W'): slices 1.. against their predecessor
     return _fill_first_slice(d.flatten(3)[:, 0], first_slice).flatten(1)
@@ -81,6 +91,7 @@ class _ScoredMasking(MaskingStrategy):
 
     def __init__(self, grid: Sequence[int], mask_ratio: float, temperature: float, first_slice: str) -> None:
         super().__init__(grid, mask_ratio)
+        _check_slices(self.require_grid(), f"{self.name} masking")
         self.temperature = check_real(temperature, "temperature", low=0.0)
         self.first_slice = check_choice(first_slice, FIRST_SLICE, "first_slice")
         self._set_counts()

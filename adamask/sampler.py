@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .masking import LearnedMaskingStrategy, Masking, masking_from_draw
 from .registry import register_masking
+from .tokens import finite_values
 from .validation import (
     check_bool,
     check_choice,
@@ -26,7 +27,6 @@ from .validation import (
 __all__ = ["AdaptiveTokenSampler", "gumbel_topk", "safe_log_softmax", "default_num_heads", "SAMPLER_VARIANTS"]
 
 SAMPLER_VARIANTS = ("block", "attention", "mlp")
-TOKEN_CLIP = 1e4  # |token values| the sampler reads; patch embeddings are O(1) to O(100), this only stops overflow
 
 
 def safe_log_softmax(scores: Tensor) -> Tensor:
@@ -117,8 +117,8 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
     Its loss term is AdaMAE's `sampling_loss` (the `LearnedMaskingStrategy` default).
 
     Inputs: floating tokens of another dtype than the sampler's weights are cast to it (float64
-    tokens into a float32 sampler just work); non-finite token values are replaced by 0 and values
-    beyond +-TOKEN_CLIP (1e4) are clipped before scoring, so one NaN or overflowing token can
+    tokens into a float32 sampler just work); non-finite token values and values beyond +-1e4
+    (`adamask.tokens.TOKEN_CLIP`) are replaced by 0 before scoring, so one NaN or overflowing token can
     neither poison the sampler's gradients nor its weights.
     ``.eval()`` only switches dropout off: the visible tokens are still *drawn* from P. For
     inference or saliency use, ``deterministic_eval=True`` (or ``forward(..., deterministic=True)``)
@@ -213,7 +213,7 @@ class AdaptiveTokenSampler(LearnedMaskingStrategy):
         x = tokens.detach() if self.detach_input else tokens
         if not x.is_floating_point():
             raise TypeError(f"tokens must be a floating-point tensor (patch embeddings), got {x.dtype}")
-        x = torch.nan_to_num(x.to(self.pos_embed.dtype), nan=0.0, posinf=0.0, neginf=0.0).clamp(-TOKEN_CLIP, TOKEN_CLIP)
+        x = finite_values(x, self.pos_embed.dtype)
         if self.token_pool is not None:
             (t, h, w), (pt, ph, pw) = self.require_grid(), self.token_pool
             x = reduce(

@@ -19,15 +19,19 @@ __all__ = [
     "patchify",
     "unpatchify",
     "normalized_targets",
+    "normalize_patches",
     "token_mse",
     "token_grid",
     "gather_tokens",
     "scatter_masked",
     "sinusoid_embedding",
     "LAYOUTS",
+    "TOKEN_CLIP",
+    "finite_values",
 ]
 
 LAYOUTS = ("bcthw", "btchw")  # reference MAE / VideoMAE / mae_st  vs  Hugging Face
+TOKEN_CLIP = 1e4  # |values| a strategy reads; patch embeddings and pixels are O(1) to O(100): beyond is corrupt
 
 
 def _check_video(video: Tensor, layout: str) -> None:
@@ -80,18 +84,23 @@ def unpatchify(
     return rearrange(patches, f"b (t h w) (p0 p1 p2 c) -> {dst}", t=t, h=h, w=w, p0=pt, p1=ph, p2=pw)
 
 
+def normalize_patches(patches: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
+    """Patches (B, K, P*C) in (p c) order (`patchify`'s) -> float32 (B, K, P*C): each patch's pixels, per
+    channel, minus their mean and divided by their unbiased std + eps (VideoMAE / Hugging Face
+    ``norm_pix_loss``). One pass for mean and variance, one result tensor."""
+    x = patches.float().reshape(*patches.shape[:-1], -1, channels)  # (B, K, P, C)
+    var, mean = torch.var_mean(x, dim=-2, unbiased=True, keepdim=True)
+    out: Tensor = (x - mean).div_(var.sqrt() + eps)
+    return out.flatten(-2)
+
+
 def normalized_targets(
     video: Tensor, tubelet: Sequence[int] = (2, 16, 16), layout: str = "bcthw", eps: float = 1e-6
 ) -> Tensor:
     """Per-patch normalised pixels (B, N, t*h*w*C), float32: each tubelet's pixels, per channel, minus
     their mean and divided by their unbiased std + eps (VideoMAE / Hugging Face ``norm_pix_loss``)."""
     _check_video(video, layout)
-    token_grid(video.shape, tubelet, layout)
-    pt, ph, pw = tubelet
-    src = "b c (t p0) (h p1) (w p2)" if layout == "bcthw" else "b (t p0) c (h p1) (w p2)"
-    x = rearrange(video.float(), f"{src} -> b (t h w) (p0 p1 p2) c", p0=pt, p1=ph, p2=pw)
-    x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + eps)
-    return rearrange(x, "b n p c -> b n (p c)")
+    return normalize_patches(patchify(video, tubelet, layout), video.shape[1 if layout == "bcthw" else 2], eps)
 
 
 def token_mse(pred: Tensor, target: Tensor) -> Tensor:
@@ -99,6 +108,14 @@ def token_mse(pred: Tensor, target: Tensor) -> Tensor:
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     return (pred.float() - target.float()).pow(2).mean(dim=-1)
+
+
+def finite_values(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``x`` (any shape) as ``dtype`` with every value that is not finite or lies beyond +-TOKEN_CLIP (1e4)
+    replaced by 0: what a strategy scores, so that one NaN, inf or overflowing value moves only the scores it
+    belongs to, never a whole clip's. On the device, no host sync."""
+    x = x.to(dtype)
+    return torch.where(x.abs() <= TOKEN_CLIP, x, 0.0)
 
 
 def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:

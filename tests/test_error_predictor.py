@@ -85,3 +85,26 @@ def test_estimator_settings_do_not_apply():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="eps"):
         adamask.create_masking("error_predictor", grid=(2, 4, 4), embed_dim=8, eps=0.0)
+
+
+def test_an_entropy_bonus_is_refused():
+    s = adamask.create_masking("error_predictor", grid=(2, 4, 4), mask_ratio=0.75, embed_dim=8)
+    m = s(torch.randn(2, 32, 8))
+    with pytest.raises(ValueError, match="sampling_entropy_weight must be 0"):
+        adamask.learned_loss(s, m, torch.rand(2, 24), adamask.LossSettings(entropy_weight=1e-3))
+
+
+def test_the_temperature_is_bounded_where_the_loss_stays_finite():
+    from adamask.error_predictor import MAX_TEMPERATURE
+
+    for t in (1e-3, 1.0, MAX_TEMPERATURE):
+        torch.manual_seed(0)
+        s = adamask.create_masking("error_predictor", grid=(2, 4, 4), mask_ratio=0.75, embed_dim=8, temperature=t)
+        m = s(torch.randn(3, 32, 8))
+        loss = adamask.learned_loss(s, m, torch.rand(3, 24), adamask.LossSettings())
+        loss.backward()
+        assert torch.isfinite(loss) and loss < 10
+        assert all(torch.isfinite(p.grad).all() for p in s.parameters() if p.grad is not None)
+    for t in (MAX_TEMPERATURE * 10, 1e30):
+        with pytest.raises(ValueError, match=r"temperature must be a finite number in \(0, 1000\]"):
+            adamask.create_masking("error_predictor", grid=(2, 4, 4), embed_dim=8, temperature=t)

@@ -202,3 +202,65 @@ def test_empty_batch_is_refused_by_every_strategy(masking):
     model = create_mae("nano", masking=masking, mask_ratio=0.5)
     with pytest.raises(ValueError, match=r"B >= 1|batch_size must be a positive int"):
         model(torch.randn(0, *model.input_shape))
+
+
+def test_the_tubelet_embedding_is_the_conv3d_it_replaces():
+    """Same initialisation for the same seed, same state_dict, same output (a reshape and one matmul)."""
+    from adamask.mae import TubeletEmbedding
+
+    torch.manual_seed(3)
+    embed = TubeletEmbedding(3, 32, (2, 8, 8))
+    torch.manual_seed(3)
+    conv = torch.nn.Conv3d(3, 32, kernel_size=(2, 8, 8), stride=(2, 8, 8))
+    assert torch.equal(embed.weight, conv.weight) and torch.equal(embed.bias, conv.bias)
+    assert {k: v.shape for k, v in embed.state_dict().items()} == {k: v.shape for k, v in conv.state_dict().items()}
+    video = torch.randn(2, 3, 4, 32, 16)
+    want = conv(video).flatten(2).transpose(1, 2)
+    got = embed(video)
+    assert got.shape == (2, 2 * 4 * 2, 32) and got.is_contiguous()
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    conv.weight.data.normal_()
+    embed.load_state_dict(conv.state_dict())  # a Conv3d checkpoint loads as it is
+    assert torch.allclose(embed(video), conv(video).flatten(2).transpose(1, 2), atol=1e-4, rtol=1e-5)
+    grads = torch.autograd.grad(embed(video).square().sum(), [embed.weight, embed.bias])
+    want_grads = torch.autograd.grad(conv(video).square().sum(), [conv.weight, conv.bias])
+    for g, w in zip(grads, want_grads, strict=True):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("norm_pix_loss", [True, False])
+def test_targets_of_some_tokens_are_those_of_all_gathered(norm_pix_loss):
+    model = create_mae("nano", masking="random", mask_ratio=0.5, norm_pix_loss=norm_pix_loss)
+    video = torch.randn(2, *model.input_shape)
+    idx = torch.tensor([[0, 5, 9], [15, 1, 2]])
+    every = model.targets(video)
+    assert every.shape == (2, model.num_tokens, 2 * 8 * 8 * 3) and every.dtype == torch.float32
+    assert torch.equal(model.targets(video, idx), every.gather(1, idx[..., None].expand(-1, -1, every.shape[-1])))
+    want = adamask.normalized_targets(video, model.tubelet) if norm_pix_loss else adamask.patchify(video, model.tubelet)
+    assert torch.allclose(every, want)
+
+
+def test_a_strategy_of_the_video_draws_from_the_clip_in_the_model():
+    torch.manual_seed(0)
+    options = {"temperature": 0.0, "first_slice": "zero"}
+    model = create_mae("nano", masking="motion_pixels", mask_ratio=0.75, masking_options=options)
+    assert model.mask_sampler.tubelet == model.tubelet and model.grid == (2, 4, 4)
+    video = torch.zeros(2, *model.input_shape)
+    video[:, :, 2:, :, 16:] = 1.0  # the right half changes at the second time slice
+    out = model(video)
+    assert out.masking.num_visible == model.mask_sampler.num_visible == 8
+    shown = out.masking.visible_idx
+    assert bool(((shown % 4 >= 2) & (shown // 16 == 1)).all())  # the right half of time slice 1
+    out.loss.backward()
+    with pytest.raises(TypeError, match=r"needs='video'.*video=video"):
+        model.sample_masking(model.tokenize(video))
+    other = adamask.create_masking("motion_pixels", grid=model.grid, mask_ratio=0.75, tubelet=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"tubelets \(1, 8, 8\).*tubelet is \(2, 8, 8\)"):
+        create_mae("nano", masking=other)
+
+
+def test_loss_settings_a_strategy_cannot_apply_are_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match="error_predictor.*sampling_entropy_weight must be 0"):
+        create_mae("nano", masking="error_predictor", sampling_entropy_weight=1e-3)
+    model = create_mae("nano", masking="adaptive", sampling_entropy_weight=1e-3)
+    assert model.loss_settings.entropy_weight == 1e-3

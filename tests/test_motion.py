@@ -107,3 +107,44 @@ def test_motion_options_are_checked():
     assert not adamask.is_learned(s) and s.needs == "tokens" and s.mask_ratio == 0.95
     with pytest.raises(TypeError, match="tokens"):
         s.sample(2)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e38])
+@pytest.mark.parametrize("temperature", [0.0, 0.5])
+def test_one_bad_token_value_moves_only_its_own_scores(bad, temperature):
+    """A non-finite (or overflowing) value in one token of time slice 1 changes three scores: its own, the next
+    slice's at its position and slice 0's copy of its own (first_slice="next"); the clip's probabilities stay
+    finite and its other draws stay as they were."""
+    s = adamask.create_masking("motion", grid=(4, 4, 4), mask_ratio=0.75, temperature=temperature)
+    tokens = torch.randn(2, 64, 8, generator=torch.Generator().manual_seed(0))
+    broken = tokens.clone()
+    broken[0, 20, 3] = bad
+    clean = s(tokens, generator=torch.Generator().manual_seed(1))
+    got = s(broken, generator=torch.Generator().manual_seed(1))
+    assert torch.isfinite(got.probs).all() and torch.allclose(got.probs.sum(1), torch.ones(2))
+    moved = (token_motion(broken, (4, 4, 4)) != token_motion(tokens, (4, 4, 4))).sum().item()
+    assert moved <= 3
+    shared = (~clean.mask[0] & ~got.mask[0]).sum().item()
+    assert shared >= clean.num_visible - 3
+    assert torch.equal(clean.mask[1], got.mask[1])
+
+
+def test_one_bad_pixel_moves_only_its_own_scores():
+    s = adamask.create_masking("motion_pixels", grid=(4, 4, 4), mask_ratio=0.75, tubelet=(2, 8, 8), temperature=0.0)
+    video = torch.rand(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    broken = video.clone()
+    broken[0, 1, 3, 5, 5] = float("nan")
+    clean, got = s(video), s(broken)
+    assert torch.isfinite(got.probs).all()
+    assert (pixel_motion(broken, (2, 8, 8)) != pixel_motion(video, (2, 8, 8))).sum().item() <= 3
+    assert (~clean.mask & ~got.mask).sum().item() >= clean.num_visible - 3
+
+
+@pytest.mark.parametrize("name", ["motion", "motion_pixels"])
+def test_one_time_slice_is_refused_naming_the_grid(name):
+    with pytest.raises(ValueError, match=r"at least 2 time slices.*grid \(1, 4, 4\)"):
+        adamask.create_masking(name, grid=(1, 4, 4), mask_ratio=0.5)
+    with pytest.raises(ValueError, match=r"at least 2 time slices.*grid \(1, 4, 4\)"):
+        token_motion(torch.randn(1, 16, 8), (1, 4, 4)) if name == "motion" else pixel_motion(
+            torch.rand(1, 3, 2, 32, 32), (2, 8, 8)
+        )
