@@ -230,6 +230,21 @@ def test_checkout_motion_and_error_predictor_with_their_loop(st, strategy):
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
+def test_checkout_a_video_strategy_draws_from_the_clip_given_to_their_forward(st):
+    """``motion_pixels`` in their model: built with its tubelet, it draws from the clip their forward is
+    given (the same draw as its own on that clip, from the same seed), inside their random_masking."""
+    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, strategy="motion_pixels")
+    assert model.mask_sampler.tubelet == (2, 8, 8)
+    imgs = torch.randn(2, 3, 8, 32, 32)
+    torch.manual_seed(3)
+    loss, _, mask = model(imgs, mask_ratio=0.9)
+    torch.manual_seed(3)
+    want = model.mask_sampler(imgs)
+    assert torch.equal(mask.bool(), want.mask) and torch.isfinite(loss)
+    rec, ls = model.adamask_losses
+    assert float(ls) == 0.0 and torch.equal(loss.detach(), rec)
+
+
 def test_checkout_grid_mismatch(st):
     from adamask import AdaptiveTokenSampler
 
