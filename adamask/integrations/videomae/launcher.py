@@ -109,11 +109,7 @@ def _create_model_shim(strategy: Optional[str], mask_ratio: float, options: Dict
             announce(model, strategy, name, model_grid(model), mask_ratio)
         return model
 
-    original = timm.models.create_model
-    original = getattr(original, "_adamask_original", original)
-    shim = timm_create_model_shim(original, post)
-    shim._adamask_original = original
-    return shim
+    return timm_create_model_shim(timm.models.create_model, post)
 
 
 def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
