@@ -7,6 +7,9 @@ numpy`` and ``torch.nonzero`` are patched to record their caller, and a dispatch
 ops that read tensor data on the host (``_local_scalar_dense``, ``nonzero``, ``masked_select``,
 ``unique``, indexing with a boolean mask), so C++-side boolean indexing is seen too.
 
+`step_syncs` counts every sync of a region, whoever issued it (the Hugging Face training step must make
+none at all); `raises_on_sync` proves a region sync-free on CUDA with ``set_sync_debug_mode("error")``.
+
 Attribution: the innermost frame in adamask's package, in transformers' package, or in this harness;
 torch and other libraries (timm, einops) are looked through, so a sync inside timm's attention called by
 adamask's sampler counts as adamask's. Autograd's backward runs without Python frames (on CUDA its
@@ -209,3 +212,31 @@ def describe(finding: Dict[str, Any]) -> str:
         f"{finding['site']} `{finding['code']}` ({finding['op']}, {finding['phase']}) "
         f"x{finding['count']} [{finding['origin']}]"
     )
+
+
+def step_syncs(label: str, phases: Sequence[Phase], device: torch.device, warmup: int = 1) -> Dict[str, Any]:
+    """Every host sync one run of ``phases`` makes after ``warmup`` runs, whoever issued it: the region
+    of `check_region` with ``count``, the total of its findings (adamask's, transformers', torch's)."""
+    region = check_region(label, phases, device, warmup)
+    region["count"] = sum(f["count"] for f in region["ours"] + region["others"])
+    return region
+
+
+def raises_on_sync(phases: Sequence[Phase], device: torch.device) -> Dict[str, Any]:
+    """CUDA: one run of ``phases`` under ``torch.cuda.set_sync_debug_mode("error")``, where the first host
+    sync raises: {"sync_free": True} when it ran through, else False and the error. Elsewhere
+    {"sync_free": None}: only CUDA can prove it."""
+    if device.type != "cuda":
+        return {"sync_free": None, "error": None}
+    torch.cuda.synchronize(device)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = None
+        for _, fn in phases:
+            out = fn(out)
+        return {"sync_free": True, "error": None}
+    except RuntimeError as e:
+        return {"sync_free": False, "error": str(e).splitlines()[0][:300]}
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize(device)

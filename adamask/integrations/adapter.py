@@ -1,16 +1,19 @@
 """The model side that every integration shares: ``wrap`` itself, defined once (`define_wrap`) for a
 `Target` that says where a model family keeps its tokens, and the pieces it is built from.
 
-- the masking strategy by name through the registry (`build_strategy`): any registered strategy that
-  draws from the tokens (``needs == "tokens"``), learned or not; options left None are not passed, so
-  each strategy keeps its own defaults (the adaptive sampler's heads: the largest count <= 8 dividing
-  the width);
+- the masking strategy by name through the registry (`build_strategy`): any registered strategy a
+  model can draw, from its tokens (``needs == "tokens"``, learned or not) or from its clip
+  (``needs == "video"``, built with the model's tubelet); options left None are not passed, so each
+  strategy keeps its own defaults (the adaptive sampler's heads: the largest count <= 8 dividing the
+  width); what it draws from (`strategy_input`) and the draw itself (`draw_masking`);
 - attached as the sub-module ``mask_sampler`` (`attach_strategy`), the model's class swapped for an
   ``Adaptive<Class>`` subclass (`adaptive_subclass`), so parameter names stay the same;
 - its loss term: ``loss = L_R + settings.weight * term`` with the strategy's own ``masking_loss``
   (AdaMAE's `sampling_loss` by default, with ``settings.estimator`` / ``settings.baseline``); a
   non-learned strategy adds no term (`total_loss`);
-- the parameters kept out of weight decay (`no_weight_decay_names`), and `unwrap_model`.
+- the parameters kept out of weight decay (`no_weight_decay_names`), and `unwrap_model`;
+- ``wrap``'s type (`WrapFunction`): its keyword arguments by name, so that a type checker catches a
+  misspelt one.
 
 Conventions: tokens (B, N, D) in (t, h, w) order; masks (B, N) bool, True = masked.
 """
@@ -20,26 +23,43 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Type, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+    cast,
+)
 
 import torch
 from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
-from ..masking import Masking, learned_loss
+from ..masking import Masking, learned_loss, needs_video
 from ..registry import create_masking, list_maskings, strategy_info
-from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int, check_sampling_weight
+from ..validation import Grid, check_grid, check_mask_ratio, check_positive_int, check_sampling_weight, check_tubelet
 
 __all__ = [
     "SAMPLER_NAME",
     "Target",
+    "WrapFunction",
     "define_wrap",
     "make_loss_settings",
     "AdaptedModel",
-    "token_strategies",
-    "check_token_strategy",
+    "MODEL_NEEDS",
+    "model_strategies",
+    "check_model_strategy",
     "build_strategy",
     "check_strategy_fits",
+    "check_loss_settings",
     "attach_strategy",
     "adaptive_subclass",
     "check_bare_model",
@@ -47,6 +67,7 @@ __all__ = [
     "detaches_input",
     "model_pixels",
     "strategy_tokens",
+    "strategy_input",
     "draw_masking",
     "total_loss",
     "no_weight_decay_names",
@@ -55,6 +76,7 @@ __all__ = [
 ]
 
 SAMPLER_NAME = "mask_sampler"
+MODEL_NEEDS = ("tokens", "video")  # what a strategy drawn inside a model may look at
 COMPILED_PREFIX = "_orig_mod."  # torch.compile's prefix of parameter names
 
 
@@ -74,32 +96,58 @@ def make_loss_settings(
     )
 
 
-def token_strategies() -> List[str]:
-    """Registered strategies that draw their masks from the tokens (``needs == "tokens"``), sorted."""
-    return [n for n in list_maskings() if strategy_info(n).needs == "tokens"]
+def model_strategies() -> List[str]:
+    """Registered strategies a model draws itself, from its tokens or its clip (``needs`` in
+    `MODEL_NEEDS`), sorted."""
+    return [n for n in list_maskings() if strategy_info(n).needs in MODEL_NEEDS]
 
 
-def check_token_strategy(name: Any, argument: str = "strategy") -> str:
-    """``name`` must be a registered strategy with ``needs == "tokens"``; returns it."""
-    allowed = token_strategies()
+def check_model_strategy(name: Any, argument: str = "strategy") -> str:
+    """``name`` must be a registered strategy a model draws itself (``needs`` "tokens" or "video");
+    returns it. ValueError naming what a strategy of another kind needs, or the registered names."""
+    allowed = model_strategies()
+    if isinstance(name, str) and name in list_maskings() and name not in allowed:
+        raise ValueError(
+            f"{argument} {name!r} draws its masks from nothing the model has (needs="
+            f"{strategy_info(name).needs!r}): draw it outside the model (a data loader's mask generator) "
+            f"and pass the mask; a wrapped model draws a strategy from its tokens or its clip "
+            f"(needs='tokens' or 'video'), one of {allowed}"
+        )
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(
-            f"{argument} must be a registered masking strategy that draws from the tokens "
-            f"(needs='tokens'), one of {allowed}, got {name!r}"
+            f"{argument} must be a registered masking strategy that draws from the model's tokens or clip "
+            f"(needs='tokens' or 'video'), one of {allowed}, got {name!r}"
         )
     return name
 
 
 def build_strategy(
-    name: str, grid: Sequence[int], mask_ratio: Optional[float], embed_dim: int, **options: Any
+    name: str,
+    grid: Sequence[int],
+    mask_ratio: Optional[float],
+    embed_dim: int,
+    model_tubelet: Optional[Sequence[int]] = None,
+    **options: Any,
 ) -> nn.Module:
     """The strategy registered as ``name`` for a token grid (T', H', W') of ``embed_dim``-wide tokens.
 
     Built by the registry's contract (`adamask.create_masking`), never by name; ``mask_ratio`` None
-    means the strategy's default; options that are None are left out.
+    means the strategy's default; options that are None are left out. A strategy that draws from the
+    clip (``needs == "video"``) is built with ``model_tubelet`` (t, h, w), which cuts the clip into the
+    model's tokens; a ``tubelet`` option that differs is refused.
     """
-    check_token_strategy(name)
+    check_model_strategy(name)
     options = {k: v for k, v in options.items() if v is not None}
+    if strategy_info(name).needs == "video":
+        if model_tubelet is None:
+            raise ValueError(f"strategy {name!r} draws its masks from the video (needs='video'): give the tubelet")
+        tubelet = check_tubelet(model_tubelet)
+        if "tubelet" in options and check_tubelet(options["tubelet"]) != tubelet:
+            raise ValueError(
+                f"strategy {name!r} was given tubelet={tuple(options['tubelet'])} but the model's tubelet is "
+                f"{tubelet}: leave the option out (it is the model's)"
+            )
+        options["tubelet"] = tubelet
     strategy = create_masking(name, grid=check_grid(grid), mask_ratio=mask_ratio, embed_dim=embed_dim, **options)
     if not isinstance(strategy, nn.Module):
         raise TypeError(
@@ -110,10 +158,15 @@ def build_strategy(
 
 
 def check_strategy_fits(
-    strategy: nn.Module, grid: Sequence[int], embed_dim: Optional[int] = None, what: str = "model"
+    strategy: nn.Module,
+    grid: Sequence[int],
+    embed_dim: Optional[int] = None,
+    what: str = "model",
+    tubelet: Optional[Sequence[int]] = None,
 ) -> None:
     """ValueError unless ``strategy`` (if it says) scores exactly the tokens of ``grid`` (T', H', W')
-    and tokens ``embed_dim`` wide."""
+    and tokens ``embed_dim`` wide, and one that draws from the clip cuts it into the model's
+    ``tubelet`` (t, h, w)."""
     grid = check_grid(grid)
     n = math.prod(grid)
     s_tokens = getattr(strategy, "num_tokens", n)
@@ -126,6 +179,21 @@ def check_strategy_fits(
     s_dim = getattr(strategy, "embed_dim", embed_dim)
     if embed_dim is not None and s_dim != embed_dim:
         raise ValueError(f"the sampler takes embed_dim={s_dim} but the {what}'s patch embeddings have {embed_dim}")
+    s_tubelet = getattr(strategy, "tubelet", None)
+    if needs_video(strategy) and tubelet is not None and s_tubelet is not None and tuple(s_tubelet) != tuple(tubelet):
+        raise ValueError(
+            f"the sampler cuts the video into tubelets {tuple(s_tubelet)} but the {what}'s tubelet is "
+            f"{tuple(tubelet)}; build it with tubelet={tuple(tubelet)}"
+        )
+
+
+def check_loss_settings(strategy: Any, settings: LossSettings) -> None:
+    """The strategy's own check of the loss settings it is trained with (``check_loss_settings``, e.g.
+    the error predictor refuses an entropy bonus), if it has one: a refusal when the model is wrapped
+    rather than at the first loss."""
+    check = getattr(strategy, "check_loss_settings", None)
+    if callable(check):
+        check(settings)
 
 
 def attach_strategy(model: nn.Module, strategy: nn.Module) -> None:
@@ -185,17 +253,27 @@ def strategy_tokens(strategy: Any, embed: Callable[[], Tensor]) -> Tensor:
         return embed()
 
 
-def draw_masking(strategy: Any, tokens: Tensor, generator: Optional[torch.Generator] = None) -> Masking:
-    """``strategy(tokens)`` (with ``generator`` when one is given) -> its `Masking`, whose mask must be
-    (B, N) for tokens (B, N, D): a strategy built for another grid fails here, by name, instead of
-    inside the model. Shapes only: no host sync."""
-    masking = strategy(tokens) if generator is None else strategy(tokens, generator=generator)
-    if not isinstance(masking, Masking) or tuple(masking.mask.shape) != tuple(tokens.shape[:2]):
+def strategy_input(strategy: Any, embed: Callable[[], Tensor], video: Callable[[], Tensor]) -> Tensor:
+    """What the strategy draws its masks from: ``video()``, the clip (B, C, T, H, W), for a strategy
+    that needs the video (``needs == "video"``), else the tokens ``embed()`` (B, N, D) (see
+    `strategy_tokens`). Only the one it needs is computed."""
+    return video() if needs_video(strategy) else strategy_tokens(strategy, embed)
+
+
+def draw_masking(strategy: Any, x: Tensor, num_tokens: int, generator: Optional[torch.Generator] = None) -> Masking:
+    """``strategy(x)`` (with ``generator`` when one is given) -> its `Masking`, whose mask must be
+    (B, num_tokens) for ``x``, the tokens (B, N, D) or the clip (B, C, T, H, W) (`strategy_input`):
+    a strategy built for another grid fails here, by name, instead of inside the model. Shapes
+    only: no host sync."""
+    masking = strategy(x) if generator is None else strategy(x, generator=generator)
+    want = (x.shape[0], num_tokens)
+    if not isinstance(masking, Masking) or tuple(masking.mask.shape) != want:
         got = tuple(masking.mask.shape) if isinstance(masking, Masking) else type(masking).__name__
+        what = "clip" if needs_video(strategy) else "tokens"
         raise ValueError(
-            f"{SAMPLER_NAME} ({type(strategy).__name__}) returned {got} for the model's tokens "
-            f"{tuple(tokens.shape)}; it must return an adamask.Masking with a (B, N) = "
-            f"{tuple(tokens.shape[:2])} mask: build it for the model's token grid"
+            f"{SAMPLER_NAME} ({type(strategy).__name__}) returned {got} for the model's {what} "
+            f"{tuple(x.shape)}; it must return an adamask.Masking with a (B, N) = {want} mask: build it "
+            f"for the model's token grid"
         )
     return masking
 
@@ -310,6 +388,8 @@ class Target:
     mask_ratio: ``wrap``'s default mask ratio.
     grid:       model -> its token grid (T', H', W'); TypeError for a model of another family.
     embed_dim:  model -> the width D of the tokens the strategy scores.
+    tubelet:    model -> its tubelet (t, h, w), the block of pixels one token covers (a strategy that
+                draws from the clip cuts it with this).
     device:     model -> the device of its patch embedding, where the strategy is put.
     usage:      the paragraph of ``wrap``'s docstring on how the adapted model is then called.
     """
@@ -319,33 +399,75 @@ class Target:
     mask_ratio: float
     grid: Callable[[nn.Module], Grid]
     embed_dim: Callable[[nn.Module], int]
+    tubelet: Callable[[nn.Module], Grid]
     device: Callable[[nn.Module], torch.device]
     usage: str
+
+
+class WrapFunction(Protocol):
+    """The type of every integration's ``wrap``: its keyword arguments by name, with the options of the
+    built-in strategies (the adaptive sampler's and the error predictor's, motion's), so that a
+    misspelt keyword is a type error at the call. At run time ``wrap`` passes any further keyword
+    argument to the strategy (one registered by the user may take others: type-check such a call
+    with ``sampler=`` a strategy built by hand, or let it through with ``# type: ignore[call-arg]``)."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        *,
+        mask_ratio: float = ...,
+        sampling_weight: float = ...,
+        depth: Optional[int] = ...,
+        num_heads: Optional[int] = ...,
+        width: Optional[int] = ...,
+        grid: Optional[Sequence[int]] = ...,
+        sampler: Optional[nn.Module] = ...,
+        strategy: str = ...,
+        sampling_estimator: str = ...,
+        sampling_baseline: Optional[str] = ...,
+        sampling_entropy_weight: float = ...,
+        variant: Optional[str] = ...,
+        mlp_ratio: Optional[float] = ...,
+        token_pool: Optional[Sequence[int]] = ...,
+        detach_input: Optional[bool] = ...,
+        dropout: Optional[float] = ...,
+        qkv_bias: Optional[bool] = ...,
+        checkpoint: Optional[bool] = ...,
+        temperature: Optional[float] = ...,
+        deterministic_eval: Optional[bool] = ...,
+        eps: Optional[float] = ...,
+        distance: Optional[str] = ...,
+        first_slice: Optional[str] = ...,
+    ) -> nn.Module: ...
 
 
 _WRAP_DOC = """Add a masking strategy to {model}, in place; returns the model.
 
 Call it before the optimizer, DDP and torch.compile. ``strategy`` names any registered strategy
-that draws from the tokens (default ``"adaptive"``, AdaMAE's sampler: ``depth`` blocks (default 1)
+the model draws itself (default ``"adaptive"``, AdaMAE's sampler: ``depth`` blocks (default 1)
 of ``width`` (default the model's token width), ``num_heads`` heads (default the largest count
 <= 8 dividing the width); other ``sampler_options`` go to the strategy; options left None are not
-passed), or ``sampler`` is a ready strategy, which must match the model's token grid and width.
+passed): one that draws from the tokens, or one that draws from the clip (``needs="video"``, e.g.
+``"motion_pixels"``: built with the model's tubelet and given the clip the model is called with).
+Or ``sampler`` is a ready strategy, which must match the model's token grid, width and tubelet. A
+strategy that needs nothing from the model (random, tube, ...) is refused: it is drawn outside.
 It becomes the sub-module ``model.mask_sampler``, drawing int(N * (1 - mask_ratio)) visible
-tokens (default mask_ratio {mask_ratio}) from the model's patch embeddings. ``model.loss_settings``
-holds lambda (``sampling_weight``), ``sampling_estimator``, ``sampling_baseline`` and
-``sampling_entropy_weight`` for a learned strategy's loss term (a non-learned one adds none);
-``no_weight_decay()`` gains the strategy's own names (its position embedding). ``grid``
-(T', H', W'), if given, must equal the model's. Existing parameter names are unchanged. Numbers
-may be numpy numbers. A refused call leaves the model as it was.
+tokens (default mask_ratio {mask_ratio}). ``model.loss_settings`` holds lambda (``sampling_weight``),
+``sampling_estimator``, ``sampling_baseline`` and ``sampling_entropy_weight`` for a learned
+strategy's loss term (a non-learned one adds none; settings the strategy cannot apply, such as an
+entropy bonus for the error predictor, are refused here); ``no_weight_decay()`` gains the
+strategy's own names (its position embedding). ``grid`` (T', H', W'), if given, must equal the
+model's. Existing parameter names are unchanged. Numbers may be numpy numbers. A refused call leaves
+the model as it was.
 
 {usage}
 """
 
 
-def define_wrap(target: Target) -> Callable[..., nn.Module]:
+def define_wrap(target: Target) -> WrapFunction:
     """The ``wrap`` function of ``target``: its signature, checks and docstring are the same for every
-    target; the default mask ratio, the model's grid, width and device, and the mixin come from
-    ``target``. The function names the mixin's module as its own (pickle finds it there)."""
+    target; the default mask ratio, the model's grid, width, tubelet and device, and the mixin come
+    from ``target``. The function names the mixin's module as its own (pickle finds it there)."""
 
     def wrap(
         model: nn.Module,
@@ -366,11 +488,13 @@ def define_wrap(target: Target) -> Callable[..., nn.Module]:
         check_bare_model(model)
         settings = make_loss_settings(sampling_weight, sampling_estimator, sampling_baseline, sampling_entropy_weight)
         model_grid = check_model_grid(target.grid(model), grid)
+        tubelet = target.tubelet(model)
         if sampler is None:
             options = dict(depth=depth, num_heads=num_heads, width=width, **sampler_options)
-            sampler = build_strategy(strategy, model_grid, mask_ratio, target.embed_dim(model), **options)
+            sampler = build_strategy(strategy, model_grid, mask_ratio, target.embed_dim(model), tubelet, **options)
         else:
-            check_strategy_fits(sampler, model_grid, target.embed_dim(model))
+            check_strategy_fits(sampler, model_grid, target.embed_dim(model), tubelet=tubelet)
+        check_loss_settings(sampler, settings)
         attach_strategy(model, sampler.to(target.device(model)))
         model.__class__ = adaptive_subclass(target.mixin, type(model))
         cast(AdaptedModel, model).loss_settings = settings

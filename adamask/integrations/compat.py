@@ -1,18 +1,21 @@
 """Compatibility shims that let the upstream VideoMAE / VideoMAEv2 / mae_st code run on current torch,
 timm, numpy and torchvision without editing it.
 
-Process-wide: `install_compat_shims` adds missing modules to ``sys.modules`` and missing attributes to
-installed libraries; `timm_create_model_shim` builds a replacement for ``timm.models.create_model``
-that the launchers install while their run lasts. Nothing here imports upstream code.
+Process-wide: `install_compat_shims` adds missing modules to ``sys.modules``, missing attributes to
+installed libraries, and replaces the few library functions whose current behaviour their code cannot
+take (timm's ``create_model``, a disabled ``GradScaler``'s state); `timm_create_model_shim` builds the
+``create_model`` replacement, which the launchers also use to wrap the models they build. Nothing here
+imports upstream code.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import sys
 import types
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -203,6 +206,38 @@ def _torchvision_video_reader() -> List[str]:
     return ["torchvision.io._read_video_from_memory"]
 
 
+def _timm_create_model() -> List[str]:
+    try:
+        import timm
+        import timm.models
+    except ImportError:
+        return []
+    if getattr(timm.models.create_model, "_adamask_shim", False):
+        return []
+    shim = timm_create_model_shim(timm.models.create_model, lambda model, name, kwargs: model)
+    for owner in (timm, timm.models):
+        _install(owner, "create_model", shim)
+    return ["timm.models.create_model"]
+
+
+def _disabled_grad_scaler_state() -> List[str]:
+    if torch.cuda.is_available():
+        return []
+    from torch.amp.grad_scaler import GradScaler  # torch.cuda.amp.GradScaler inherits its state_dict
+
+    original = GradScaler.state_dict
+    if getattr(original, "_adamask_shim", False):
+        return []
+
+    @functools.wraps(original)
+    def state_dict(self: GradScaler) -> Dict[str, Any]:
+        return original(self) if self.is_enabled() else {"scale": 1.0}
+
+    _install(state_dict, "_adamask_shim", True)
+    _install(GradScaler, "state_dict", state_dict)
+    return ["torch.amp.GradScaler.state_dict"]
+
+
 def _cuda_synchronize() -> List[str]:
     if torch.cuda.is_available() or getattr(torch.cuda.synchronize, "_adamask_noop", False):
         return []
@@ -222,6 +257,8 @@ _SHIMS: Tuple[Callable[[], List[str]], ...] = (
     _torch_fb_zeus,
     _torch_multi_tensor,
     _torchvision_video_reader,
+    _timm_create_model,
+    _disabled_grad_scaler_state,
     _cuda_synchronize,
 )
 
@@ -238,6 +275,12 @@ def install_compat_shims() -> List[str]:
     - ``torch.optim._multi_tensor`` imported (mae_st reaches it as an attribute of torch.optim).
     - ``torchvision.io._probe_video_from_memory`` / ``_read_video_from_memory`` (removed from
       torchvision; mae_st decodes with them): PyAV-based stand-ins, if PyAV is installed.
+    - ``timm.models.create_model`` (also ``timm.create_model``) calls the model functions registered
+      outside timm directly, without timm 1's ``pretrained_cfg`` keywords their constructors reject
+      (`timm_create_model_shim`); timm's own models are built by timm as before.
+    - Without CUDA: a disabled ``GradScaler`` (torch disables the CUDA loss scaler VideoMAE builds)
+      reports the scale it applies, ``{"scale": 1.0}``, from ``state_dict()`` instead of ``{}``: their
+      training loops read ``state_dict()["scale"]`` every step. An enabled scaler is unchanged.
     - ``torch.cuda.synchronize`` becomes a no-op when CUDA is unavailable (CPU runs).
     """
     return [name for shim in _SHIMS for name in shim()]
@@ -246,7 +289,9 @@ def install_compat_shims() -> List[str]:
 def timm_create_model_shim(original: Any, post: Any) -> Any:
     """A ``timm.models.create_model`` that calls model functions registered by upstream code
     directly (their constructors reject timm 1's ``pretrained_cfg`` keywords), drops None keyword
-    arguments as timm does, and passes the model through ``post(model, name, kwargs)``."""
+    arguments as timm does, and passes the model through ``post(model, name, kwargs)``. ``original``
+    (timm's own, also when a shim is given) is kept as its ``_adamask_original``."""
+    original = getattr(original, "_adamask_original", original)
 
     def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         import timm.models
@@ -264,4 +309,5 @@ def timm_create_model_shim(original: Any, post: Any) -> Any:
         return post(model, model_name, kwargs)
 
     _install(create_model, "_adamask_shim", True)
+    _install(create_model, "_adamask_original", original)
     return create_model

@@ -1,7 +1,8 @@
 """The integration of adamask's masking into SpatiotemporalMAE (facebookresearch/mae_st): `wrap` and the launcher.
 
 `wrap(model)` adapts a ``MaskedAutoencoderViT`` in place: its ``random_masking`` draws the mask from the
-masking strategy (``model.mask_sampler``, AdaMAE's sampler by default) on the raw patch embeddings and
+masking strategy (``model.mask_sampler``, AdaMAE's sampler by default) on the raw patch embeddings (or on
+the clip given to the forward, for a strategy that draws from the video, e.g. ``motion_pixels``) and
 keeps the 4-tuple contract (x_masked (B, N_v, D), mask (B, N) float 1 = removed, ids_restore (B, N),
 ids_keep (B, N_v)); its ``forward_loss`` returns ``L_R + weight * L_S`` (``model.loss_settings``; no L_S
 for a non-learned strategy). Their training loop needs no change. The two terms of the last loss are
@@ -26,18 +27,19 @@ import torch
 from torch import Tensor, nn
 
 from ..loss import DEFAULT_SAMPLING_WEIGHT
+from ..masking import needs_video
 from ..tokens import gather_tokens
-from ..validation import check_grid, check_mask_ratio, visible_count
+from ..validation import check_grid, check_mask_ratio, check_tubelet, visible_count
 from .adapter import (
     SAMPLER_NAME,
     AdaptedModel,
     Target,
-    check_token_strategy,
+    check_model_strategy,
     define_wrap,
     detaches_input,
     draw_masking,
     model_pixels,
-    token_strategies,
+    model_strategies,
     total_loss,
 )
 from .compat import install_compat_shims
@@ -59,8 +61,8 @@ MASK_TYPES = ("adaptive", "random")  # the built-in ones; see `mask_types` for a
 
 def mask_types() -> List[str]:
     """The launcher's ``--mask_type`` values: ``random`` (their own masking) or any registered
-    strategy that draws from the tokens (``adaptive``, ...)."""
-    return sorted({"random", *token_strategies()})
+    strategy the model draws itself, from the tokens (``adaptive``, ...) or the clip (``motion_pixels``)."""
+    return sorted({"random", *model_strategies()})
 
 
 def model_grid(model: nn.Module) -> Tuple[int, int, int]:
@@ -98,15 +100,34 @@ class _AdaptiveMAEST(AdaptedModel):
 
     def forward(self, imgs: Tensor, *args: Any, **kwargs: Any) -> Any:
         """Their forward, with ``imgs`` (B, C, T, H, W) checked first: float pixels of another dtype are
-        cast to the patch embedding's, integer pixels and an empty batch refused by name."""
+        cast to the patch embedding's, integer pixels and an empty batch refused by name. A strategy
+        that draws from the clip is handed ``imgs`` when their ``random_masking`` runs."""
         imgs = model_pixels(imgs, "imgs", "(B, C, T, H, W)", self.patch_embed.proj.weight.dtype)
-        return super().forward(imgs, *args, **kwargs)
+        if needs_video(getattr(self, SAMPLER_NAME)):
+            self._adamask_video = imgs
+        try:
+            return super().forward(imgs, *args, **kwargs)
+        finally:
+            self.__dict__.pop("_adamask_video", None)
+
+    def _strategy_input(self, strategy: Any, x: Tensor) -> Tensor:
+        """The tokens x (B, N, D) (detached when the strategy detaches them), or the clip the forward
+        was called with, for a strategy that draws from the clip."""
+        if not needs_video(strategy):
+            return x.detach() if detaches_input(strategy) else x
+        video = self.__dict__.get("_adamask_video")
+        if video is None:
+            raise TypeError(
+                f"the mask_sampler ({type(strategy).__name__}) draws its masks from the video (needs='video'): "
+                f"call the model, model(imgs, mask_ratio), which hands it the clip"
+            )
+        return cast(Tensor, video)
 
     def random_masking(self, x: Tensor, mask_ratio: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """x (B, N, D) patch embeddings -> (x_masked, mask float 1 = removed, ids_restore, ids_keep)."""
         strategy = getattr(self, SAMPLER_NAME)
         keep = visible_count(x.shape[1], check_mask_ratio(mask_ratio))
-        masking = draw_masking(strategy, x.detach() if detaches_input(strategy) else x)
+        masking = draw_masking(strategy, self._strategy_input(strategy, x), x.shape[1])
         if masking.num_visible != keep:
             raise ValueError(
                 f"mask_ratio={mask_ratio} keeps {keep} of {x.shape[1]} tokens but the mask_sampler keeps "
@@ -145,6 +166,7 @@ wrap = define_wrap(
         mask_ratio=0.9,
         grid=model_grid,
         embed_dim=lambda model: int(_patch_projection(model).out_channels),
+        tubelet=lambda model: check_tubelet(_patch_projection(model).kernel_size, "patch_embed.proj.kernel_size"),
         device=lambda model: _patch_projection(model).weight.device,
         usage=(
             "Their training loop then runs unchanged: ``model(imgs, mask_ratio)`` draws the mask from the\n"
@@ -229,8 +251,9 @@ def run(
 ) -> None:
     """Run mae_st's pretraining script with ``argv`` (their arguments), unmodified on disk.
 
-    ``--mask_type`` may be added to ``argv``: ``adaptive`` (default) or any registered strategy that
-    draws from the tokens, or ``random`` (theirs, only the compatibility shims). The checkout folder
+    ``--mask_type`` may be added to ``argv``: ``adaptive`` (default) or any registered strategy the
+    model draws itself (from the tokens, or from the clip: ``motion_pixels``), or ``random`` (theirs,
+    only the compatibility shims). The checkout folder
     must be named ``mae_st``: its parent goes on sys.path. Every replacement is undone when the run
     ends, also when it fails.
     """
@@ -249,7 +272,7 @@ def run(
     misc = importlib.import_module("mae_st.util.misc")
     with Swaps() as swap:
         if mask_type != "random":
-            check_token_strategy(mask_type, "--mask_type")
+            check_model_strategy(mask_type, "--mask_type")
             options = wrap_options(
                 sampling_weight,
                 sampling_estimator,
@@ -270,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "python -m adamask.integrations.mae_st",
         "Run mae_st pretraining (their run_pretrain.py, unmodified) with adaptive masking. Their arguments "
         "follow '--' ('--mask_type random' keeps their masking; '--mask_type NAME' picks another registered "
-        "strategy that draws from the tokens).",
+        "strategy the model draws, from its tokens or its clip).",
         "path of an mae_st checkout (a folder named mae_st)",
         "run_pretrain.py",
     )

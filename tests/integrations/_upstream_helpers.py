@@ -73,19 +73,25 @@ def make_clips(folder: Path, n: int = 4, frames: int = 40, size=(240, 320)) -> L
     return out
 
 
-def run_module(module: str, args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m module args`` with this checkout of adamask first on PYTHONPATH."""
+def run_python(how: Sequence[str], args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python how... args`` (``how``: ``["-m", module]``, ``["-c", code]`` or a script's path) with this
+    checkout of adamask first on PYTHONPATH."""
     env: Dict[str, str] = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OMP_NUM_THREADS", "4")
     return subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", module, *args],
+        [sys.executable, "-W", "ignore", *how, *args],
         cwd=str(cwd),
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_module(module: str, args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m module args`` with this checkout of adamask first on PYTHONPATH."""
+    return run_python(["-m", module], args, cwd, timeout)
 
 
 def free_port() -> int:

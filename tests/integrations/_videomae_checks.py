@@ -73,6 +73,24 @@ def check_targets_from_sampled_mask(model: nn.Module) -> Dict[str, float]:
     return dict(loss=out.loss.item(), rec=out.reconstruction_loss.item(), samp=out.sampling_loss.item())
 
 
+def check_video_strategy_draws_from_the_videos(model: nn.Module) -> None:
+    """A model wrapped with ``motion_pixels``: built with the model's tubelet, it draws the mask from the
+    videos the step is given (the same draw as the strategy's own on them, from the same seed), the
+    encoder sees that mask and the targets are built from it; no loss term."""
+    assert model.mask_sampler.tubelet == (2, PATCH, PATCH)
+    seen = {}
+    handle = model.encoder.register_forward_pre_hook(lambda m, args: seen.__setitem__("mask", args[1]))
+    videos = torch.randn(2, 3, vm.model_grid(model)[0] * 2, 32, 32)
+    torch.manual_seed(3)
+    out = vm.pretraining_losses(model, videos, patch_size=PATCH)
+    handle.remove()
+    torch.manual_seed(3)
+    want = model.mask_sampler(videos)
+    assert torch.equal(out.masking.mask, want.mask) and torch.equal(seen["mask"], want.mask)
+    assert torch.allclose(out.target, upstream_labels(videos, want.mask), atol=1e-5)
+    assert out.sampling_loss is None and torch.equal(out.loss, out.reconstruction_loss)
+
+
 def snapshot(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 

@@ -12,14 +12,18 @@ from adamask.integrations import adapter as A
 from adamask.sampler import default_num_heads
 
 
-def test_token_strategies_are_the_registered_ones_that_draw_from_tokens():
-    names = A.token_strategies()
-    assert {"adaptive", "toy_learned", "toy_norm"} <= set(names)
+def test_model_strategies_are_the_registered_ones_that_draw_from_tokens_or_the_clip():
+    names = A.model_strategies()
+    assert {"adaptive", "toy_learned", "toy_norm", "motion", "motion_pixels"} <= set(names)
     assert not {"random", "tube", "frame"} & set(names)
-    assert A.check_token_strategy("toy_norm") == "toy_norm"
-    for bad in ("tube", "nope", None):
-        with pytest.raises(ValueError, match=r"strategy must be a registered .*needs='tokens'.*got"):
-            A.check_token_strategy(bad)
+    assert A.check_model_strategy("toy_norm") == "toy_norm"
+    assert A.check_model_strategy("motion_pixels") == "motion_pixels"
+    for bad in ("nope", None):
+        with pytest.raises(ValueError, match=r"strategy must be a registered .*needs='tokens' or 'video'.*got"):
+            A.check_model_strategy(bad)
+    nothing = r"strategy 'tube' draws its masks from nothing the model has \(needs='nothing'\)"
+    with pytest.raises(ValueError, match=nothing):
+        A.check_model_strategy("tube")
 
 
 def test_build_strategy_by_contract_passes_only_the_options_set():
@@ -83,3 +87,56 @@ def test_strategy_tokens_follow_detach_input():
     assert not A.strategy_tokens(ToyNorm((2, 2, 2), 0.5), lambda: x * 2).requires_grad  # default: detached
     s = AdaptiveTokenSampler(16, grid=(2, 2, 2), mask_ratio=0.5, detach_input=False)
     assert A.strategy_tokens(s, lambda: x * 2).requires_grad
+
+
+def test_wrap_names_every_option_of_the_built_in_strategies():
+    """`WrapFunction` (wrap's type) lists, by name, every keyword argument wrap takes and every option of
+    the built-in strategies (those the model gives itself, grid, ratio, width and tubelet, aside)."""
+    import inspect
+
+    from adamask.integrations import mae_st, videomae
+    from adamask.registry import strategy_info
+
+    typed = set(inspect.signature(A.WrapFunction.__call__).parameters) - {"self", "model"}
+    runtime = inspect.signature(mae_st.wrap).parameters
+    assert {n for n, p in runtime.items() if p.kind is p.KEYWORD_ONLY} <= typed
+    assert inspect.signature(videomae.wrap).parameters.keys() == runtime.keys()
+    given = {"grid", "mask_ratio", "embed_dim", "num_tokens", "tubelet", "options"}
+    options = set(inspect.signature(AdaptiveTokenSampler.__init__).parameters) - {"self"}
+    for name in A.model_strategies():
+        if strategy_info(name).factory.__module__.startswith("adamask."):
+            options |= set(inspect.signature(strategy_info(name).factory).parameters)
+    assert options - given <= typed
+
+
+def test_a_misspelt_keyword_of_wrap_is_a_type_error(tmp_path):
+    """mypy, with the project's settings, flags a misspelt or mistyped keyword of wrap at the call and
+    accepts a strategy's option by name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mypy")
+    root = Path(__file__).resolve().parents[2]
+    snippet = tmp_path / "uses_wrap.py"
+    snippet.write_text(
+        "from torch import nn\n\n"
+        "from adamask.integrations import mae_st, videomae\n\n"
+        "model = nn.Linear(2, 2)\n"
+        "mae_st.wrap(model, mask_ratoi=0.9)\n"
+        "videomae.wrap(model, strategy='motion', temperature=0.2, first_slice='next')\n"
+        "videomae.wrap(model, mask_ratio='0.9')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(root / "pyproject.toml"), str(snippet)],
+        cwd=root,
+        env={**os.environ, "MYPYPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = [line for line in r.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, r.stdout + r.stderr
+    assert 'uses_wrap.py:6: error: Unexpected keyword argument "mask_ratoi"' in errors[0]
+    assert 'uses_wrap.py:8: error: Argument "mask_ratio"' in errors[1] and 'expected "float"' in errors[1]

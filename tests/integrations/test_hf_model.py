@@ -1,4 +1,5 @@
-"""Hugging Face VideoMAE integration, the model: construction, options, forward, gradients, strategies."""
+"""Hugging Face VideoMAE integration, the model: construction, options, forward, gradients, strategies, the
+stock model's numbers without a host sync."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-from _hf_helpers import B, C, N, S, T, clips, stock_twin, tiny_config  # noqa: E402
+from _hf_helpers import B, C, N, S, T, clips, fixed_mask, stock_twin, tiny_config  # noqa: E402
+from _host_syncs import host_sync_ops  # noqa: E402
 from transformers import VideoMAEForPreTraining  # noqa: E402
 
 from adamask import AdaptiveTokenSampler, sampling_loss  # noqa: E402
@@ -282,3 +284,74 @@ def test_a_config_saved_without_a_strategy_means_adaptive(tmp_path):
 def test_strategies_that_do_not_draw_from_tokens_are_refused(strategy):
     with pytest.raises(ValueError, match="needs='tokens'"):
         AdaptiveVideoMAEForPreTraining(tiny_config(), strategy=strategy)
+
+
+# ---------------------------------------------------------------------------------------------
+# no host sync: tokens selected by index, the same numbers as the stock model
+
+
+def training_step(model, x, mask=None):
+    """One training step (forward, backward, fused AdamW) of ``model`` on ``x``; the optimizer's state
+    is built by a first call, so the step is counted as every later one runs."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        model(x, bool_masked_pos=mask).loss.backward()
+        opt.step()
+
+    step()
+    return step
+
+
+def test_the_sync_counter_sees_what_makes_the_host_wait():
+    x = torch.randn(4, 3)
+    ops = host_sync_ops(lambda: (x.sum().item(), x[x > 0], torch.nonzero(x), bool(x.sum() > 0)))
+    assert ops == {"aten._local_scalar_dense": 2, "aten.index(bool)": 1, "aten.nonzero": 1}  # .item(), bool()
+
+
+@pytest.mark.parametrize("strategy", ["adaptive", "error_predictor", "motion", "motion_pixels"])
+def test_a_training_step_with_a_sampled_mask_makes_the_host_wait_nowhere(strategy):
+    torch.manual_seed(0)
+    m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75, strategy=strategy).train()
+    assert host_sync_ops(training_step(m, clips())) == {}
+    stock = stock_twin(m).train()
+    mask = m(clips()).mask
+    assert host_sync_ops(training_step(stock, clips(), mask)) == {"aten.index(bool)": 4, "aten.index_put(bool)": 1}
+
+
+@pytest.mark.parametrize("norm_pix_loss", [True, False])
+def test_the_step_by_index_computes_the_stock_models_numbers(norm_pix_loss):
+    """Same weights, same masks (sampled ones and caller-given ones, different per clip): the loss, the
+    logits, the labels' error and every gradient of the stock model's parameters are the stock model's."""
+    torch.manual_seed(0)
+    m = AdaptiveVideoMAEForPreTraining(tiny_config(norm_pix_loss=norm_pix_loss), mask_ratio=0.75).train()
+    stock = stock_twin(m).train()
+    x = clips(4, seed=1)
+    for mask in (None, fixed_mask(4, masked=20, seed=2), fixed_mask(4, masked=5, seed=3)):
+        m.zero_grad(set_to_none=True)
+        stock.zero_grad(set_to_none=True)
+        ours = m(x, bool_masked_pos=mask, generator=torch.Generator().manual_seed(7))
+        theirs = stock(x, bool_masked_pos=ours.mask)
+        torch.testing.assert_close(ours.logits, theirs.logits, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(ours.reconstruction_loss, theirs.loss, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(ours.token_error.mean(), theirs.loss, rtol=1e-5, atol=1e-7)
+        ours.reconstruction_loss.backward()
+        theirs.loss.backward()
+        grads = dict(stock.named_parameters())
+        for name, p in m.named_parameters():
+            if not name.startswith("mask_sampler."):
+                torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_output_hidden_states_are_the_stock_encoders():
+    torch.manual_seed(0)
+    m = AdaptiveVideoMAEForPreTraining(tiny_config(num_hidden_layers=2), mask_ratio=0.75).eval()
+    x = clips()
+    ours = m(x, output_hidden_states=True)
+    theirs = stock_twin(m)(x, bool_masked_pos=ours.mask, output_hidden_states=True)
+    assert len(ours.hidden_states) == len(theirs.hidden_states) == 3
+    for a, b in zip(ours.hidden_states, theirs.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert type(m.videomae.embeddings).__name__ == "AdaptiveVideoMAEEmbeddings"
+    assert m.videomae.embeddings(x, None).shape == (B, N, 32)  # the stock forward, without a mask

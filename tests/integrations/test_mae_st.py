@@ -6,7 +6,10 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
+import shlex
 import types
+from typing import List
 
 import _strategy_checks as S
 import _upstream_helpers as H
@@ -230,6 +233,21 @@ def test_checkout_motion_and_error_predictor_with_their_loop(st, strategy):
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
+def test_checkout_a_video_strategy_draws_from_the_clip_given_to_their_forward(st):
+    """``motion_pixels`` in their model: built with its tubelet, it draws from the clip their forward is
+    given (the same draw as its own on that clip, from the same seed), inside their random_masking."""
+    model = ms.wrap(tiny(st, norm_pix_loss=True), mask_ratio=0.9, strategy="motion_pixels")
+    assert model.mask_sampler.tubelet == (2, 8, 8)
+    imgs = torch.randn(2, 3, 8, 32, 32)
+    torch.manual_seed(3)
+    loss, _, mask = model(imgs, mask_ratio=0.9)
+    torch.manual_seed(3)
+    want = model.mask_sampler(imgs)
+    assert torch.equal(mask.bool(), want.mask) and torch.isfinite(loss)
+    rec, ls = model.adamask_losses
+    assert float(ls) == 0.0 and torch.equal(loss.detach(), rec)
+
+
 def test_checkout_grid_mismatch(st):
     from adamask import AdaptiveTokenSampler
 
@@ -239,51 +257,41 @@ def test_checkout_grid_mismatch(st):
         ms.wrap(tiny(st), sampler=AdaptiveTokenSampler(16, num_heads=2, grid=(4, 4, 4), mask_ratio=0.9))
 
 
-def test_checkout_launcher_end_to_end(st, tmp_path):
+# the README example's options sized for a CPU run of seconds: every other option is used as written
+CPU_SIZES = {
+    "--model": "mae_vit_base_patch16",
+    "--epochs": "1",
+    "--num_frames": "4",
+    "--pred_t_dim": "4",
+    "--decoder_embed_dim": "64",
+    "--decoder_depth": "1",
+    "--num_workers": "1",
+    "--repeat_aug": "1",
+    "--warmup_epochs": "0",
+}
+
+
+def readme_example() -> List[str]:
+    """Their arguments in the launcher example of integrations/mae_st/README.md (after ``--``)."""
+    text = (H.REPO_ROOT / "integrations" / "mae_st" / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if "--path_to_data_dir" in b)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:3] == ["python", "-m", "adamask.integrations.mae_st"] and "--" in argv
+    return argv[argv.index("--") + 1 :]
+
+
+def test_checkout_launcher_runs_the_readme_example_as_written(st, tmp_path):
+    """The README's example, its sizes made small (`CPU_SIZES`), its data a folder of clips: every other
+    option of theirs as written, on one machine, trains and logs both loss terms."""
     clips = H.make_clips(tmp_path / "data")
     (tmp_path / "data" / "train.csv").write_text("".join(f"{c} 0\n" for c in clips))
+    theirs = readme_example()
+    assert theirs[theirs.index("--path_to_data_dir") + 1] == "${KINETICS_DIR}"
+    theirs[theirs.index("--path_to_data_dir") + 1] = str(tmp_path / "data")
+    for flag, value in CPU_SIZES.items():
+        theirs[theirs.index(flag) + 1] = value
     out = tmp_path / "out"
-    r = H.run_module(
-        "adamask.integrations.mae_st",
-        [
-            "--repo",
-            str(st.root),
-            "--",
-            "--path_to_data_dir",
-            str(tmp_path / "data"),
-            "--model",
-            "mae_vit_base_patch16",
-            "--mask_ratio",
-            "0.9",
-            "--num_frames",
-            "4",
-            "--t_patch_size",
-            "2",
-            "--pred_t_dim",
-            "4",
-            "--decoder_depth",
-            "1",
-            "--decoder_embed_dim",
-            "64",
-            "--decoder_num_heads",
-            "2",
-            "--repeat_aug",
-            "1",
-            "--batch_size",
-            "2",
-            "--num_workers",
-            "1",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--output_dir",
-            str(out),
-            "--log_dir",
-            str(out),
-            "--norm_pix_loss",
-        ],
-        cwd=tmp_path,
-    )
+    more = ["--decoder_num_heads", "2", "--device", "cpu", "--output_dir", str(out), "--log_dir", str(out)]
+    r = H.run_module("adamask.integrations.mae_st", ["--repo", str(st.root), "--", *theirs, *more], cwd=tmp_path)
     C.check_launcher_run(r, out, "checkpoint-00000.pth", "mae_st-launcher")
-    assert "adamask: adaptive masking" in r.stdout
+    assert "adamask: adaptive masking" in r.stdout and "Not using distributed mode" in r.stdout

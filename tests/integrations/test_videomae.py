@@ -112,6 +112,12 @@ def test_v1_checkout_motion_and_error_predictor(v1, strategy):
     assert C.changed(before, model, "", exclude="mask_sampler.") > 0
 
 
+def test_v1_checkout_a_video_strategy_draws_from_their_videos(v1):
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v1.modeling_pretrain, "v1"), mask_ratio=0.9, strategy="motion_pixels")
+    C.check_video_strategy_draws_from_the_videos(model)
+
+
 def test_v1_checkout_grid_mismatch(v1):
     from adamask import AdaptiveTokenSampler
 

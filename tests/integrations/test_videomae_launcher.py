@@ -185,8 +185,11 @@ def test_v2_launcher_swaps_the_decoder_generator_and_undoes_every_swap_when_thei
     import timm.models
     import torch
 
+    from adamask.integrations.compat import install_compat_shims
+
     repo = fake_v2_repo(tmp_path)
     out = tmp_path / "out.json"
+    install_compat_shims()  # process-wide (their timm create_model included): what a run swaps comes on top
     before = (timm.models.create_model, torch.compile, list(sys.argv))
     with H.upstream_on_path([repo]):
         with pytest.raises(RuntimeError, match="their script failed"):

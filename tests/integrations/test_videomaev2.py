@@ -125,6 +125,12 @@ def test_v2_checkout_learned_strategy_from_user_code(v2):
     assert "loss_sampling" in stats and C.changed(before, model, "mask_sampler.") > 0
 
 
+def test_v2_checkout_a_video_strategy_draws_from_their_videos(v2):
+    torch.manual_seed(0)
+    model = vm.wrap(C.tiny_model(v2.models_modeling_pretrain, "v2"), mask_ratio=0.75, strategy="motion_pixels")
+    C.check_video_strategy_draws_from_the_videos(model)
+
+
 @pytest.mark.parametrize("strategy", S.STRATEGIES)
 def test_v2_checkout_motion_and_error_predictor_with_their_decoder_mask(v2, strategy):
     """Beyond AdaMAE, with their running-cell decoder mask: the term (none for motion) scores only the

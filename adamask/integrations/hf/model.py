@@ -2,6 +2,11 @@
 ``bool_masked_pos`` itself with a masking strategy (the sub-module ``mask_sampler``), with its settings,
 the check of a caller-given mask, its per-rank random streams and `wrap`.
 
+The forward computes what the stock one does with the same weights and mask, but selects tokens by
+index (gathers of the sampled visible and masked indices) where the stock model indexes with the
+boolean mask, and keeps its fixed position tables on the model's device: a training step with a
+sampled mask makes the host wait for the device nowhere.
+
 Settings live on the config as ``config.adamask_<name>`` (so ``save_pretrained`` / ``from_pretrained``
 round-trip them); every setting is validated before any is written, so a refused call leaves the config
 as it was. Conventions: ``pixel_values`` (B, T, C, H, W); tokens in (t, h, w) order; ``bool_masked_pos``
@@ -19,28 +24,35 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union, cast
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 from transformers import VideoMAEConfig, VideoMAEForPreTraining
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.models.videomae.modeling_videomae import VideoMAEForPreTrainingOutput, VideoMAEPatchEmbeddings
+from transformers.models.videomae.modeling_videomae import (
+    VideoMAEEmbeddings,
+    VideoMAEForPreTrainingOutput,
+    VideoMAEPatchEmbeddings,
+)
 
 from ...loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
 from ...masking import Masking
-from ...tokens import gather_tokens, normalized_targets, patchify
+from ...tokens import gather_tokens, patchify
 from ...validation import check_bool, check_mask_ratio, check_positive_int
 from ..adapter import (
     SAMPLER_NAME,
     attach_strategy,
     build_strategy,
     check_bare_model,
+    check_loss_settings,
+    check_model_strategy,
     check_strategy_fits,
-    check_token_strategy,
+    detaches_input,
     draw_masking,
     make_loss_settings,
     model_pixels,
     no_weight_decay_names,
     set_strategy_ratio,
-    strategy_tokens,
+    strategy_input,
     total_loss,
 )
 
@@ -58,6 +70,8 @@ __all__ = [
     "check_bool_masked_pos",
     "rank_seed",
     "distributed",
+    "VisibleEmbeddings",
+    "AdaptiveVideoMAEEmbeddings",
     "AdaptiveVideoMAEForPreTraining",
     "AdaptiveVideoMAEForPreTrainingOutput",
     "wrap",
@@ -79,7 +93,7 @@ ADAMASK_DEFAULTS: Dict[str, Any] = {
     "sampling_estimator": "paper",  # see adamask.sampling_loss
     "sampling_baseline": None,  # None | "mean" | "rloo"
     "sampling_entropy_weight": 0.0,  # weight of the entropy bonus on the sampler's distribution
-    "strategy": "adaptive",  # any registered strategy that draws from the tokens
+    "strategy": "adaptive",  # any registered strategy the model draws, from its tokens or its clip
     "strategy_options": None,  # further keyword arguments of the strategy (a JSON dict), e.g. motion's temperature
 }
 
@@ -133,7 +147,7 @@ def _checked_settings(s: Mapping[str, Any]) -> Dict[str, Any]:
         sampler_width=_optional_positive_int(s["sampler_width"], "sampler_width"),
         sampler_heads=_optional_positive_int(s["sampler_heads"], "sampler_heads"),
         detach_input=check_bool(s["detach_input"], "detach_input"),
-        strategy=check_token_strategy(s["strategy"]),
+        strategy=check_model_strategy(s["strategy"]),
         strategy_options=_checked_strategy_options(s["strategy_options"]),
     )
     if not isinstance(s["sampler_variant"], str):
@@ -227,6 +241,16 @@ def distributed() -> bool:
 # the model
 
 
+def _loss_settings(config: VideoMAEConfig) -> LossSettings:
+    """lambda, estimator, baseline and entropy weight of the sampling loss, from ``config.adamask_*``."""
+    return LossSettings(
+        config.adamask_sampling_weight,
+        config.adamask_sampling_estimator,
+        config.adamask_sampling_baseline,
+        config.adamask_sampling_entropy_weight,
+    )
+
+
 def _token_grid(patch_embeddings: VideoMAEPatchEmbeddings, config: VideoMAEConfig) -> Tuple[int, int, int]:
     """(T', H', W') from HF's VideoMAE patch embedding and its config."""
     pe = patch_embeddings
@@ -238,6 +262,43 @@ def _token_grid(patch_embeddings: VideoMAEPatchEmbeddings, config: VideoMAEConfi
     if math.prod(grid) != pe.num_patches:
         raise ValueError(f"token grid {grid} does not match the patch embedding's {pe.num_patches} patches")
     return grid
+
+
+def _tubelet(patch_embeddings: VideoMAEPatchEmbeddings) -> Tuple[int, int, int]:
+    """(t, h, w): the block of pixels one token covers."""
+    pe = patch_embeddings
+    return (int(pe.tubelet_size), int(pe.patch_size[0]), int(pe.patch_size[1]))
+
+
+def _normalized_as_stock(patches: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
+    """Patches (B, K, P*C) in (p c) order -> each patch's pixels, per channel, minus their mean and divided
+    by their unbiased std + eps, with the mean and the variance in two reductions as transformers'
+    loss computes them, so that the targets, and the loss, are the stock model's to the last bit."""
+    x = patches.reshape(*patches.shape[:-1], -1, channels)  # (B, K, P, C)
+    normed = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + eps)
+    return normed.flatten(-2)
+
+
+@dataclass(frozen=True)
+class VisibleEmbeddings:
+    """The encoder's input as the adaptive model computes it: the visible tokens' patch embeddings plus
+    their position embeddings, (B, N_v, hidden), ascending token order. Handed to the embeddings
+    module in place of ``bool_masked_pos`` (see `AdaptiveVideoMAEEmbeddings`)."""
+
+    tokens: Tensor
+
+
+class AdaptiveVideoMAEEmbeddings(VideoMAEEmbeddings):
+    """The embeddings module of an adaptive model: ``VideoMAEEmbeddings`` (same parameters) whose forward
+    returns `VisibleEmbeddings` given in place of ``bool_masked_pos`` as they are, so that the stock
+    ``VideoMAEModel.forward`` (with its hidden-state and attention outputs) runs the encoder on tokens
+    the adaptive model selected by index. Any other ``bool_masked_pos`` (None, a bool mask) is the
+    stock forward."""
+
+    def forward(self, pixel_values: Tensor, bool_masked_pos: Any = None) -> Tensor:
+        if isinstance(bool_masked_pos, VisibleEmbeddings):
+            return bool_masked_pos.tokens
+        return cast(Tensor, super().forward(pixel_values, bool_masked_pos))
 
 
 @dataclass
@@ -271,13 +332,17 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
     ``AdaptiveVideoMAEForPreTraining(config, **options)``: ``options`` are the `ADAMASK_DEFAULTS`
     names (mask_ratio, sampling_weight, sampler_depth, ..., strategy); they override
     ``config.adamask_*``. ``strategy`` (default ``"adaptive"``, AdaMAE's sampler) may name any
-    registered strategy that draws from the tokens; a non-learned one adds no sampling loss.
+    registered strategy the model draws itself: from the patch embeddings, or from the clip
+    (``needs="video"``, e.g. ``"motion_pixels"``, built with the model's tubelet and given
+    ``pixel_values`` as (B, C, T, H, W)); a non-learned one adds no sampling loss.
     The config is copied, never modified in place. Pre-training configs should set
     ``use_mean_pooling=False`` (else the encoder has no final LayerNorm).
     """
 
     # The loss is a per-batch mean: Trainer must not pass num_items_in_batch to forward.
     accepts_loss_kwargs = False
+    # the embeddings module keeps its stock parameters under another class name (device maps)
+    _no_split_modules = ["VideoMAEEmbeddings", "AdaptiveVideoMAEEmbeddings", "VideoMAELayer"]
     mask_sampler: torch.nn.Module  # the masking strategy, a sub-module added by `_setup_adamask`
 
     def __init__(self, config: VideoMAEConfig, **adamask_options: Any) -> None:
@@ -298,10 +363,12 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                 "pre-training configs use use_mean_pooling=False",
                 stacklevel=3,
             )
-        grid = _token_grid(self.videomae.embeddings.patch_embeddings, config)
-        weight = self.videomae.embeddings.patch_embeddings.projection.weight
-        strategy = build_strategy(s["strategy"], grid, s["mask_ratio"], config.hidden_size, **strategy_options_of(s))
-        strategy = strategy.to(device=weight.device, dtype=weight.dtype)
+        pe = self.videomae.embeddings.patch_embeddings
+        grid = _token_grid(pe, config)
+        options = strategy_options_of(s)
+        strategy = build_strategy(s["strategy"], grid, s["mask_ratio"], config.hidden_size, _tubelet(pe), **options)
+        check_loss_settings(strategy, _loss_settings(config))
+        strategy = strategy.to(device=pe.projection.weight.device, dtype=pe.projection.weight.dtype)
         if config is not self.config:
             old = self.config
             for module in self.modules():
@@ -311,6 +378,8 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         attach_strategy(self, strategy)
         self._mask_seed: Optional[int] = None
         self._mask_generators: Dict[str, torch.Generator] = {}
+        self._position_tables: Dict[Tuple[str, str], Tensor] = {}
+        self.videomae.embeddings.__class__ = AdaptiveVideoMAEEmbeddings
 
     def token_grid(self) -> Tuple[int, int, int]:
         """The model's token grid (T', H', W') from its patch embedding and config."""
@@ -329,13 +398,7 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
     @property
     def loss_settings(self) -> LossSettings:
         """lambda, estimator, baseline and entropy weight of the sampling loss, from ``config.adamask_*``."""
-        cfg = self.config
-        return LossSettings(
-            cfg.adamask_sampling_weight,
-            cfg.adamask_sampling_estimator,
-            cfg.adamask_sampling_baseline,
-            cfg.adamask_sampling_entropy_weight,
-        )
+        return _loss_settings(self.config)
 
     def set_mask_ratio(self, mask_ratio: float) -> None:
         """Change the strategy's mask ratio in place (e.g. each step from an `adamask.RatioSchedule`)
@@ -373,13 +436,11 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
 
     # -- targets ----------------------------------------------------------------------------
 
-    def reconstruction_targets(self, pixel_values: Tensor) -> Tensor:
+    def reconstruction_targets(self, pixel_values: Tensor, token_idx: Optional[Tensor] = None) -> Tensor:
         """pixel_values (B, T, C, H, W) -> targets (B, N, tubelet*patch*patch*C) float32 for every
-        token, as the stock loss builds them: ImageNet-un-normalised (3 channels), then per-patch
-        normalised if ``config.norm_pix_loss``."""
+        token (or (B, K, ...) for the tokens ``token_idx`` (B, K) int64), as the stock loss builds them:
+        ImageNet-un-normalised (3 channels), then per-patch normalised if ``config.norm_pix_loss``."""
         cfg = self.config
-        patch = int(cast(int, cfg.patch_size))  # an int: VideoMAE's decoder and stock loss take no pair
-        tubelet = (int(cfg.tubelet_size), patch, patch)
         frames = pixel_values.float()
         if cfg.num_channels == 3:  # Python scalars: no host-to-device copy
             frames = torch.stack(
@@ -391,9 +452,10 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             )
         elif not cfg.norm_pix_loss:
             raise ValueError("norm_pix_loss=False needs 3-channel (ImageNet-normalised) pixel_values")
-        if cfg.norm_pix_loss:
-            return normalized_targets(frames, tubelet, layout="btchw")
-        return patchify(frames, tubelet, layout="btchw")
+        patches = patchify(frames, _tubelet(self.videomae.embeddings.patch_embeddings), layout="btchw")
+        if token_idx is not None:  # each patch is normalised on its own: select first, normalise fewer
+            patches = gather_tokens(patches, token_idx)
+        return _normalized_as_stock(patches, cfg.num_channels) if cfg.norm_pix_loss else patches
 
     # -- forward ----------------------------------------------------------------------------
 
@@ -409,27 +471,47 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
                 f"pixel_values must have shape (B, T, C, H, W) = (B, {', '.join(map(str, want))}) "
                 f"per the config, got {tuple(pixel_values.shape)}"
             )
-        check_strategy_fits(self.mask_sampler, self.token_grid(), cfg.hidden_size)
+        check_strategy_fits(self.mask_sampler, self.token_grid(), cfg.hidden_size, tubelet=_tubelet(pe))
         return pixel_values
 
     def patch_tokens(self, pixel_values: Tensor) -> Tensor:
-        """pixel_values (B, T, C, H, W) -> patch embeddings (B, N, hidden) the sampler scores
-        (computed without autograd when the sampler detaches its input)."""
-        return strategy_tokens(self.mask_sampler, lambda: self.videomae.embeddings.patch_embeddings(pixel_values))
+        """pixel_values (B, T, C, H, W) -> patch embeddings (B, N, hidden)."""
+        return cast(Tensor, self.videomae.embeddings.patch_embeddings(pixel_values))
+
+    def position_table(self, which: str, device: torch.device) -> Tensor:
+        """The fixed sinusoid position table (1, N, width) float32 of the ``"encoder"`` (the embeddings') or
+        the ``"decoder"`` on ``device``: copied there once per device (the stock model copies it from
+        the host on every forward, which makes the host wait)."""
+        key = (which, str(device))
+        table = self._position_tables.get(key)
+        if table is None:
+            source = self.videomae.embeddings.position_embeddings if which == "encoder" else self.position_embeddings
+            table = self._position_tables[key] = source.detach().to(device=device, copy=True)
+        return table
 
     def _mask(
-        self, pixel_values: Tensor, bool_masked_pos: Optional[Tensor], generator: Optional[torch.Generator]
-    ) -> Tuple[Tensor, Tensor, Optional[Masking]]:
-        """(mask (B, N) bool, masked_idx (B, N_m) ascending, the sampled Masking or None if caller-given)."""
+        self,
+        pixel_values: Tensor,
+        tokens: Tensor,
+        bool_masked_pos: Optional[Tensor],
+        generator: Optional[torch.Generator],
+    ) -> Tuple[Tensor, Tensor, Tensor, Optional[Masking]]:
+        """(mask (B, N) bool, visible_idx (B, N_v), masked_idx (B, N_m), both ascending, the sampled
+        Masking or None if caller-given). tokens: the patch embeddings (B, N, hidden)."""
+        n = tokens.shape[1]
         if bool_masked_pos is None:
-            tokens = self.patch_tokens(pixel_values)
+            strategy = self.mask_sampler
+            drawn_from = strategy_input(
+                strategy,
+                lambda: tokens.detach() if detaches_input(strategy) else tokens,
+                lambda: pixel_values.permute(0, 2, 1, 3, 4),  # (B, C, T, H, W), a view
+            )
             gen = generator if generator is not None else self.mask_generator(tokens.device)
-            masking = draw_masking(self.mask_sampler, tokens, gen)
-            return masking.mask, masking.masked_idx, masking
-        mask, n_masked = check_bool_masked_pos(
-            bool_masked_pos, pixel_values.shape[0], self.videomae.embeddings.num_patches, pixel_values.device
-        )
-        return mask, torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :n_masked], None
+            masking = draw_masking(strategy, drawn_from, n, gen)
+            return masking.mask, masking.visible_idx, masking.masked_idx, masking
+        mask, n_masked = check_bool_masked_pos(bool_masked_pos, tokens.shape[0], n, tokens.device)
+        order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)  # visible first, then masked; ascending
+        return mask, order[:, : n - n_masked], order[:, n - n_masked :], None
 
     def forward(
         self,
@@ -449,17 +531,20 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         generator: optional torch.Generator for the draw (default: `mask_generator`).
         return_loss: always computed; the argument only tells ``Trainer.evaluate`` that this model
         returns a loss without labels (so it reports ``eval_loss``).
+        Other keyword arguments (``output_hidden_states``, ``output_attentions``, ...) go to the encoder,
+        as in the stock model. The numbers are the stock model's for the same weights and mask.
         """
         return_dict = kwargs.pop("return_dict", None)
         if return_dict is None:
             return_dict = getattr(self.config, "return_dict", True)
         pixel_values = self._check_pixel_values(pixel_values)
-        mask, masked_idx, masking = self._mask(pixel_values, bool_masked_pos, generator)
-        out = super().forward(pixel_values, bool_masked_pos=mask, return_dict=True, **kwargs)
+        tokens = self.patch_tokens(pixel_values)
+        mask, visible_idx, masked_idx, masking = self._mask(pixel_values, tokens, bool_masked_pos, generator)
+        logits, outputs = self._reconstruct(pixel_values, tokens, visible_idx, masked_idx, kwargs)
         with torch.no_grad():
-            labels = gather_tokens(self.reconstruction_targets(pixel_values), masked_idx)
-            token_error = (out.logits.detach().float() - labels).pow(2).mean(-1)
-        rec = out.loss
+            labels = self.reconstruction_targets(pixel_values, masked_idx)
+            token_error = (logits.detach().float() - labels).pow(2).mean(-1)
+        rec = F.mse_loss(logits, labels.to(pixel_values.dtype))
         loss, ls = (
             (rec, None)
             if masking is None
@@ -467,9 +552,9 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
         )
         output = AdaptiveVideoMAEForPreTrainingOutput(
             loss=loss,
-            logits=out.logits,
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
             bool_masked_pos=mask,
             probs=None if masking is None else masking.probs,
             reconstruction_loss=rec,
@@ -477,6 +562,21 @@ class AdaptiveVideoMAEForPreTraining(VideoMAEForPreTraining):
             token_error=token_error,
         )
         return output if return_dict else output.to_tuple()
+
+    def _reconstruct(
+        self, pixel_values: Tensor, tokens: Tensor, visible_idx: Tensor, masked_idx: Tensor, kwargs: Dict[str, Any]
+    ) -> Tuple[Tensor, Any]:
+        """The stock model's encoder and decoder on the visible tokens, by index: (logits (B, N_m, P) of
+        the masked tokens, ascending; the encoder's outputs)."""
+        pos = self.position_table("encoder", tokens.device).to(tokens.dtype).expand(tokens.shape[0], -1, -1)
+        visible = VisibleEmbeddings(gather_tokens(tokens, visible_idx) + gather_tokens(pos, visible_idx))
+        outputs = self.videomae(pixel_values, bool_masked_pos=visible, return_dict=True, **kwargs)
+        latent = self.encoder_to_decoder(outputs.last_hidden_state)
+        dec_pos = self.position_table("decoder", tokens.device).to(pixel_values.dtype).expand(latent.shape[0], -1, -1)
+        x_full = torch.cat(
+            [latent + gather_tokens(dec_pos, visible_idx), self.mask_token + gather_tokens(dec_pos, masked_idx)], dim=1
+        )
+        return self.decoder(x_full, masked_idx.shape[1]).logits, outputs
 
 
 def wrap(model: VideoMAEForPreTraining, **adamask_options: Any) -> AdaptiveVideoMAEForPreTraining:

@@ -8,9 +8,9 @@ model, so a sampled mask must also change where the targets come from. Four modu
   `RandomMaskingGenerator`, `RunningCellMaskingGenerator`), drop-ins for their data-loader mask
   generators; masks of any registered strategy that needs nothing (random / tube / frame /
   running_cell decoder masks / ...) drawn by adamask, with their call and output format.
-- ``model``: `wrap(model)` adds a strategy that draws from the tokens (``model.mask_sampler``,
-  AdaMAE's sampler by default) to a ``PretrainVisionTransformer`` before the optimizer and DDP are
-  built; ``model(videos)`` then samples the mask itself and returns ``(pred, masking)``.
+- ``model``: `wrap(model)` adds a strategy the model draws, from the tokens or the clip
+  (``model.mask_sampler``, AdaMAE's sampler by default) to a ``PretrainVisionTransformer`` before the
+  optimizer and DDP are built; ``model(videos)`` then samples the mask itself and returns ``(pred, masking)``.
   `pretraining_losses` computes one step's losses with the targets built from that mask.
 - ``engine``: `train_one_epoch`, with their signature; builds the targets from the sampled mask and
   adds ``weight * L_S``; logs ``loss``, ``loss_rec`` and ``loss_sampling``.

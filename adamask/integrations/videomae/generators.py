@@ -2,7 +2,9 @@
 
 A strategy that needs nothing (random, tube, frame, or one registered by the user) is drawn here, in
 the data loader; a strategy that draws from the tokens (adaptive, ...) gets a placeholder, because
-the wrapped model samples the mask itself.
+the wrapped model samples the mask itself. A strategy that draws from the clip (``motion_pixels``) is
+refused, since a generator is called without the clip, unless the generator is told that the wrapped
+model draws it (``model_draws=True``, as the launcher does): then it gets a placeholder too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import Tensor
 from ...masking import MaskingStrategy
 from ...registry import create_masking, list_maskings, strategy_info
 from ...strategies import lowest_k_mask
-from ...validation import check_grid, check_mask_ratio, masked_count
+from ...validation import check_bool, check_grid, check_mask_ratio, masked_count
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,6 +43,27 @@ def mask_types() -> List[str]:
     return [n for n in list_maskings() if strategy_info(n).needs in ("nothing", "tokens")]
 
 
+def _check_generator_strategy(strategy: Any, model_draws: bool) -> None:
+    """ValueError unless a generator can take ``strategy``: one that needs nothing (drawn by the
+    generator, so not with ``model_draws``), one that draws from the tokens, or, with ``model_draws``,
+    one that draws from the clip."""
+    needs = strategy_info(strategy).needs if isinstance(strategy, str) and strategy in list_maskings() else None
+    if needs == "video" and not model_draws:
+        raise ValueError(
+            f"strategy {strategy!r} draws its masks from the video (needs='video'), and a data loader's mask "
+            f"generator is called without the clip: the wrapped model draws it from the clip it is given "
+            f"(wrap(model, strategy={strategy!r}), or the launcher's --mask_type {strategy}), and the "
+            f"loader's mask is then ignored"
+        )
+    if needs == "nothing" and model_draws:
+        raise ValueError(
+            f"strategy {strategy!r} needs nothing from the model (needs='nothing'): the generator draws it, "
+            f"so model_draws must be False"
+        )
+    if needs is None:
+        raise ValueError(f"strategy must be one of {mask_types()}, got {strategy!r}")
+
+
 class MaskingGenerator:
     """Drop-in for VideoMAE's data-loader mask generators: ``MaskingGenerator(input_size,
     mask_ratio)()`` returns one clip's mask as a float64 numpy array, 1 = masked.
@@ -52,28 +75,38 @@ class MaskingGenerator:
                 slices), any other registered strategy that needs nothing, or one that draws from the
                 tokens ("adaptive", ...): a placeholder of zeros, because the model samples the mask
                 itself (`wrap`) and `train_one_epoch` ignores the loader's mask.
+                A strategy that draws from the clip ("motion_pixels") is refused: the generator never
+                sees the clip.
     shape:      "flat" -> (T'H'W',) as v1's TubeMaskingGenerator and v2's RandomMaskingGenerator;
                 "frames" -> (T', H'W') as v2's TubeMaskingGenerator.
+    model_draws: True when the wrapped model draws the masks (the launcher's setting for a strategy
+                the model draws): a strategy that draws from the clip then gets the placeholder too; a
+                strategy that needs nothing is refused with it (the model would not draw it).
 
     Masks are drawn with torch's global generator, which the DataLoader seeds per worker.
     """
 
     def __init__(
-        self, input_size: Sequence[int] | int, mask_ratio: float, strategy: str = "tube", shape: str = "flat"
+        self,
+        input_size: Sequence[int] | int,
+        mask_ratio: float,
+        strategy: str = "tube",
+        shape: str = "flat",
+        *,
+        model_draws: bool = False,
     ) -> None:
         size: Any = input_size  # checked by check_grid
         if isinstance(size, int) and not isinstance(size, bool):
             size = (size,) * 3
         self.grid = check_grid(tuple(size) if isinstance(size, (list, tuple)) else size, "input_size")
         self.mask_ratio = check_mask_ratio(mask_ratio)
-        if strategy not in mask_types():
-            raise ValueError(f"strategy must be one of {mask_types()}, got {strategy!r}")
+        _check_generator_strategy(strategy, check_bool(model_draws, "model_draws"))
         if shape not in GENERATOR_SHAPES:
             raise ValueError(f"shape must be one of {GENERATOR_SHAPES}, got {shape!r}")
         self.strategy, self.shape = strategy, shape
         t, h, w = self.grid
         self.num_tokens = t * h * w
-        self.placeholder = strategy_info(strategy).needs == "tokens"
+        self.placeholder = strategy_info(strategy).needs != "nothing"
         self._draw: Optional[MaskingStrategy] = None
         self.num_masked: Optional[int] = 0
         if strategy == "random":

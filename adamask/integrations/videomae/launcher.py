@@ -16,6 +16,7 @@ from torch import nn
 from ...loss import DEFAULT_SAMPLING_WEIGHT
 from ...registry import strategy_info
 from ...validation import check_mask_ratio
+from ..adapter import MODEL_NEEDS, model_strategies
 from ..compat import install_compat_shims, timm_create_model_shim
 from ..launch import (
     Swaps,
@@ -31,7 +32,7 @@ from .engine import train_one_epoch
 from .generators import MaskingGenerator, mask_types
 from .model import model_grid, wrap
 
-__all__ = ["run", "main", "decoder_mask_types"]
+__all__ = ["run", "main", "launcher_mask_types", "decoder_mask_types"]
 
 
 def _detect_version(repo: str) -> str:
@@ -45,11 +46,17 @@ def _detect_version(repo: str) -> str:
     )
 
 
-def _generator_factory(strategy: str, shape: str):
+def _generator_factory(strategy: str, shape: str, model_draws: bool = False):
     def make(input_size: Sequence[int], mask_ratio: float) -> MaskingGenerator:
-        return MaskingGenerator(input_size, mask_ratio, strategy=strategy, shape=shape)
+        return MaskingGenerator(input_size, mask_ratio, strategy=strategy, shape=shape, model_draws=model_draws)
 
     return make
+
+
+def launcher_mask_types() -> List[str]:
+    """``--mask_type`` values: every strategy a generator draws (needs nothing) and every strategy the
+    wrapped model draws (from the tokens or the clip), sorted."""
+    return sorted({*mask_types(), *model_strategies()})
 
 
 def _float_option(value: Optional[str], name: str, default: float) -> float:
@@ -65,8 +72,8 @@ def _masking_arguments(argv: List[str], version: str) -> Tuple[List[str], str, f
     """Take ``--mask_type`` out of their arguments; read ``--mask_ratio`` (their defaults)."""
     argv, mask_type = pop_option(list(argv), "--mask_type")
     mask_type = mask_type or "tube"
-    if mask_type not in mask_types():
-        raise ValueError(f"--mask_type must be one of {mask_types()}, got {mask_type!r}")
+    if mask_type not in launcher_mask_types():
+        raise ValueError(f"--mask_type must be one of {launcher_mask_types()}, got {mask_type!r}")
     _, ratio = pop_option(list(argv), "--mask_ratio")
     mask_ratio = check_mask_ratio(
         _float_option(ratio, "--mask_ratio", 0.75 if version == "v1" else 0.9), "--mask_ratio"
@@ -102,11 +109,7 @@ def _create_model_shim(strategy: Optional[str], mask_ratio: float, options: Dict
             announce(model, strategy, name, model_grid(model), mask_ratio)
         return model
 
-    original = timm.models.create_model
-    original = getattr(original, "_adamask_original", original)
-    shim = timm_create_model_shim(original, post)
-    shim._adamask_original = original
-    return shim
+    return timm_create_model_shim(timm.models.create_model, post)
 
 
 def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -131,8 +134,9 @@ def run(
     """Run ``repo``'s pretraining script with ``argv`` (their arguments), unmodified on disk.
 
     ``--mask_type`` in ``argv`` may name any registered strategy that needs nothing (random, tube,
-    frame, ...: drawn by `MaskingGenerator` in their loader) or draws from the tokens (adaptive,
-    ...); their parser is given ``tube`` and their generator is replaced. For a token strategy,
+    frame, ...: drawn by `MaskingGenerator` in their loader) or that the model draws, from the tokens
+    (adaptive, motion, ...) or the clip (motion_pixels); their parser is given ``tube`` and their
+    generator is replaced (a placeholder when the model draws). For a strategy the model draws,
     models built through ``timm.create_model`` are `wrap`-ped (mask_ratio from their
     ``--mask_ratio``) before the optimizer / DDP exist and their ``train_one_epoch`` is replaced by
     adamask's. VideoMAEv2: with ``--decoder_mask_ratio`` > 0 their decoder-mask generator is
@@ -145,7 +149,7 @@ def run(
     version = _detect_version(repo)
     argv, mask_type, mask_ratio = _masking_arguments(list(argv), version)
     argv, decoder_type = _decoder_arguments(argv, version)
-    in_model = strategy_info(mask_type).needs == "tokens"
+    in_model = strategy_info(mask_type).needs in MODEL_NEEDS
     options = wrap_options(
         sampling_weight,
         sampling_estimator,
@@ -164,7 +168,8 @@ def run(
     with Swaps() as swap:
         swap(timm.models, "create_model", _create_model_shim(mask_type if in_model else None, mask_ratio, options))
         data_mod = importlib.import_module("dataset.pretrain_datasets" if version == "v2" else "datasets")
-        swap(data_mod, "TubeMaskingGenerator", _generator_factory(mask_type, "frames" if version == "v2" else "flat"))
+        shape = "frames" if version == "v2" else "flat"
+        swap(data_mod, "TubeMaskingGenerator", _generator_factory(mask_type, shape, model_draws=in_model))
         if decoder_type is not None and hasattr(data_mod, "RunningCellMaskingGenerator"):
             swap(data_mod, "RunningCellMaskingGenerator", _generator_factory(decoder_type, "frames"))
         if in_model:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ...mae import MAEOutput
 from ...masking import Masking, masking_from_mask
 from ...tokens import gather_tokens, normalized_targets, patchify, token_mse
+from ...validation import check_tubelet
 from ..adapter import (
     SAMPLER_NAME,
     AdaptedModel,
@@ -25,7 +26,7 @@ from ..adapter import (
     define_wrap,
     draw_masking,
     model_pixels,
-    strategy_tokens,
+    strategy_input,
     total_loss,
     unwrap_model,
 )
@@ -60,9 +61,11 @@ class _AdaptiveVideoMAE(AdaptedModel):
     encoder: Any  # the upstream model's encoder (its patch_embed, embed_dim)
 
     def sample_mask(self, x: Tensor) -> Masking:
-        """videos (B, C, T, H, W) -> Masking from the strategy on the raw patch embeddings."""
+        """videos (B, C, T, H, W) -> Masking from the strategy on the raw patch embeddings (or on the
+        videos themselves, for a strategy that draws from the clip)."""
         strategy = getattr(self, SAMPLER_NAME)
-        return draw_masking(strategy, strategy_tokens(strategy, lambda: self.encoder.patch_embed(x)))
+        drawn_from = strategy_input(strategy, lambda: self.encoder.patch_embed(x), lambda: x)
+        return draw_masking(strategy, drawn_from, int(self.encoder.patch_embed.num_patches))
 
     def model_videos(self, x: object) -> Tensor:
         """videos (B, C, T, H, W) as the model computes with them: float pixels cast to the patch
@@ -100,6 +103,7 @@ wrap = define_wrap(
         mask_ratio=0.95,
         grid=model_grid,
         embed_dim=lambda model: int(cast(Any, model).encoder.embed_dim),
+        tubelet=lambda model: check_tubelet(_patch_embed(model).proj.kernel_size, "patch_embed.proj.kernel_size"),
         device=lambda model: _patch_embed(model).proj.weight.device,
         usage=(
             "``model(videos)`` then samples its own mask from the encoder's patch embeddings and returns\n"
