@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adamask.compare.io import write_json  # noqa: E402
+from adamask.compare.rundir import write_json  # noqa: E402
 from adamask.mae import MAE_CONFIGS, MaskedVideoAutoencoder  # noqa: E402
 from adamask.tokens import gather_tokens  # noqa: E402
 from timing import OpCounter, interleaved, stats  # noqa: E402
