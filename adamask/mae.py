@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Set, Union, cast
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from .loss import DEFAULT_SAMPLING_WEIGHT, LossSettings
@@ -68,11 +69,11 @@ class TubeletEmbedding(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, video: Tensor) -> Tensor:
-        """video (B, C, T, H, W) -> (B, N, D)."""
-        # the patches come in (p0 p1 p2 c) order (`patchify`): the weight is permuted to match, which is a
-        # (D, C*t*h*w) copy instead of a second copy of the video
-        weight = self.weight.permute(0, 2, 3, 4, 1).flatten(1)
-        return F.linear(patchify(video, self.tubelet), weight, self.bias)
+        """video (B, C, T, H, W), T, H, W divisible by the tubelet -> (B, N, D)."""
+        pt, ph, pw = self.tubelet
+        # one copy of the video, its patches in the (c p0 p1 p2) order of the flattened Conv3d weight
+        patches = rearrange(video, "b c (t p0) (h p1) (w p2) -> b (t h w) (c p0 p1 p2)", p0=pt, p1=ph, p2=pw)
+        return F.linear(patches, self.weight.flatten(1), self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, tubelet={self.tubelet}"
@@ -324,11 +325,11 @@ class MaskedVideoAutoencoder(nn.Module):
 
     def encode(self, tokens: Tensor, visible_idx: Optional[Tensor] = None) -> Tensor:
         """Encoder on patch embeddings (B, N, D); only the visible ones if ``visible_idx`` (B, N_v)."""
-        pos = self.pos_embed.to(tokens.dtype)
+        pos = self.pos_embed[0].to(tokens.dtype)  # (N, D)
         if visible_idx is None:
             x = tokens + pos
-        else:  # add the position embedding to the visible tokens only
-            x = gather_tokens(tokens, visible_idx) + gather_tokens(pos.expand(tokens.shape[0], -1, -1), visible_idx)
+        else:  # the position embedding of the visible tokens only: one lookup of its rows
+            x = gather_tokens(tokens, visible_idx) + F.embedding(visible_idx, pos)
         for blk in self.blocks:
             x = blk(x)
         return cast(Tensor, self.norm(x))

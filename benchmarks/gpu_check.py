@@ -5,9 +5,11 @@
     PYTHONPATH=. python3 benchmarks/gpu_check.py --device cpu --smoke --out DIR # CPU smoke, seconds (CI)
     python3 benchmarks/gpu_check.py --list                                      # sections and time estimates
 
-Sections (1-8): host syncs, mask generation, sampling loss, the paper-scale training step, torch.compile,
-the Hugging Face integration, ``adamask compare`` on the device, DDP (not run on one GPU); run in the
-order 1 2 3 4 6 7 5 8, so that compiling, whose time cannot be bounded, comes after the others. Prints each
+Sections (1-8): host syncs, mask generation (eager and captured in a CUDA graph), sampling loss (eager and
+captured), the paper-scale training step (batch 16 and 32; eager, compiled, and both captured in CUDA graphs),
+graph breaks of every registered strategy, the Hugging Face integration (wrapped vs stock, with host syncs),
+``adamask compare`` on the device, DDP (not run on one GPU); run in the order 1 2 3 6 7 5 4 8: the training
+step's compiles take whatever the run's time budget leaves (``--budget-s``), in order of importance. Prints each
 section's table and its elapsed time, then every target; writes DIR/gpu_check.json atomically after every
 section (device name, torch / CUDA versions, every figure, each target with its measured value and met:
 true / false, or null where not measured or in smoke mode). Exit status 1 if a section raised.
@@ -34,9 +36,9 @@ for p in (str(HERE.parent), str(HERE)):
 import torch  # noqa: E402
 
 from adamask.compare.rundir import write_json  # noqa: E402
-from gpu_integration import section_compare, section_compile, section_hf  # noqa: E402
+from gpu_integration import section_compare, section_hf  # noqa: E402
 from gpu_sections import Plan, make_plan, peak_bf16_flops, section_ddp, section_loss, section_masks, section_sync  # noqa: E402
-from gpu_train import section_train  # noqa: E402
+from gpu_train import section_graph_breaks, section_train  # noqa: E402
 from run import machine  # noqa: E402
 
 SCHEMA_VERSION = 1
@@ -46,20 +48,29 @@ SCHEMA_VERSION = 1
 class Section:
     key: str
     title: str
-    estimate_s: float  # on one H100, full run
+    estimate_s: float  # on one H100, full run (a section that compiles: without its compiles)
     run: Callable[[Plan], Dict[str, Any]]
+    compiles: bool = False  # its compiles take what is left of the run's budget (Plan.compile_budget_s)
 
 
-# run in this order: torch.compile, the one section whose time cannot be bounded, runs after the others (the
-# JSON is written after every section, so a run cut short keeps everything measured before)
+# run in this order: the training step, whose compiles take what is left of the budget, runs last (the JSON is
+# written after every section, so a run cut short keeps everything measured before)
 SECTIONS = (
     Section("sync", "1. no host sync in the masking path", 25, section_sync),
-    Section("masks", "2. mask generation, B=32, N=1568: batched on device vs per-clip numpy + copy", 5, section_masks),
+    Section("masks", "2. mask generation, B=32, N=1568: batched on device vs per-clip numpy + copy", 10, section_masks),
     Section("loss", "3. sampling_loss vs the authors' per-clip loop, B=32, N=1568, fwd+bwd", 10, section_loss),
-    Section("train", "4. training step at paper scale (ViT-B, batch 16, bf16, fused AdamW)", 60, section_train),
     Section("hf", "6. Hugging Face AdaptiveVideoMAEForPreTraining (ViT-B config, random init)", 35, section_hf),
     Section("compare", "7. adamask compare on the device (embedded data, defaults)", 120, section_compare),
-    Section("compile", "5. torch.compile of the reference MAE step (ViT-S, adaptive 0.95)", 150, section_compile),
+    Section(
+        "compile", "5. graph breaks of the training step, every registered strategy (ViT-B)", 30, section_graph_breaks
+    ),
+    Section(
+        "train",
+        "4. training step at paper scale (ViT-B, batch 16 and 32, bf16): eager, compiled, CUDA graphs",
+        90,
+        section_train,
+        compiles=True,
+    ),
     Section("ddp", "8. DDP with NCCL", 0, section_ddp),
 )
 NUMBERS = {s.title.split(".")[0]: s for s in SECTIONS}
@@ -158,7 +169,10 @@ def run(plan: Plan, chosen: Sequence[Section], budget_s: Optional[float]) -> Dic
             }
         else:
             timeout = plan.compare_timeout_s if left is None else max(30.0, min(plan.compare_timeout_s, left - 10))
-            out = run_section(section, replace(plan, compare_timeout_s=timeout))
+            compiling = plan.compile_budget_s
+            if section.compiles and left is not None:
+                compiling = max(0.0, left - section.estimate_s)
+            out = run_section(section, replace(plan, compare_timeout_s=timeout, compile_budget_s=compiling))
         res["sections"][section.key] = out
         print("\n".join(out["lines"]))
         print(

@@ -1,5 +1,5 @@
-"""Sections 5-7 of the device check: torch.compile of the reference MAE's training step, the Hugging Face
-integration at ViT-B, and ``adamask compare`` on the device."""
+"""Sections 6-7 of the device check: the Hugging Face integration at ViT-B, and ``adamask compare`` on the
+device."""
 
 from __future__ import annotations
 
@@ -14,120 +14,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-import adamask
-from adamask.mae import MAE_CONFIGS
 from gpu_sections import Plan, target
 from gpu_sync import describe, raises_on_sync, step_syncs
-from timing import interleaved, stats, sync
-from train_step import build_training, step_fn
+from timing import interleaved, stats
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAMASK_DIR = Path(adamask.__file__).resolve().parent
-MASKING_PATH = (
-    "masking.py",
-    "registry.py",
-    "sampler.py",
-    "loss.py",
-    "strategies.py",
-    "motion.py",
-    "error_predictor.py",
-    "tokens.py",
-    "validation.py",
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# 5. torch.compile
-
-
-def _break_rows(explanation: Any) -> List[Dict[str, Any]]:
-    """Each graph break: its reason, the innermost user frame, and whether any frame of its user stack lies
-    in adamask's masking path (`MASKING_PATH`)."""
-    rows = []
-    for r in explanation.break_reasons:
-        stack = list(getattr(r, "user_stack", None) or [])
-        paths = [Path(f.filename).resolve() for f in stack]
-        in_path = any(p.parent == ADAMASK_DIR and p.name in MASKING_PATH for p in paths)
-        site = f"{stack[-1].filename}:{stack[-1].lineno}" if stack else "?"
-        rows.append({"reason": str(r.reason).splitlines()[0][:300], "site": site, "masking_path": in_path})
-    return rows
-
-
-def section_compile(plan: Plan) -> Dict[str, Any]:
-    cfg, dev = MAE_CONFIGS[plan.compile_size], plan.device
-    model, opt, video = build_training(cfg, "adaptive", 0.95, {}, plan.compile_batch, dev)
-    eager = step_fn(model, opt, video, plan.autocast)
-    eager()  # the first call checks the strategy's output once (one host sync): not part of the compiled step
-
-    def loss(v: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(dev.type, dtype=plan.autocast) if plan.autocast else nullcontext():
-            return model(v).loss
-
-    torch._dynamo.reset()
-    ex = torch._dynamo.explain(loss)(video)
-    breaks = _break_rows(ex)
-    in_path = sum(b["masking_path"] for b in breaks)
-    res: Dict[str, Any] = {
-        "model": plan.compile_size,
-        "batch": plan.compile_batch,
-        "graphs": ex.graph_count,
-        "graph_breaks": ex.graph_break_count,
-        "breaks": breaks,
-        "masking_path_breaks": in_path,
-        "lines": [
-            f"torch._dynamo.explain of the reference MAE's forward + loss ({plan.compile_size}, adaptive 0.95, "
-            f"batch {plan.compile_batch}): {ex.graph_count} graph(s), {ex.graph_break_count} break(s), "
-            f"{in_path} in the masking path"
-        ]
-        + [f"  - {b['site']}: {b['reason']}" for b in breaks],
-    }
-    res["targets"] = [target("graph breaks in the masking path", in_path, "0", lambda v: v == 0, plan)]
-    if plan.smoke:  # explain only: compiling is minutes of CPU
-        res["compiled"] = None
-        res["targets"].append(target("compiles (inductor) and runs a training step", None, "yes", bool, plan))
-        return res
-    _compiled_timing(plan, model, opt, video, eager, res)
-    return res
-
-
-def _compiled_timing(
-    plan: Plan, model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, eager: Any, res: Dict[str, Any]
-) -> None:
-    """Compile (inductor), time the first compiled step, then compiled vs eager steps, interleaved; a
-    failure to compile is recorded (target not met), not raised."""
-    torch._dynamo.reset()
-    compiled = step_fn(torch.compile(model), opt, video, plan.autocast)
-    t0 = time.perf_counter()
-    try:
-        compiled()
-        sync(plan.device)
-    except Exception as e:
-        res.update(compiled=False, error=f"{type(e).__name__}: {str(e)[:2000]}")
-        res["lines"].append(f"torch.compile FAILED: {res['error'][:300]}")
-        res["targets"].append(
-            target("compiles (inductor) and runs a training step", 0.0, "yes", bool, plan, shown="no")
-        )
-        return
-    res["compile_s"] = time.perf_counter() - t0
-    times = interleaved({"eager": eager, "compiled": compiled}, plan.compile_repeats, plan.device, warmup=1)
-    res.update(compiled=True, eager_ms=stats(times["eager"]), compiled_ms=stats(times["compiled"]))
-    res["speedup"] = res["eager_ms"]["median"] / res["compiled_ms"]["median"]
-    res["lines"].append(
-        f"compile (first step) {res['compile_s']:.0f} s; step ms eager "
-        f"{res['eager_ms']['median']:.4g}, compiled {res['compiled_ms']['median']:.4g} "
-        f"({res['speedup']:.2f}x)"
-    )
-    res["targets"].append(
-        target(
-            "compiles (inductor) and runs a training step",
-            1.0,
-            "yes",
-            bool,
-            plan,
-            shown=f"yes, {res['speedup']:.2f}x eager",
-        )
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # 6. Hugging Face

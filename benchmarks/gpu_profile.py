@@ -13,6 +13,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -25,8 +26,8 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from adamask.mae import MAE_CONFIGS  # noqa: E402
-from gpu_train import check_configs  # noqa: E402
-from train_step import build_step  # noqa: E402
+from gpu_sections import make_plan  # noqa: E402
+from gpu_train import build, step_configs  # noqa: E402
 
 
 def wall_ms(step: Callable[[], None], repeats: int) -> float:
@@ -64,19 +65,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not torch.cuda.is_available():
         print("gpu_profile needs CUDA")
         return 2
-    device, cfg = torch.device("cuda"), MAE_CONFIGS[args.size]
+    plan = replace(make_plan(torch.device("cuda"), False, Path(".")), train_size=args.size)
     print(f"{torch.cuda.get_device_name()}; {args.size}, batch {args.batch}, bf16 autocast, fused AdamW")
     print("| config | wall ms | GPU kernel ms | busy | kernels |\n|---|---|---|---|---|")
     details = []
-    for label, masking, ratio, opts in check_configs(cfg["embed_dim"]):
-        _, step = build_step(cfg, masking, ratio, opts, args.batch, device, autocast=torch.bfloat16)
+    for config in step_configs(MAE_CONFIGS[args.size]["embed_dim"]):
+        model_step, _ = build(plan, config, args.batch)
+        step = model_step.plain(model_step.loss_fn(False))
         for _ in range(3):
             step()
         wall = wall_ms(step, args.repeats)
         prof = kernel_profile(step, args.rows)
+        label = config.label
         print(f"| {label} | {wall:.2f} | {prof['gpu_ms']:.2f} | {prof['gpu_ms'] / wall:.0%} | {prof['kernels']} |")
         details.append((label, prof["top"]))
-        del step
+        del step, model_step
         torch.cuda.empty_cache()
     for label, top in details:
         print(f"\n{label}: top kernels (ms per step)")

@@ -62,11 +62,12 @@ class Plan:
     hf_size: str = "base"
     hf_batch: int = 4
     train_size: str = "base"
-    train_batch: int = PAPER_BATCH
+    train_batches: Tuple[int, ...] = (PAPER_BATCH, 2 * PAPER_BATCH)
     train_repeats: int = 10
-    compile_size: str = "small"
-    compile_batch: int = 8
-    compile_repeats: int = 10
+    compile_budget_s: float = 240.0  # seconds of compiling the training step may take (section 4)
+    breaks_size: str = "base"
+    breaks_batch: int = 2
+    breaks_every_strategy: bool = True  # False: the paper's sampler and the decoder-masked step only
     compare_timeout_s: float = 240.0
     compare_args: Tuple[str, ...] = ()
 
@@ -95,11 +96,12 @@ def make_plan(device: torch.device, smoke: bool, out: Path) -> Plan:
         hf_size="tiny",
         hf_batch=2,
         train_size="tiny",
-        train_batch=2,
+        train_batches=(2,),
         train_repeats=1,
-        compile_size="nano",
-        compile_batch=2,
-        compile_repeats=1,
+        compile_budget_s=8.0,
+        breaks_size="nano",
+        breaks_batch=2,
+        breaks_every_strategy=False,
         compare_timeout_s=120.0,
         compare_args=("--quick",),
     )
@@ -287,11 +289,11 @@ def _micro_section(rows: List[Dict[str, Any]], plan: Plan) -> Dict[str, Any]:
 
 
 def section_masks(plan: Plan) -> Dict[str, Any]:
-    return _micro_section(bench_masks(plan.micro, plan.device), plan)
+    return _micro_section(bench_masks(plan.micro, plan.device, graphed=True), plan)
 
 
 def section_loss(plan: Plan) -> Dict[str, Any]:
-    return _micro_section(bench_loss(plan.micro, plan.device, min_speedup=50.0), plan)
+    return _micro_section(bench_loss(plan.micro, plan.device, min_speedup=50.0, graphed=True), plan)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from adamask import MaskingStrategy, create_masking, gumbel_topk, sampling_loss
 from baselines import NumpyFrameMask, NumpyRandomMask, NumpyTubeMask, collate_numpy_masks, loss_per_sample_loop
-from timing import Sizes, comparison, interleaved, sync
+from timing import Sizes, comparison, cuda_graphed, interleaved, sync
 
 
 def _adaptive_inputs(
@@ -28,8 +28,12 @@ def _adaptive_inputs(
     return logits.to(device, dtype), mask.to(device), err.to(device, dtype)
 
 
-def bench_loss(sz: Sizes, device: torch.device, min_speedup: float = 20.0) -> List[Dict[str, Any]]:
-    """sampling_loss vs the per-clip loop: fwd+bwd (target >= ``min_speedup``, identical values) and fwd."""
+def bench_loss(
+    sz: Sizes, device: torch.device, min_speedup: float = 20.0, graphed: bool = False
+) -> List[Dict[str, Any]]:
+    """sampling_loss vs the per-clip loop: fwd+bwd (target >= ``min_speedup``, identical values) and fwd; with
+    ``graphed`` on CUDA, also sampling_loss fwd+bwd captured in a CUDA graph (its value checked against the
+    eager one), which carries the target then."""
     n = math.prod(sz.grid)
     logits, mask, err = _adaptive_inputs(sz.batch, n, 0.95, device)
     probs = torch.softmax(logits, -1).requires_grad_(True)
@@ -77,13 +81,14 @@ def bench_loss(sz: Sizes, device: torch.device, min_speedup: float = 20.0) -> Li
     }
     shape = f"B={sz.batch}, N={n}"
     speedup = statistics.median(t_fb["baseline"]) / statistics.median(t_fb["ours"])
-    return [
+    graph = graphed and device.type == "cuda"
+    rows = [
         comparison(
             f"sampling_loss fwd+bwd ({shape})",
             t_fb["ours"],
             t_fb["baseline"],
-            f">= {min_speedup:g}x",
-            sz.judge(speedup >= min_speedup and agree),
+            "" if graph else f">= {min_speedup:g}x",
+            None if graph else sz.judge(speedup >= min_speedup and agree),
             baseline="per-clip Categorical loop",
             check=check,
         ),
@@ -96,14 +101,60 @@ def bench_loss(sz: Sizes, device: torch.device, min_speedup: float = 20.0) -> Li
             baseline="per-clip Categorical loop",
         ),
     ]
+    if graph:
+        rows.insert(
+            0, _graphed_loss(sz, probs, mask, err, base_fb, f"sampling_loss fwd+bwd ({shape})", min_speedup, check)
+        )
+    return rows
+
+
+def _graphed_loss(
+    sz: Sizes, probs: Tensor, mask: Tensor, err: Tensor, base_fb: Any, name: str, min_speedup: float, check: Dict
+) -> Dict[str, Any]:
+    """sampling_loss fwd+bwd captured in a CUDA graph against the per-clip loop; its loss and gradient are
+    those of the eager call on the same inputs."""
+    probs.grad = None
+    want = sampling_loss(probs, mask, err)
+    (want_grad,) = torch.autograd.grad(want, probs)
+
+    def fb() -> Tensor:
+        probs.grad = None  # the captured backward then writes a gradient of its own, which every replay rewrites
+        loss = sampling_loss(probs, mask, err)
+        loss.backward()
+        return loss
+
+    replay, loss = cuda_graphed(fb)
+    replay()
+    sync(probs.device)
+    got_grad = probs.grad
+    same = (
+        bool(torch.equal(loss, want))
+        and got_grad is not None
+        and bool(torch.allclose(got_grad, want_grad, rtol=1e-5, atol=1e-8))
+    )
+    t = interleaved({"ours": replay, "baseline": base_fb}, sz.repeats, probs.device, sz.number)
+    speedup = statistics.median(t["baseline"]) / statistics.median(t["ours"])
+    return comparison(
+        f"{name}, CUDA graph",
+        t["ours"],
+        t["baseline"],
+        f">= {min_speedup:g}x",
+        sz.judge(speedup >= min_speedup and same and check["agree"]),
+        baseline="per-clip Categorical loop",
+        check=dict(check, graphed_equals_eager=same),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. mask generation
 
 
-def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
+def bench_masks(sz: Sizes, device: torch.device, graphed: bool = False) -> List[Dict[str, Any]]:
+    """Batched masks on the device vs per-clip numpy generators + collate; with ``graphed`` on CUDA, the
+    batched call captured in a CUDA graph (new masks at every replay, their counts checked), which carries the
+    target then."""
     rows = []
+    graph = graphed and device.type == "cuda"
     n = math.prod(sz.grid)
     for kind, gen_cls in (("random", NumpyRandomMask), ("tube", NumpyTubeMask), ("frame", NumpyFrameMask)):
         strategy = cast(MaskingStrategy, create_masking(kind, grid=sz.grid, mask_ratio=0.9))
@@ -126,13 +177,44 @@ def bench_masks(sz: Sizes, device: torch.device) -> List[Dict[str, Any]]:
                 f"{kind} mask, batch (B={sz.batch}, N={n})",
                 t["ours"],
                 t["baseline"],
-                ">= 10x",
-                sz.judge(speedup >= 10 and same_counts),
+                "" if graph else ">= 10x",
+                None if graph else sz.judge(speedup >= 10 and same_counts),
                 baseline="per-clip numpy generator + collate",
                 check={"same_masked_count": same_counts, "masked": int(ours_mask[0].sum())},
             )
         )
+        if graph:
+            rows.append(_graphed_masks(sz, strategy, gen, device, f"{kind} mask, batch (B={sz.batch}, N={n})"))
     return rows
+
+
+def _graphed_masks(sz: Sizes, strategy: MaskingStrategy, gen: Any, device: torch.device, name: str) -> Dict[str, Any]:
+    """``strategy.sample`` captured in a CUDA graph against the per-clip generators: two replays draw different
+    masks with the strategy's counts."""
+    replay, masking = cuda_graphed(partial(strategy.sample, sz.batch, device))
+    replay()
+    first = masking.mask.clone()
+    replay()
+    counts = bool((masking.mask.sum(1) == strategy.num_masked).all()) and bool(
+        (first.sum(1) == strategy.num_masked).all()
+    )
+    fresh = not torch.equal(first, masking.mask)
+    t = interleaved(
+        {"ours": replay, "baseline": partial(collate_numpy_masks, gen, sz.batch, device)},
+        sz.repeats,
+        device,
+        max(sz.number, 10),
+    )
+    speedup = statistics.median(t["baseline"]) / statistics.median(t["ours"])
+    return comparison(
+        f"{name}, CUDA graph",
+        t["ours"],
+        t["baseline"],
+        ">= 10x",
+        sz.judge(speedup >= 10 and counts and fresh),
+        baseline="per-clip numpy generator + collate",
+        check={"strategy_counts": counts, "new_masks_each_replay": fresh},
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""The suite's sizes (full and smoke) and how it times: interleaved repeats, medians with min-max."""
+"""The suite's sizes (full and smoke) and how it times: interleaved repeats, medians with min-max, and the count
+of operations a step dispatches."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from adamask.mae import MAE_CONFIGS
 
@@ -89,6 +92,22 @@ def interleaved(
     return times
 
 
+def cuda_graphed(fn: Callable[[], Any]) -> Tuple[Callable[[], None], Any]:
+    """``fn`` captured into a CUDA graph after three warm-up calls on a side stream: (its replay, the output of
+    the captured call, whose tensors every replay rewrites). Random numbers drawn on the device inside ``fn``
+    are new at every replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph.replay, out
+
+
 def stats(samples: Sequence[float], scale: float = 1e3) -> Dict[str, Any]:
     """Median, min, max (ms by default) of timing samples."""
     return {
@@ -113,3 +132,28 @@ def comparison(
         "met": met,
         **extra,
     }
+
+
+# aten operations that only make a view (no kernel, no copy)
+VIEWS = {
+    "aten.view", "aten._unsafe_view", "aten.expand", "aten.t", "aten.transpose", "aten.permute", "aten.unsqueeze",
+    "aten.squeeze", "aten.detach", "aten.alias", "aten.as_strided", "aten.slice", "aten.select", "aten.unbind",
+    "aten.split", "aten.split_with_sizes", "aten.unflatten", "aten.reshape", "aten._reshape_alias",
+}  # fmt: skip
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten operations dispatched (forward, backward and optimiser step); ``kernels``: those that are
+    not views."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter = Counter()
+
+    @property
+    def kernels(self) -> int:
+        return sum(n for op, n in self.ops.items() if op not in VIEWS)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))

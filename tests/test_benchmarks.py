@@ -75,3 +75,28 @@ def test_smoke_train_and_paper_scale(smoke: tuple[dict, str]) -> None:
     for r in paper:
         assert set(r["costs"]) >= {"tokenizer", "sampler", "encoder", "decoder", "total"}
     assert "| config |" in stdout and "paper block" in stdout
+
+
+def test_lean_step_smoke_compares_each_change_with_what_it_replaces(tmp_path: Path) -> None:
+    """benchmarks/lean_step.py checks, before timing, that each lean formulation computes what the one it replaces
+    did (patch embedding, targets); its JSON has one row per comparison and the op counts of both steps."""
+    out = tmp_path / "lean.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "lean_step.py"), "--smoke", "--no-compile", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    names = [r["name"] for r in res["rows"]]
+    assert names[:3] == [
+        "patch embedding, forward + backward",
+        "normalised targets of the masked tokens",
+        "encoder input + encoder, f+b",
+    ]
+    steps = [r for r in res["rows"] if r["name"].startswith("training step")]
+    assert len(steps) == 2 and all(r["ops_new"] > 0 and r["kernels_old"] > 0 for r in steps)
+    assert all(r["time_ratio"] > 0 for r in res["rows"]) and res["smoke"] is True
