@@ -287,7 +287,7 @@ def _add_compare(sub: Any) -> None:
         "strategy, then write results.json, results.md, checkpoints and PNG figures into "
         "the run folder. Rerunning the same command resumes an interrupted run. Exit "
         "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
-        "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+        "(9 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
         "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
         "CPU that another job shares.",
     )
@@ -317,11 +317,12 @@ def _add_compare(sub: Any) -> None:
         "the backward is compiled with it). What changes: the masks are drawn from torch's global RNG, seeded "
         "per run and kept in the checkpoints, so the numbers differ from an uncompiled run's but are "
         "reproducible; the sampler's share of the step is not timed (n/a); the first steps of each "
-        "strategy wait for the compiler. Off by default: at the default run's size it does not pay for "
-        "itself - on CPU compiling takes about 10 s per strategy with a warm compiler cache and about 100 s "
-        "cold, against about 10 s saved over a strategy's 3 x 150 steps; on an H100 compiling a ViT-S step "
-        "took 44 s for a 1.34x faster step, while the default run's steps take about 26 ms each (95 s "
-        "for all 3,600), so the at most ~10 ms a step could save is under 5 s per strategy",
+        "strategy wait for the compiler (once per strategy: its seeds share the graph). Off by default, on "
+        "CPU and on CUDA, as it does not pay for itself in a default run: on CPU (one thread, the tiny model, "
+        "batch 16) compiling takes 22-39 s per strategy with a cold compiler cache (2-8 s warm) for a step "
+        "12-21%% faster, 5-9 s saved over a strategy's 3 x 150 steps; on an H100 compiling a ViT-S step took "
+        "44 s for a 1.34x faster step, while a default run's steps take about 26 ms each there (95 s for all "
+        "3,600, evaluation included), so even a 2x faster step would save under 6 s per strategy",
     )
     c.add_argument(
         "--threads",

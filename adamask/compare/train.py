@@ -483,7 +483,9 @@ def train_model(
     held_out = clips.test.subset(range(min(len(clips.test), 32)))
     eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
     schedule = cfg.schedule()
-    compiled = compile_losses(model, (spec, cfg.model_config())) if cfg.compile else None
+    # every setting but the seed can change the graph: models of one strategy's seeds share it
+    graph_key = {k: v for k, v in cfg.run_identity(spec).items() if k != "seed"}
+    compiled = compile_losses(model, graph_key) if cfg.compile else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
