@@ -88,7 +88,7 @@ def test_smoke_figures(smoke):
     assert s["hf"]["loss_rel_diff"] <= 1e-5 and s["hf"]["sampler_grad_finite_nonzero"]
     from adamask.compare import DEFAULT_STRATEGIES  # --quick compares the default set
 
-    assert s["compare"]["same_header"] is True and s["compare"]["strategies"] == len(DEFAULT_STRATEGIES) == 8
+    assert s["compare"]["same_header"] is True and s["compare"]["strategies"] == len(DEFAULT_STRATEGIES) == 9
     assert s["ddp"]["status"] == "not run" and "2 GPUs" in s["ddp"]["reason"]
 
 
