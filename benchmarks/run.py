@@ -3,6 +3,7 @@
     python benchmarks/run.py                   # full run, CPU (a few minutes on 2 cores)
     python benchmarks/run.py --smoke           # tiny sizes, seconds (what CI runs)
     python benchmarks/run.py --device cuda     # CUDA-event timing, torch.cuda.max_memory_allocated
+    python benchmarks/run.py --compile         # the training-step rows compiled (torch.compile, fullgraph)
 
 Prints a table and writes JSON (atomically) to --json (default benchmarks/results.json).
 Timings: repeats are interleaved (the order rotates every repeat), medians with min-max.
@@ -82,7 +83,8 @@ def format_tables(res: Dict[str, Any]) -> str:
         "",
         f"training step: encoder {m['depth']} x {m['embed_dim']}, decoder {m['decoder_depth']} x "
         f"{m['decoder_embed_dim']}, {m['num_frames']} x {m['img_size']}^2, tubelet {tuple(m['tubelet'])}, "
-        f"batch {tr['batch']}, {tr['optimizer']}; memory: {res['memory_method']}",
+        f"batch {tr['batch']}, {tr['optimizer']}{', compiled' if tr.get('compiled') else ''}; memory: "
+        f"{res['memory_method']}",
         "",
     ]
     out.append(
@@ -137,12 +139,12 @@ def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
     write_json(path, data, indent=1)
 
 
-def run(smoke: bool, device: torch.device) -> Dict[str, Any]:
+def run(smoke: bool, device: torch.device, compile: bool = False) -> Dict[str, Any]:
     sz = SMOKE if smoke else FULL
     load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     micro = bench_loss(sz, device) + bench_masks(sz, device) + bench_draw(sz, device)
-    train = bench_train(sz, device)
+    train = bench_train(sz, device, compile)
     paper = paper_scale_table(sz.paper_size, **sz.paper_overrides)
     res: Dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -170,6 +172,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the suite runs (seconds)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile each training-step row (torch.compile of the forward and both loss terms, fullgraph; "
+        "masks from the global RNG); its compilation runs in the warm-up call, outside the timings",
+    )
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="output JSON path")
     p.add_argument("--probe-memory", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -181,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("--device cuda: CUDA is not available")
     if args.threads:
         torch.set_num_threads(args.threads)
-    res = run(args.smoke, device)
+    res = run(args.smoke, device, args.compile)
     print(format_tables(res))
     write_json_atomic(args.json, res)
     print(f"\nwrote {args.json} ({res['seconds']:.0f} s)")

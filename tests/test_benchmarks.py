@@ -100,3 +100,35 @@ def test_lean_step_smoke_compares_each_change_with_what_it_replaces(tmp_path: Pa
     steps = [r for r in res["rows"] if r["name"].startswith("training step")]
     assert len(steps) == 2 and all(r["ops_new"] > 0 and r["kernels_old"] > 0 for r in steps)
     assert all(r["time_ratio"] > 0 for r in res["rows"]) and res["smoke"] is True
+
+
+_COMPILED_ROWS = """
+import functools, json, sys
+import torch
+torch.compile = functools.partial(torch.compile, backend="aot_eager")  # inductor's codegen takes minutes on CPU
+import train_step
+from timing import SMOKE
+train_step.measure_memory = lambda spec, device: {"step_peak_mb": 1.0, "total_peak_mb": 2.0, "spec": spec}
+res = train_step.bench_train(SMOKE, torch.device("cpu"), compile=True)
+labels = [c[0] for c in train_step.train_configs(768)]
+print(json.dumps({"compiled": res["compiled"], "rows": [r["config"] for r in res["rows"]], "labels": labels}))
+"""
+
+
+def test_the_training_step_rows_run_compiled() -> None:
+    """``benchmarks/run.py --compile``: every training-step row compiles (fullgraph) and is timed; the rows are
+    tube, the paper's block and the cheapest setting in smoke mode, and the full list keeps one decoder-masked
+    row, the cheapest setting's (the moonshot's)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILED_ROWS], capture_output=True, text=True, env=env, cwd=RUN.parent, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["compiled"] is True
+    assert res["rows"] == ["tube 0.90", "adaptive 0.95, paper block", "adaptive 0.95, attention, width 8, pool 1x2x2"]
+    assert [c for c in res["labels"] if "running cell" in c] == [
+        "adaptive 0.95, attention, width 192, pool 1x2x2 + running cell 0.5"
+    ]
+    assert res["labels"][0] == "tube 0.90" and "motion 0.95" in res["labels"]
+    assert "adaptive 0.95, depth 2" not in res["labels"]

@@ -99,7 +99,7 @@ def test_smoke_figures(smoke):
     assert any("bool_masked_pos" in f["code"] and f["origin"] == "transformers" for f in stock)
     from adamask.compare import DEFAULT_STRATEGIES  # --quick compares the default set
 
-    assert s["compare"]["same_header"] is True and s["compare"]["strategies"] == len(DEFAULT_STRATEGIES) == 8
+    assert s["compare"]["same_header"] is True and s["compare"]["strategies"] == len(DEFAULT_STRATEGIES) == 9
     assert s["ddp"]["status"] == "not run" and "2 GPUs" in s["ddp"]["reason"]
 
 

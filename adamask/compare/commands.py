@@ -137,11 +137,12 @@ def _visualize(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _costs(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ..mae import MAE_CONFIGS
-    from .costs import format_cost_table, paper_scale_table
+    from .costs import format_cost_table, moonshot_line, paper_scale_table
 
     if args.size not in MAE_CONFIGS:
         raise UserError(f"--size must be one of {sorted(MAE_CONFIGS)}, got {args.size!r}")
-    print(format_cost_table(paper_scale_table(args.size)))
+    rows = paper_scale_table(args.size)
+    print(format_cost_table(rows) + "\n\n" + moonshot_line(rows, args.size))
     return 0
 
 

@@ -1,6 +1,6 @@
-"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"name:ratio"``), every setting
-(`CompareConfig`, saved as config.json) and whether this machine can run it (the device, the optional
-dependencies)."""
+"""What defines a comparison run: the strategies (`StrategySpec`, parsed from ``"NAME[:RATIO][:KEY=VALUE,...]"``),
+every setting (`CompareConfig`, saved as config.json) and whether this machine can run it (the device, the
+optional dependencies)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..validation import (
     check_tubelet,
 )
 from .errors import UserError, missing_extra
+from .options import CHEAP_SAMPLER, SAMPLER_OPTIONS, parse_sampler_options
 from .rundir import json_default, strict_json
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 # equal-budget controls: every method at its own ratio, and random (the reference of each budget) and tube at
-# the ratio of the learned and content-aware strategies
+# the ratio of the learned and content-aware strategies; the paper's sampler block and the cheap setting
 DEFAULT_STRATEGIES = (
     "random:0.9",
     "tube:0.9",
@@ -47,24 +48,52 @@ DEFAULT_STRATEGIES = (
     "tube:0.95",
     "motion:0.95",
     "adaptive:0.95",
+    f"adaptive:0.95:{CHEAP_SAMPLER}",
     "error_predictor:0.95",
 )
+BUDGETS = ("steps", "flops")
 PROBE_LABELS = ("digit", "direction")
 # the settings that do not change what a run computes: a run resumed with other values of these continues
 _NOT_IDENTITY = ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds")
 MAX_SEED = 2**32 - 1
 
 
+# how a strategy's label shows each option: a short prefix before the value ("" for variant: the value alone)
+_TAGS = dict(variant="", width="w", depth="d", num_heads="h", mlp_ratio="mlp", token_pool="pool",
+             checkpoint="ckpt", detach_input="detach", temperature="t")  # fmt: skip
+
+
+def _tag(key: str, value: Any) -> str:
+    """One option as the label shows it: width=24 -> w24, token_pool=(1, 2, 2) -> pool1x2x2, checkpoint=True ->
+    ckpt (False: nockpt), variant=attention -> attention."""
+    prefix = _TAGS.get(key, key)
+    if isinstance(value, bool):
+        return prefix if value else f"no{prefix}"
+    if isinstance(value, (tuple, list)):
+        return prefix + "x".join(str(v) for v in value)
+    return prefix + (f"{value:g}" if isinstance(value, float) else str(value))
+
+
 @dataclass(frozen=True)
 class StrategySpec:
-    """A strategy to compare: a registered name and its mask ratio (None = the strategy's default)."""
+    """A strategy to compare: a registered name, its mask ratio and its own options (keyword arguments of its
+    constructor, as (key, value) pairs in `SAMPLER_OPTIONS` order; they win over the run's ``--sampler``
+    options)."""
 
     name: str
     mask_ratio: float
+    options: Tuple[Tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{self.name}_{self.mask_ratio:g}"
+        """``<name>_<ratio>``, with the options after an underscore, compactly (`_tag`): e.g.
+        adaptive_0.95_attention-w24-pool1x2x2."""
+        base = f"{self.name}_{self.mask_ratio:g}"
+        return f"{base}_{'-'.join(_tag(k, v) for k, v in self.options)}" if self.options else base
+
+    def record(self) -> Dict[str, Any]:
+        """The strategy as a JSON value: name, mask_ratio and options (a dict)."""
+        return dict(name=self.name, mask_ratio=self.mask_ratio, options={k: v for k, v in self.options})
 
     def stem(self, replicate: int = 0) -> str:
         """The file name (without suffix) of this strategy's run with seed ``--seed + replicate``: the label for
@@ -72,16 +101,31 @@ class StrategySpec:
         return self.label if replicate == 0 else f"{self.label}_seed{replicate}"
 
 
+def _option_order(key: str) -> Tuple[int, str]:
+    keys = list(SAMPLER_OPTIONS)
+    return (keys.index(key) if key in keys else len(keys), key)
+
+
 def parse_strategy(spec: str) -> StrategySpec:
-    """``"name"`` or ``"name:ratio"`` -> StrategySpec; the name must be registered (see list_maskings())."""
+    """``"NAME[:RATIO][:KEY=VALUE,...]"`` -> StrategySpec, e.g. ``"adaptive:0.95:variant=attention,width=24"``;
+    the name must be registered (see list_maskings()), the options are those of ``--sampler``
+    (`SAMPLER_OPTIONS`)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise TypeError(f"strategy must be a non-empty string 'name' or 'name:ratio', got {spec!r}")
-    name, _, ratio = spec.strip().partition(":")
+        raise TypeError(f"strategy must be a non-empty string NAME[:RATIO][:KEY=VALUE,...], got {spec!r}")
+    name, *rest = spec.strip().split(":")
+    options_text = rest.pop() if rest and "=" in rest[-1] else None
+    if len(rest) > 1 or any("=" in part for part in rest):
+        raise ValueError(f"strategy {spec!r} must be NAME[:RATIO][:KEY=VALUE,...]")
+    ratio = rest[0] if rest else ""
     if name not in list_maskings():
         raise ValueError(
             f"unknown masking strategy {name!r} in {spec!r}; registered: {list_maskings()} "
             f"(register your own with adamask.register_masking and load it with --import)"
         )
+    options: Tuple[Tuple[str, Any], ...] = ()
+    if options_text is not None:
+        parsed = parse_sampler_options(options_text.split(","), what=f"strategy {spec!r}: option")
+        options = tuple(sorted(parsed.items(), key=lambda kv: _option_order(kv[0])))
     if ratio:
         try:
             value = float(ratio)
@@ -90,7 +134,7 @@ def parse_strategy(spec: str) -> StrategySpec:
         check_mask_ratio(value, f"mask ratio of {spec!r}")
     else:
         value = default_ratio(name)
-    return StrategySpec(name, float(value))
+    return StrategySpec(name, float(value), options)
 
 
 @dataclass
@@ -139,6 +183,10 @@ class CompareConfig:
     decoder_masking: Optional[str] = None  # "NAME[:RATIO]", e.g. "running_cell:0.5"
     sampling_entropy_weight: float = 0.0
     held_out: List[str] = field(default_factory=list)  # videos held out for evaluation (names, stems or paths)
+    # "steps": every strategy trains `steps` steps; "flops": each trains for the training FLOPs of `steps` steps
+    # of random masking at `common_ratio` (its steps scaled by its cost per step, `adamask.compare.costs`)
+    budget: str = "steps"
+    compile: bool = False  # the training step's forward and loss terms as one torch.compile graph
 
     @classmethod
     def quick(cls, **kw: Any) -> "CompareConfig":
@@ -222,6 +270,15 @@ class CompareConfig:
         if self.held_out and not self.videos:
             raise ValueError(f"held_out names videos to hold out; it needs videos, got held_out={self.held_out}")
         check_choice(self.probe_label, PROBE_LABELS, "probe_label")
+        check_choice(self.budget, BUDGETS, "budget")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be a bool, got {self.compile!r}")
+        for name, value, why in (
+            ("compile", self.compile, "every new ratio is a new graph to compile"),
+            ("budget flops", self.budget == "flops", "the cost of a step changes with the ratio"),
+        ):
+            if value and self.ratio_schedule is not None:
+                raise ValueError(f"{name} does not combine with ratio_schedule ({why}); use one or the other")
         if self.videos and self.probe_label != "digit":
             raise ValueError(
                 f"probe_label {self.probe_label!r} is a label of the embedded data; with videos the "
@@ -272,10 +329,16 @@ class CompareConfig:
 
     def identity(self) -> Dict[str, Any]:
         """The settings a resumed run must share with the run it continues (every field but those that do not
-        change what is computed), as config.json and the checkpoints hold them."""
+        change what is computed), as config.json holds them."""
         d = {k: v for k, v in asdict(self).items() if k not in _NOT_IDENTITY}
         d["tubelet"] = list(d["tubelet"])
         return json.loads(json.dumps(strict_json(d), default=json_default))
+
+    def run_identity(self, spec: StrategySpec) -> Dict[str, Any]:
+        """What produced one strategy's run under this configuration (that of `for_seed`): the settings
+        (`identity`) and the strategy with its options, as its checkpoint holds them and its result's
+        ``config_hash`` hashes them."""
+        return json.loads(json.dumps(dict(self.identity(), strategy=spec.record()), default=json_default))
 
 
 def check_device(device: str) -> torch.device:

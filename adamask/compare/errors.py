@@ -14,7 +14,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["UserError", "MissingFileError", "MissingExtraError", "user_input", "missing_extra", "one_line", "brief"]
+__all__ = [
+    "UserError",
+    "MissingFileError",
+    "MissingExtraError",
+    "WriteFailedError",
+    "RunFolderInUseError",
+    "user_input",
+    "missing_extra",
+    "one_line",
+    "brief",
+]
 
 
 class UserError(ValueError):
@@ -27,6 +37,15 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class MissingExtraError(UserError, ImportError):
     """An optional dependency is not installed (also an ImportError); the message says how to install it."""
+
+
+class WriteFailedError(UserError, OSError):
+    """A file could not be written (a full disk, a file-size limit, a read-only folder; also an OSError); the
+    message names the file. Nothing of it is left behind: the files written before it are complete."""
+
+
+class RunFolderInUseError(UserError):
+    """Another process holds the run folder (`adamask.compare.rundir.run_dir_lock`); the message names it."""
 
 
 def one_line(text: str) -> str:

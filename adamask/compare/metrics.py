@@ -296,6 +296,14 @@ def _sampler_share(r: Result) -> Any:
     return at("timing", "sampler_share")(r) if r.get("learned") else None
 
 
+def _budget(r: Result) -> str:
+    """GFLOP per step x steps = training GFLOP ("n/a" for what is unknown)."""
+    steps, per_step, total = r.get("steps"), r.get("gflops_per_step"), r.get("train_gflops")
+    if not is_number(per_step) or not is_number(total):
+        return "n/a" if steps is None else f"n/a x {steps}"
+    return f"{per_step:.3g} x {steps} = {total:.3g}"
+
+
 def _per_probe_clip(r: Result) -> Optional[float]:
     """An accuracy's step: 1 / the number of clips the probe was scored on."""
     n = at("probe", "test_clips")(r)
@@ -382,6 +390,16 @@ METRICS: Sequence[Metric] = (
         "lower",
         digits=1,
         legend="Peak MB on CPU is an estimate (weights, grads, AdamW state and tensors saved for backward).",
+    ),
+    Metric(
+        "train_gflops",
+        "GFLOP / step x steps = train GFLOP",
+        text=_budget,
+        digits=0,
+        legend="GFLOP / step x steps = train GFLOP: the training FLOPs of one step (forward + backward, from the "
+        "cost accounting), the steps each strategy trained and their product - the same steps for every "
+        "strategy with --budget steps, the same FLOPs with --budget flops (those of --steps steps of random "
+        "masking at the common ratio).",
     ),
     Metric("spatial_coverage", "spatial coverage", at("mask_statistics", "spatial_coverage"), digits=2),
     Metric("error_foreground", "masked error fg, same random masks", at("masked_error", "foreground"), digits=3),

@@ -4,6 +4,7 @@ of clips measured, its strategy rebuilt at another mask ratio, and read back fro
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from .metrics import foreground_allocation, probability_allocation
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "takes_option",
+    "strategy_options",
     "build_strategy",
     "build_model",
     "model_for",
@@ -40,6 +43,27 @@ __all__ = [
 CHECKPOINT_FORMAT = "adamask-compare-checkpoint/1"
 
 
+def takes_option(name: str, key: str) -> bool:
+    """Whether the constructor of the registered strategy ``name`` takes the keyword argument ``key``, by its
+    signature: a parameter of that name, or ``**kwargs``."""
+    try:
+        params = inspect.signature(strategy_info(name).factory).parameters.values()
+    except (TypeError, ValueError):  # a factory without a signature
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == key and p.kind is not p.POSITIONAL_ONLY) for p in params)
+
+
+def strategy_options(spec: StrategySpec, shared: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The options ``spec``'s strategy is built with: each of the run's ``shared`` options (``--sampler``) its
+    constructor takes (`takes_option`), then its own (``spec.options``, which win); a ValueError naming an
+    option of its own it does not take."""
+    for key, _ in spec.options:
+        if not takes_option(spec.name, key):
+            raise ValueError(f"strategy {spec.label}: {spec.name} takes no option {key!r}")
+    taken = {k: v for k, v in (shared or {}).items() if takes_option(spec.name, k)}
+    return {**taken, **dict(spec.options)}
+
+
 def build_strategy(
     spec: StrategySpec,
     grid: Sequence[int],
@@ -48,11 +72,11 @@ def build_strategy(
     tubelet: Optional[Sequence[int]] = None,
 ) -> Callable[..., Masking]:
     """The strategy object for ``spec`` on the model's grid (T', H', W'). Every strategy gets the token width
-    ``embed_dim`` if it takes one, and a strategy that needs the video the model's ``tubelet``; ``options``
-    (the ``--sampler`` options) go to learned strategies only (``strategy_info(name).learned``), where an
-    ``embed_dim`` among them overrides the model's width."""
+    ``embed_dim`` if it takes one, and a strategy that needs the video the model's ``tubelet``; of the run's
+    ``options`` (``--sampler``) it gets those its constructor takes, and its own options
+    (`strategy_options`); an ``embed_dim`` among them overrides the model's width."""
     info = strategy_info(spec.name)
-    opts = dict(options or {}) if info.learned else {}
+    opts = strategy_options(spec, options)
     if info.needs == "video" and tubelet is not None:
         opts["tubelet"] = tuple(tubelet)
     width = opts.pop("embed_dim", embed_dim)
@@ -126,12 +150,21 @@ def check_on_grid(cfg: CompareConfig) -> None:
     n = math.prod(grid)
     with user_input(f"common_ratio {cfg.common_ratio:g} on the {n} tokens of grid {grid}: "):
         create_masking("random", grid=grid, mask_ratio=cfg.common_ratio)
+    specs = cfg.specs()
+    unused = [k for k in cfg.masking_options if not any(takes_option(s.name, k) for s in specs)]
+    if unused:
+        raise UserError(
+            f"--sampler {' '.join(f'{k}={cfg.masking_options[k]}' for k in unused)}: none of the strategies "
+            f"{', '.join(s.label for s in specs)} takes {'it' if len(unused) == 1 else 'them'}; each --sampler "
+            f"option goes to every strategy whose constructor takes it (e.g. adaptive, error_predictor; "
+            f"temperature also motion and motion_pixels)"
+        )
     decoder = cfg.decoder_spec()
     if decoder is not None:
         with user_input(f"--decoder-masking {cfg.decoder_masking} on the {n} tokens of grid {grid}: "):
             create_masking(decoder.name, grid=grid, mask_ratio=decoder.mask_ratio)
     schedule = cfg.schedule()
-    for spec in cfg.specs():
+    for spec in specs:
         with user_input(f"strategy {spec.label} on the {n} tokens of grid {grid}: "), torch.device("meta"):
             model = model_for(cfg, spec)
         if schedule is None:
@@ -157,8 +190,9 @@ def load_checkpoint(
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an adamask compare checkpoint")
     try:
-        spec = StrategySpec(**ckpt["strategy"])
-    except (KeyError, TypeError) as e:
+        record = dict(ckpt["strategy"])
+        spec = StrategySpec(record["name"], record["mask_ratio"], tuple(dict(record.get("options") or {}).items()))
+    except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: a damaged adamask compare checkpoint (its strategy record: {e})") from e
     if spec.name not in list_maskings():
         raise UserError(
@@ -197,7 +231,9 @@ def strategy_at_ratio(
 ) -> Tuple[Optional[Callable[..., Masking]], Optional[str]]:
     """The strategy of ``model`` at another mask ratio, carrying over learned weights; (None, reason) if not."""
     try:
-        other = build_strategy(StrategySpec(spec.name, ratio), model.grid, model.embed_dim, options, model.tubelet)
+        other = build_strategy(
+            StrategySpec(spec.name, ratio, spec.options), model.grid, model.embed_dim, options, model.tubelet
+        )
     except (ValueError, TypeError) as e:
         return None, f"{spec.name} cannot run at mask ratio {ratio}: {e}"
     trained = model.mask_sampler

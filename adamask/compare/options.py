@@ -10,7 +10,7 @@ import argparse
 import math
 from typing import Any, Dict, Sequence
 
-__all__ = ["PRESETS", "SAMPLER_OPTIONS", "CONFIG_OPTIONS", "parse_sampler_options", "add_commands"]
+__all__ = ["PRESETS", "SAMPLER_OPTIONS", "CHEAP_SAMPLER", "CONFIG_OPTIONS", "parse_sampler_options", "add_commands"]
 
 _PAPER_LOSS: Dict[str, Any] = dict(
     pixel_loss="normalized", sampling_baseline=None, sampling_weight=1e-4, sampling_estimator="paper"
@@ -25,8 +25,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "paper-photo": dict(_PAPER_LOSS, background_contrast=0.8),
 }
 
-# the keyword arguments of the learned strategies (AdaptiveTokenSampler's) that ``--sampler KEY=VALUE``
-# accepts, with their types
+# the strategy keyword arguments that ``--sampler KEY=VALUE`` and a strategy's own ``NAME:RATIO:KEY=VALUE,...``
+# accept, with their types (the adaptive sampler's; motion's temperature)
 SAMPLER_OPTIONS = {
     "variant": str,
     "width": int,
@@ -38,6 +38,12 @@ SAMPLER_OPTIONS = {
     "detach_input": bool,
     "temperature": float,
 }
+
+# the cheap sampler setting of the default comparison, beside the paper's block: the paper's MLP-only block at a
+# quarter of the tiny model's width. On the default run (128 tokens, 3 seeds) it costs 0.08 training GFLOP per
+# step against the paper block's 1.66 and keeps 90% of its foreground allocation (2.40 vs 2.66); attention at
+# width 24 keeps as much for 0.12, width 12 keeps 73%, and pooling 1x2x2 (2x2 cells of a 4x4 grid) only 48%
+CHEAP_SAMPLER = "variant=mlp,width=24"
 
 # options whose value goes unchanged into the CompareConfig field of the same name
 CONFIG_OPTIONS = (
@@ -71,16 +77,19 @@ CONFIG_OPTIONS = (
     "probe_train_clips",
     "probe_test_clips",
     "threads",
+    "budget",
+    "compile",
 )
 
 
-def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
-    """["variant=attention", "token_pool=1x2x2", ...] -> AdaptiveTokenSampler keyword arguments."""
+def parse_sampler_options(items: Sequence[str], what: str = "--sampler") -> Dict[str, Any]:
+    """["variant=attention", "token_pool=1x2x2", ...] -> strategy keyword arguments (those of `SAMPLER_OPTIONS`,
+    with their types); ``what`` names the option in the errors."""
     out: Dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in SAMPLER_OPTIONS:
-            raise ValueError(f"--sampler takes KEY=VALUE with KEY in {sorted(SAMPLER_OPTIONS)}, got {item!r}")
+            raise ValueError(f"{what} takes KEY=VALUE with KEY in {sorted(SAMPLER_OPTIONS)}, got {item!r}")
         kind = SAMPLER_OPTIONS[key]
         try:
             if kind is tuple:
@@ -94,8 +103,8 @@ def parse_sampler_options(items: Sequence[str]) -> Dict[str, Any]:
                 if kind is float and not math.isfinite(out[key]):
                     raise ValueError
         except ValueError:
-            what = {tuple: "TxHxW ints", bool: "true or false", float: "a finite number"}.get(kind, kind.__name__)
-            raise ValueError(f"--sampler {key} must be {what}, got {value!r}") from None
+            kind_text = {tuple: "TxHxW ints", bool: "true or false", float: "a finite number"}.get(kind, kind.__name__)
+            raise ValueError(f"{what} {key} must be {kind_text}, got {value!r}") from None
     return out
 
 
@@ -192,9 +201,11 @@ def _add_sampling_options(c: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         metavar="KEY=VALUE",
-        help="options of every learned strategy (the adaptive sampler's), e.g. variant=attention "
-        "width=24 depth=1 num_heads=4 token_pool=1x2x2 checkpoint=true temperature=2 (default: "
-        "the paper's block at the encoder's width)",
+        help="options of every strategy whose constructor takes them (by its signature: the adaptive "
+        "sampler's and error_predictor's all of them, motion's temperature), e.g. variant=attention "
+        "width=24 depth=1 num_heads=4 token_pool=1x2x2 checkpoint=true temperature=2; an option no "
+        "strategy of the run takes is refused; a strategy's own options (NAME:RATIO:KEY=VALUE,...) win "
+        "(default: the paper's block at the encoder's width)",
     )
     c.add_argument(
         "--sampler-lr-scale",
@@ -215,6 +226,16 @@ def _add_training_options(c: argparse.ArgumentParser) -> None:
         "the mean with a 95%% interval over the seeds, and differences are paired by seed "
         "(default 3, the fewest that give an interval with some power while the default run stays "
         "within about 5 minutes on 2 CPU cores; 1 gives no interval)",
+    )
+    c.add_argument(
+        "--budget",
+        choices=["steps", "flops"],
+        default=None,
+        help="what every strategy gets the same of: 'steps' (default: --steps training steps each) or "
+        "'flops' (equal compute: each trains for the training FLOPs of --steps steps of random masking at "
+        "--common-ratio, its steps scaled by its cost per step from the cost accounting (adamask costs), "
+        "its learning-rate schedule over its own steps; the table shows each strategy's GFLOP per step, "
+        "steps and training FLOPs)",
     )
     c.add_argument("--batch-size", type=int, default=None, help="clips per step (default 16)")
     c.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW (default 1e-3)")
@@ -266,7 +287,7 @@ def _add_compare(sub: Any) -> None:
         "strategy, then write results.json, results.md, checkpoints and PNG figures into "
         "the run folder. Rerunning the same command resumes an interrupted run. Exit "
         "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
-        "(8 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
+        "(9 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
         "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
         "CPU that another job shares.",
     )
@@ -274,16 +295,35 @@ def _add_compare(sub: Any) -> None:
         "--strategies",
         nargs="+",
         default=None,
-        metavar="NAME[:RATIO]",
-        help="strategies to compare (default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 "
-        "motion:0.95 adaptive:0.95 error_predictor:0.95; rows are grouped by mask ratio, random at "
-        "each ratio is the reference); any registered name works (adamask list)",
+        metavar="NAME[:RATIO][:KEY=VALUE,...]",
+        help="strategies to compare, each with its own options if given (the --sampler options, e.g. "
+        "adaptive:0.95:variant=attention,width=24; its label shows them: adaptive_0.95_attention-w24) "
+        "(default: random:0.9 tube:0.9 frame:0.9 random:0.95 tube:0.95 motion:0.95 adaptive:0.95 "
+        f"adaptive:0.95:{CHEAP_SAMPLER} error_predictor:0.95: the paper's sampler block beside its cheap "
+        "MLP-only setting at width 24, about 1/20 of its FLOPs for 90%% of its foreground allocation on the "
+        "embedded data; rows are grouped by mask ratio, random at each ratio is the reference); any "
+        "registered name works (adamask list)",
     )
     c.add_argument("--out", default=None, help="run folder (default runs/compare, runs/quick with --quick)")
     c.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds (for tests)")
     _add_data_options(c)
     _add_training_options(c)
     c.add_argument("--checkpoint-every", type=int, default=None, help="save a resumable checkpoint every N steps")
+    c.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="run each training step's forward and both loss terms as one torch.compile graph (fullgraph; "
+        "the backward is compiled with it). What changes: the masks are drawn from torch's global RNG, seeded "
+        "per run and kept in the checkpoints, so the numbers differ from an uncompiled run's but are "
+        "reproducible; the sampler's share of the step is not timed (n/a); the first steps of each "
+        "strategy wait for the compiler (once per strategy: its seeds share the graph). Off by default, on "
+        "CPU and on CUDA, as it does not pay for itself in a default run: on CPU (one thread, the tiny model, "
+        "batch 16) compiling takes 22-39 s per strategy with a cold compiler cache (2-8 s warm) for a step "
+        "12-21%% faster, 5-9 s saved over a strategy's 3 x 150 steps; on an H100 compiling a ViT-S step took "
+        "44 s for a 1.34x faster step, while a default run's steps take about 26 ms each there (95 s for all "
+        "3,600, evaluation included), so even a 2x faster step would save under 6 s per strategy",
+    )
     c.add_argument(
         "--threads",
         type=int,

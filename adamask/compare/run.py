@@ -1,5 +1,6 @@
-"""A comparison run, stage by stage: check everything the run can be refused for, load the clips, train and
-evaluate each strategy once per seed (loading what a previous run finished, resuming what it left), probe the
+"""A comparison run, stage by stage: check everything the run can be refused for, count each strategy's cost
+and steps under the run's budget, hold the run folder, load the clips, train and evaluate each strategy once per
+seed (loading what a previous run of the same configuration finished, resuming what it left), probe the
 untrained encoder, compute the statistics, write the report and the figures, and results.json."""
 
 from __future__ import annotations
@@ -7,20 +8,29 @@ from __future__ import annotations
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
 from .config import CompareConfig, StrategySpec, check_device, check_extras
+from .costs import RunCost, run_costs
 from .data import RunClips, check_embedded, load_data
 from .errors import user_input
 from .evaluate import evaluate_strategy, untrained_probes
 from .metrics import METRICS, Metric
-from .model import check_on_grid
+from .model import check_on_grid, strategy_options
 from .report import build_report
-from .rundir import atomic_write_text, check_run_dir, open_run_dir, stored_result, write_json
+from .rundir import (
+    atomic_write_text,
+    check_run_dir,
+    identity_hash,
+    open_run_dir,
+    run_dir_lock,
+    stored_result,
+    write_json,
+)
 from .stats import compare_results
 from .train import train_model
 
@@ -62,13 +72,16 @@ def train_strategy(
     run_dir: Path,
     *,
     replicate: int = 0,
+    gflops_per_step: Optional[float] = None,
     metrics: Sequence[Metric] = METRICS,
     progress: str = "bar",
     log: Callable[[str], None] = print,
 ) -> Dict[str, Any]:
-    """Pretrain, checkpoint and evaluate one strategy with the seed of ``cfg`` (the run of seed ``replicate``:
-    `CompareConfig.for_seed`); returns its result dict (also written to strategies/<stem>.json, ``stem`` =
-    `StrategySpec.stem`). A strategy whose loss (or learned strategy) turned non-finite stops there and is not
+    """Pretrain, checkpoint and evaluate one strategy with the seed and steps of ``cfg`` (the run of seed
+    ``replicate``: `CompareConfig.for_seed`); returns its result dict (also written to strategies/<stem>.json,
+    ``stem`` = `StrategySpec.stem`), which records the options the strategy was built with, the hash of what
+    produced it (`CompareConfig.run_identity`), its steps and, given ``gflops_per_step`` (`run_costs`), its
+    training FLOPs. A strategy whose loss (or learned strategy) turned non-finite stops there and is not
     evaluated: its result holds ``diverged_at_step`` (the 1-based training step), ``diverged_reason`` and no
     measurements."""
     stem = spec.stem(replicate)
@@ -78,9 +91,14 @@ def train_strategy(
         name=spec.name,
         mask_ratio=spec.mask_ratio,
         label=spec.label,
+        masking_options=strategy_options(spec, cfg.masking_options),
+        config_hash=identity_hash(cfg.run_identity(spec)),
         seed=cfg.seed,
         replicate=replicate,
         steps=cfg.steps,
+        budget=cfg.budget,
+        gflops_per_step=gflops_per_step,
+        train_gflops=None if gflops_per_step is None else gflops_per_step * cfg.steps,
         train_seconds=trained.train_seconds,
         timing=trained.timing(),
         memory=trained.memory,
@@ -106,6 +124,41 @@ def train_strategy(
     return result
 
 
+def _runs_of(
+    cfg: CompareConfig,
+    spec: StrategySpec,
+    cost: RunCost,
+    clips: RunClips,
+    run_dir: Path,
+    metrics: Sequence[Metric],
+    progress: str,
+    log: Callable[[str], None],
+) -> List[Dict[str, Any]]:
+    """The result of each seed of ``spec`` (``cost.steps`` steps each): loaded where a previous run of the same
+    configuration finished it, else trained now."""
+    runs = []
+    for k in range(cfg.seeds):
+        run_cfg = replace(cfg, steps=cost.steps).for_seed(k)
+        stem = spec.stem(k)
+        result = stored_result(run_dir, stem, spec.label, run_cfg.run_identity(spec))
+        if result is not None:
+            log(f"{stem}: already done, loaded {run_dir / 'strategies' / f'{stem}.json'}")
+        else:
+            result = train_strategy(
+                run_cfg,
+                spec,
+                clips,
+                run_dir,
+                replicate=k,
+                gflops_per_step=cost.gflops_per_step,
+                metrics=metrics,
+                progress=progress,
+                log=log,
+            )
+        runs.append(result)
+    return runs
+
+
 def run_compare(
     cfg: CompareConfig,
     *,
@@ -119,65 +172,70 @@ def run_compare(
     """Run (or resume) a comparison into ``cfg.out``; returns the results dict also written to results.json.
 
     Each strategy runs ``cfg.seeds`` times, with seeds ``cfg.seed``, ``cfg.seed + 1``, ... (the same for every
-    strategy; the clips are those of ``cfg.seed``); a finished (strategy, seed) is loaded, not run again.
-    Everything that can be wrong with the input (settings, device, extras, strategies and ratios on the token
-    grid, the run folder, the videos) is checked before the run folder is written: a `UserError` (a ValueError)
-    naming it. progress: "bar" (tqdm, where stderr is a terminal), "lines" or "none". metrics: the metric
-    table of the summary and the table.
+    strategy; the clips are those of ``cfg.seed``), for the steps of the run's budget (`run_costs`); a finished
+    (strategy, seed) of the same configuration is loaded, not run again. Everything that can be wrong with the
+    input (settings, device, extras, strategies and ratios on the token grid, the run folder, the videos) is
+    checked before the run folder is written: a `UserError` (a ValueError) naming it. The run holds its folder
+    (`run_dir_lock`): another run on it meanwhile is refused. progress: "bar" (tqdm, where stderr is a
+    terminal), "lines" or "none". metrics: the metric table of the summary and the table.
     """
     t_start = time.perf_counter()
     device = check_run(cfg, figures)
     with _threads(cfg.threads):
+        costs = run_costs(cfg)
         check_run_dir(Path(cfg.out), cfg.identity(), overwrite)
-        clips = load_data(cfg, log)
-        run_dir = open_run_dir(Path(cfg.out), dict(config=asdict(cfg), identity=cfg.identity()), overwrite, log)
-        log(
-            f"data: {clips.description['source']}, {len(clips.train)} training and {len(clips.test)} held-out "
-            f"clips of {tuple(clips.train.videos.shape[1:])}; {cfg.seeds} seed(s) per strategy"
-        )
-        seeds = [cfg.seed + k for k in range(cfg.seeds)]
-        strategies: Dict[str, Dict[str, Any]] = {}
-        for spec in cfg.specs():
-            runs = []
-            for k in range(cfg.seeds):
-                result = stored_result(run_dir, spec.stem(k), spec.label)
-                if result is not None:
-                    log(f"{spec.stem(k)}: already done, loaded {run_dir / 'strategies' / f'{spec.stem(k)}.json'}")
-                else:
-                    result = train_strategy(
-                        cfg.for_seed(k), spec, clips, run_dir, replicate=k, metrics=metrics, progress=progress, log=log
-                    )
-                runs.append(result)
-            strategies[spec.label] = dict(
-                name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, seeds=seeds, runs=runs
+        with run_dir_lock(Path(cfg.out)):
+            clips = load_data(cfg, log)
+            config = dict(config=asdict(cfg), identity=cfg.identity())
+            run_dir = open_run_dir(Path(cfg.out), config, overwrite, log)
+            log(
+                f"data: {clips.description['source']}, {len(clips.train)} training and {len(clips.test)} "
+                f"held-out clips of {tuple(clips.train.videos.shape[1:])}; {cfg.seeds} seed(s) per strategy"
             )
-        untrained = untrained_probes(cfg, clips, device)
-        statistics = compare_results(strategies, untrained, metrics)
-        report = build_report(
-            strategies, untrained, statistics, cfg, metrics, command=command, data_note=clips.description.get("note")
-        )
-        fig_paths: List[str] = []
-        if figures:
-            from .figures import write_run_figures
+            if cfg.budget == "flops":
+                steps = ", ".join(f"{label} {c.steps}" for label, c in costs.items())
+                log(f"budget: the training FLOPs of {cfg.steps} steps of random_{cfg.common_ratio:g}; steps: {steps}")
+            seeds = [cfg.seed + k for k in range(cfg.seeds)]
+            strategies: Dict[str, Dict[str, Any]] = {}
+            for spec in cfg.specs():
+                runs = _runs_of(cfg, spec, costs[spec.label], clips, run_dir, metrics, progress, log)
+                strategies[spec.label] = dict(
+                    name=spec.name, mask_ratio=spec.mask_ratio, label=spec.label, seeds=seeds, runs=runs
+                )
+            untrained = untrained_probes(cfg, clips, device)
+            statistics = compare_results(strategies, untrained, metrics)
+            report = build_report(
+                strategies,
+                untrained,
+                statistics,
+                cfg,
+                metrics,
+                command=command,
+                data_note=clips.description.get("note"),
+            )
+            fig_paths: List[str] = []
+            if figures:
+                from .figures import write_run_figures
 
-            fig_paths = [str(p.relative_to(run_dir)) for p in write_run_figures(run_dir, strategies, clips.figure, cfg)]
-        results = dict(
-            schema=SCHEMA,
-            command=command,
-            config=asdict(cfg),
-            data=clips.description,
-            environment=dict(
-                torch=torch.__version__,
-                python=platform.python_version(),
-                device=str(torch.device(cfg.device)),
-                threads=torch.get_num_threads(),
-            ),
-            strategies=strategies,
-            untrained_probe=untrained,
-            summary=report.summary,
-            figures=fig_paths,
-            runtime_s=time.perf_counter() - t_start,
-        )
-        write_json(run_dir / "results.json", results)
-        atomic_write_text(run_dir / "results.md", report.markdown)
-        return results
+                written = write_run_figures(run_dir, strategies, clips.figure, cfg)
+                fig_paths = [str(p.relative_to(run_dir)) for p in written]
+            results = dict(
+                schema=SCHEMA,
+                command=command,
+                config=asdict(cfg),
+                data=clips.description,
+                environment=dict(
+                    torch=torch.__version__,
+                    python=platform.python_version(),
+                    device=str(torch.device(cfg.device)),
+                    threads=torch.get_num_threads(),
+                ),
+                strategies=strategies,
+                untrained_probe=untrained,
+                summary=report.summary,
+                figures=fig_paths,
+                runtime_s=time.perf_counter() - t_start,
+            )
+            write_json(run_dir / "results.json", results)
+            atomic_write_text(run_dir / "results.md", report.markdown)
+            return results

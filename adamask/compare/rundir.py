@@ -3,10 +3,12 @@ folder, flushed to disk, then os.replace and a flush of the folder), as strict J
 written, opened (emptied with --overwrite, stale temporaries removed, config.json written), and the finished
 results it holds.
 
-A reader or an interrupted run never sees a partial file, and a completed write survives a crash. A process
-killed at the wrong moment (kill -9, power loss) can leave its temporary file behind: ``.<name>.tmp<pid>``;
-`clean_stale_temporaries` removes those of processes no longer running. Reading the run folder's own files back
-(`read_json`) names the file and what is wrong with it.
+A reader or an interrupted run never sees a partial file, and a completed write survives a crash. A write that
+fails (a full disk, a file-size limit) removes its temporary file and raises a `WriteFailedError` naming the file;
+the files written before it stay complete. A process killed at the wrong moment (kill -9, power loss) can leave
+its temporary file behind: ``.<name>.tmp<pid>``; `clean_stale_temporaries` removes those of processes no longer
+running. Reading the run folder's own files back (`read_json`) names the file and what is wrong with it. A run
+holds its folder with an advisory lock (`run_dir_lock`) that dies with its process.
 
 This module knows the folder's layout, not the configuration: the run's identity and its config.json come in
 as JSON values.
@@ -14,6 +16,7 @@ as JSON values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +29,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import torch
 from torch import Tensor
 
-from .errors import UserError
+from .errors import RunFolderInUseError, UserError, WriteFailedError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "atomic_path",
@@ -39,11 +47,15 @@ __all__ = [
     "read_json",
     "clean_stale_temporaries",
     "fsync_dir",
+    "identity_hash",
+    "identity_difference",
     "RUN_SUBFOLDERS",
     "RUN_FILES",
+    "LOCK_FILE",
     "START_OVER",
     "finished_work",
     "check_run_dir",
+    "run_dir_lock",
     "open_run_dir",
     "stored_result",
 ]
@@ -70,20 +82,44 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _os_error(error: BaseException) -> Optional[OSError]:
+    """The OSError behind ``error``: itself or one in its chain of causes and contexts (torch.save reports a
+    failed write to its file object as a RuntimeError raised while handling the OSError); None without one."""
+    seen = set()
+    e: Optional[BaseException] = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 @contextmanager
 def atomic_path(path: os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for the caller to write (and close); on success the file is
-    flushed to disk, replaces ``path``, and the folder is flushed after the rename; on error it is removed."""
+    flushed to disk, replaces ``path``, and the folder is flushed after the rename; on error it is removed. A
+    write that fails with an OSError (a full disk, a file-size limit, a read-only folder) raises a
+    `WriteFailedError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        failure = None if isinstance(e, (UserError, KeyboardInterrupt)) else _os_error(e)
+        if failure is None:
+            raise
+        reason = failure.strerror or str(failure)
+        raise WriteFailedError(
+            f"cannot write {path}: {reason}; nothing of it was kept and the files written before it are complete"
+        ) from e
     fsync_dir(path.parent)
 
 
@@ -97,9 +133,10 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
-    """``torch.save(obj, path)`` atomically: the file is flushed to disk before the rename."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save(obj, path)`` atomically: the file is flushed to disk before the rename. torch writes through
+    a Python file object, so a failed write surfaces as its OSError (`atomic_path`: a `WriteFailedError`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def _pid_running(pid: int) -> bool:
@@ -151,6 +188,27 @@ def strict_json(o: Any) -> Any:
     return o
 
 
+def identity_hash(identity: Any) -> str:
+    """A short hash (16 hex digits of SHA-256) of a JSON value, key order aside: what a strategy's result
+    records of the configuration that produced it."""
+    text = json.dumps(strict_json(identity), sort_keys=True, default=json_default, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def identity_difference(old: Any, new: Dict[str, Any], limit: int = 3) -> str:
+    """The settings in which the identity ``old`` (as a file records it) differs from ``new``: "steps 3 there,
+    2 here; ...", at most ``limit`` of them named."""
+    if not isinstance(old, dict):
+        return "it records no configuration"
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+    def show(value: Any) -> str:
+        return json.dumps(strict_json(value), default=json_default)
+
+    text = "; ".join(f"{k} {show(old.get(k))} there, {show(new.get(k))} here" for k in keys[:limit])
+    return text + (f"; {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def write_json(path: os.PathLike, obj: Any, indent: int = 2) -> None:
     """Write ``obj`` as strict JSON (NaN -> null), atomically."""
     text = json.dumps(strict_json(obj), indent=indent, default=json_default, allow_nan=False)
@@ -181,6 +239,7 @@ def read_json(path: os.PathLike, remedy: str = "", expect: Optional[type] = dict
 
 RUN_SUBFOLDERS = ("strategies", "checkpoints", "figures")
 RUN_FILES = ("config.json", "results.json", "results.md")
+LOCK_FILE = ".lock"  # held by the run using the folder (`run_dir_lock`); holds its process id
 START_OVER = "pass --overwrite to start over, or choose another --out"
 
 
@@ -210,7 +269,93 @@ def check_run_dir(run_dir: Path, identity: Dict[str, Any], overwrite: bool) -> N
         raise UserError(f"run folder {str(run_dir)!r} holds results but no config.json; {START_OVER}")
     old = read_json(cfg_path, remedy=START_OVER)
     if old.get("identity") != identity:
-        raise UserError(f"run folder {str(run_dir)!r} holds a run with a different configuration; {START_OVER}")
+        raise UserError(
+            f"run folder {str(run_dir)!r} holds a run with a different configuration "
+            f"({identity_difference(old.get('identity'), identity)}); {START_OVER}"
+        )
+
+
+def _lock(fd: int) -> None:
+    """Take the advisory lock of the open file ``fd`` without waiting: BlockingIOError (or, on Windows, another
+    OSError) when another process holds it. The kernel releases it when the file is closed or its process
+    ends, however it ends."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+
+def _holder(fd: int) -> str:
+    """ " (process <pid>)" as the lock file ``fd`` records its holder, or "" where it cannot be read."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, AttributeError, UnicodeDecodeError):
+        return ""
+    return f" (process {text})" if text.isdigit() else ""
+
+
+def _acquire(run_dir: Path) -> int:
+    """Open and lock ``run_dir``'s lock file; returns its descriptor, the lock held. A `RunFolderInUseError`
+    when another process holds it. A lock file removed while it was being locked (by a run that created the
+    folder and then failed) is opened again."""
+    path = run_dir / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise WriteFailedError(f"cannot write the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+        try:
+            _lock(fd)
+        except OSError as e:
+            holder = _holder(fd)
+            os.close(fd)
+            if isinstance(e, BlockingIOError) or fcntl is None:
+                raise RunFolderInUseError(
+                    f"run folder {str(run_dir)!r} is in use by another adamask compare run{holder}; wait for it "
+                    f"to finish, or choose another --out"
+                ) from e
+            raise UserError(f"cannot lock the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[Path]:
+    """Hold the run folder ``run_dir`` within the block: an advisory lock on its `LOCK_FILE` (``fcntl.flock``;
+    ``msvcrt.locking`` on Windows) that the kernel releases when the block ends or the process dies, kill -9
+    included, so a folder is never left blocked. Another run on the same folder is refused meanwhile: a
+    `RunFolderInUseError` naming the folder. The folder is created if needed (a `WriteFailedError` if it
+    cannot be), and removed again, with the folders created for it, when the block leaves nothing in it."""
+    missing = []  # the folders this call creates, deepest first
+    p = run_dir
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteFailedError(f"cannot write the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+    fd = _acquire(run_dir)
+    try:
+        yield run_dir
+    finally:
+        try:
+            if missing and [f.name for f in run_dir.iterdir()] == [LOCK_FILE]:
+                (run_dir / LOCK_FILE).unlink()  # while still held: a run waiting on it opens the new one
+                for folder in missing:
+                    folder.rmdir()
+        except OSError:
+            pass  # a folder that is not empty, or a lock file Windows will not remove while it is open
+        os.close(fd)
 
 
 def open_run_dir(run_dir: Path, config: Dict[str, Any], overwrite: bool, log: Callable[[str], None]) -> Path:
@@ -224,18 +369,20 @@ def open_run_dir(run_dir: Path, config: Dict[str, Any], overwrite: bool, log: Ca
             (run_dir / f).unlink(missing_ok=True)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", config)
     except OSError as e:
-        raise UserError(f"cannot write the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+        raise WriteFailedError(f"cannot write the run folder {str(run_dir)!r}: {e.strerror or e}") from e
+    write_json(run_dir / "config.json", config)
     stale = clean_stale_temporaries(run_dir)
     if stale:
         log(f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(p.name for p in stale)}")
     return run_dir
 
 
-def stored_result(run_dir: Path, stem: str, label: str) -> Optional[Dict[str, Any]]:
+def stored_result(run_dir: Path, stem: str, label: str, identity: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The result of the strategy run ``stem`` (of the strategy ``label``) finished by an earlier run (its JSON
-    and checkpoint both exist), else None."""
+    and checkpoint both exist), else None. It is reused only if the configuration that produced it is
+    ``identity`` (its ``config_hash``: `identity_hash`); a result of another configuration is refused, a
+    `UserError` naming the file."""
     done, ck = run_dir / "strategies" / f"{stem}.json", run_dir / "checkpoints" / f"{stem}.pt"
     if not (done.exists() and ck.exists()):
         return None
@@ -243,4 +390,10 @@ def stored_result(run_dir: Path, stem: str, label: str) -> Optional[Dict[str, An
     result = read_json(done, remedy=remedy)
     if result.get("label") != label or not isinstance(result.get("history"), dict):
         raise UserError(f"{done}: not the result of {stem} written by adamask compare; {remedy}")
+    if result.get("config_hash") != identity_hash(identity):
+        raise UserError(
+            f"{done}: the result of {stem} from a run of another configuration (configuration hash "
+            f"{result.get('config_hash')}, this run's {identity_hash(identity)}), not reused; delete it and "
+            f"{ck.name} to train {stem} again, or pass --overwrite to start over"
+        )
     return result

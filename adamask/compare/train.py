@@ -1,5 +1,6 @@
 """Pretraining one strategy: deterministic batches, AdamW with warm-up and cosine decay, the timed training
-step, the held-out loss along the way, progress on stderr, resumable checkpoints and the step's peak memory.
+step (eager, or its forward and loss terms compiled into one graph), the held-out loss along the way, progress
+on stderr, resumable checkpoints and the step's peak memory.
 
 Progress: a tqdm bar where stderr is a usable terminal, else a log line every 10% of the steps (a pipe, a file,
 a terminal of 0 columns), or nothing.
@@ -11,9 +12,9 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -23,8 +24,15 @@ from .config import CompareConfig, StrategySpec
 from .costs import saved_activation_bytes, state_bytes
 from .data import MEAN, STD, ClipSet, RunClips, normalize_video
 from .errors import UserError, brief
-from .model import CHECKPOINT_FORMAT, draw_masking, evaluate_reconstruction, model_for, read_checkpoint
-from .rundir import atomic_torch_save
+from .model import (
+    CHECKPOINT_FORMAT,
+    draw_masking,
+    evaluate_reconstruction,
+    model_for,
+    read_checkpoint,
+    strategy_options,
+)
+from .rundir import atomic_torch_save, identity_difference
 
 __all__ = [
     "HISTORY_SERIES",
@@ -37,6 +45,8 @@ __all__ = [
     "usable_terminal",
     "strategy_weights_finite",
     "train_step",
+    "compile_losses",
+    "train_step_compiled",
     "train_model",
 ]
 
@@ -86,6 +96,8 @@ def _optimizer(
 
 
 def _lr_at(step: int, cfg: CompareConfig) -> float:
+    """The learning rate of ``step``: linear warm-up over ``cfg.warmup_steps``, then cosine decay to 0.1x the
+    peak at ``cfg.steps``, the run's own step count."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -95,13 +107,14 @@ def _lr_at(step: int, cfg: CompareConfig) -> float:
 @dataclass
 class StepResult:
     """One training step: the losses (0-dim tensors on the device; sampling None without a learned
-    strategy) and the seconds of the whole step and of the sampler's forward and backward passes."""
+    strategy) and the seconds of the whole step and of the sampler's forward and backward passes (None when
+    the step is compiled: the sampler runs inside the one graph)."""
 
     loss: Tensor
     reconstruction: Tensor
     sampling: Optional[Tensor]
     step_s: float
-    sampler_s: float
+    sampler_s: Optional[float]
 
 
 def train_step(
@@ -139,6 +152,52 @@ def train_step(
     return StepResult(
         loss.detach(), rec.detach(), None if ls is None else ls.detach(), time.perf_counter() - t0, sampler_s
     )
+
+
+Losses = Callable[[Tensor], Tuple[Tensor, Tensor, Optional[Tensor]]]
+_compiled_for: Dict[str, Any] = {}  # the strategy whose graphs torch.compile's cache holds (`compile_losses`)
+
+
+def compile_losses(model: MaskedVideoAutoencoder, key: Any) -> Losses:
+    """``video (B, C, T, H, W) -> (loss, reconstruction loss, sampling loss or None)`` of the model's training
+    forward (tokenize, draw the masks from torch's global RNG, reconstruct) as one ``torch.compile`` graph
+    (``fullgraph=True``: a graph break is an error). Models of the same ``key`` (a strategy and its settings)
+    share the compiled graphs; a new key clears torch.compile's caches first, so that one process can compile
+    any number of strategies without reaching its recompile limit."""
+    import torch._dynamo
+
+    if _compiled_for.get("key") != key:
+        torch._dynamo.reset()
+        _compiled_for["key"] = key
+
+    def losses(video: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        out = model(video)
+        return out.loss, out.reconstruction_loss, out.sampling_loss
+
+    return cast(Losses, torch.compile(losses, fullgraph=True))
+
+
+def train_step_compiled(
+    losses: Losses, optimizer: torch.optim.Optimizer, video: Tensor, device: torch.device
+) -> StepResult:
+    """One optimisation step with the compiled forward and loss terms ``losses`` (`compile_losses`) on ``video``
+    (B, C, T, H, W); the backward pass runs the compiled backward graph, the optimiser eagerly. Times the whole
+    step only (``sampler_s`` None). A strategy that does not compile into one graph is the user's error."""
+    import torch._dynamo.exc
+
+    _sync(device)
+    t0 = time.perf_counter()
+    try:
+        loss, rec, ls = losses(video)
+    except torch._dynamo.exc.Unsupported as e:
+        raise UserError(
+            f"--compile: the strategy does not compile into one graph ({brief(e)}); run without --compile"
+        ) from e
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    _sync(device)
+    return StepResult(loss.detach(), rec.detach(), None if ls is None else ls.detach(), time.perf_counter() - t0, None)
 
 
 def _median_ms(xs: Sequence[float]) -> Optional[float]:
@@ -193,24 +252,28 @@ class Training:
         return dict(step_ms=step_ms, sampler_ms=sampler_ms, sampler_share=share, timed_steps=len(self.step_times))
 
     def save(self, path: Path, cfg: CompareConfig, spec: StrategySpec, completed: bool) -> None:
-        """Write the checkpoint (atomically): everything `resume` and `load_checkpoint` read."""
+        """Write the checkpoint (atomically): everything `resume` and `load_checkpoint` read; its
+        ``masking_options`` are those the strategy was built with (`strategy_options`), its ``identity`` what
+        produced it (`CompareConfig.run_identity`)."""
         atomic_torch_save(
             dict(
                 format=CHECKPOINT_FORMAT,
-                strategy=asdict(spec),
+                strategy=spec.record(),
                 model_config=cfg.model_config(),
-                masking_options=cfg.masking_options,
+                masking_options=strategy_options(spec, cfg.masking_options),
                 sampling_weight=cfg.sampling_weight,
-                identity=cfg.identity(),
+                identity=cfg.run_identity(spec),
                 state_dict=self.model.state_dict(),
                 optimizer=self.optimizer.state_dict(),
                 mask_generator_state=self.generator.get_state(),
+                global_rng_state=_global_rng_state(self.generator.device),
                 step=self.step,
                 completed=completed,
                 history=self.history,
                 step_times=self.step_times,
                 sampler_times=self.sampler_times,
                 train_seconds=self.train_seconds,
+                memory=self.memory,
                 normalization=dict(mean=MEAN, std=STD),
                 diverged_at_step=self.diverged_at_step,
                 diverged_reason=self.diverged_reason,
@@ -218,26 +281,49 @@ class Training:
             path,
         )
 
-    def resume(self, path: Path, cfg: CompareConfig) -> bool:
-        """Continue from the checkpoint at ``path`` if it belongs to this configuration; a `UserError` naming
-        the file if it cannot be read or is damaged."""
+    def resume(self, path: Path, cfg: CompareConfig, spec: StrategySpec) -> bool:
+        """Continue from the checkpoint at ``path`` (False if there is none). A `UserError` naming the file if
+        it cannot be read, is damaged, or was written by a run of another configuration (its identity is not
+        ``cfg.run_identity(spec)``): never reused, never silently replaced."""
         if not path.exists():
             return False
         remedy = "delete it to train that strategy again, or pass --overwrite to start over"
         ck = read_checkpoint(path, remedy)
-        if ck.get("format") != CHECKPOINT_FORMAT or ck.get("identity") != cfg.identity():
+        if ck.get("format") != CHECKPOINT_FORMAT:
             return False
+        expected = cfg.run_identity(spec)
+        if ck.get("identity") != expected:
+            raise UserError(
+                f"{path}: the checkpoint of a run of another configuration "
+                f"({identity_difference(ck.get('identity'), expected)}), not reused; {remedy}"
+            )
         try:
             self.model.load_state_dict(ck["state_dict"])
             self.optimizer.load_state_dict(ck["optimizer"])
             self.generator.set_state(ck["mask_generator_state"].to(self.generator.get_state().device))
+            if cfg.compile:  # the compiled step's masks come from the global RNG
+                _set_global_rng_state(ck["global_rng_state"], self.generator.device)
             self.history, self.step = dict(ck["history"]), int(ck["step"])
             self.step_times, self.sampler_times = ck["step_times"], ck["sampler_times"]
-            self.train_seconds = ck["train_seconds"]
+            self.train_seconds, self.memory = ck["train_seconds"], dict(ck["memory"])
             self.diverged_at_step, self.diverged_reason = ck["diverged_at_step"], ck["diverged_reason"]
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise UserError(f"{path}: a damaged checkpoint ({brief(e)}); {remedy}") from e
         return True
+
+
+def _global_rng_state(device: torch.device) -> Dict[str, Tensor]:
+    """torch's global RNG state (the CPU's, and ``device``'s on CUDA): where a compiled step draws its masks."""
+    state = dict(cpu=torch.get_rng_state())
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_global_rng_state(state: Dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,17 +433,25 @@ def _start(cfg: CompareConfig, spec: StrategySpec, ckpt_path: Path, log: Callabl
         _optimizer(model, cfg.lr, cfg.weight_decay, cfg.sampler_lr_scale),
         torch.Generator(device=device).manual_seed(cfg.seed + 2),
     )
-    if run.resume(ckpt_path, cfg) and run.step < cfg.steps and run.diverged_at_step is None:
-        log(f"{name}: resuming from step {run.step}")
+    if cfg.compile:  # a compiled step draws its masks from the global RNG: seeded per run
+        torch.manual_seed(cfg.seed + 2)
+    if run.resume(ckpt_path, cfg, spec):
+        if run.step < cfg.steps and run.diverged_at_step is None:
+            log(f"{name}: resuming from step {run.step}")
+        else:
+            log(f"{name}: finishing from its checkpoint at step {run.step}")
     return run
 
 
-def _peak_memory(run: Training, saved_bytes: Optional[int], first_batch: Callable[[], Tensor]) -> Dict[str, Any]:
+def _peak_memory(run: Training, first_batch: Tensor) -> Dict[str, Any]:
+    """The step's peak memory: on CUDA the allocator's peak over every step (those before a resume included, as
+    the checkpoint records them); elsewhere weights, gradients, AdamW state and the tensors saved for backward
+    in one step of the model as it is now (its mask ratio set by the caller) on ``first_batch``."""
     device = run.generator.device
     if device.type == "cuda":
-        return dict(peak_mb=torch.cuda.max_memory_allocated(device) / 2**20, method="torch.cuda.max_memory_allocated")
-    if saved_bytes is None:  # resumed at the end: measure now
-        saved_bytes = saved_activation_bytes(run.model, first_batch(), torch.Generator(device=device).manual_seed(0))
+        peak = max(torch.cuda.max_memory_allocated(device) / 2**20, run.memory.get("peak_mb") or 0.0)
+        return dict(peak_mb=peak, method="torch.cuda.max_memory_allocated")
+    saved_bytes = saved_activation_bytes(run.model, first_batch, torch.Generator(device=device).manual_seed(0))
     return dict(
         peak_mb=(saved_bytes + state_bytes(run.model, run.optimizer)) / 2**20,
         method="weights + grads + AdamW state + tensors saved for backward in one step (CPU estimate)",
@@ -389,7 +483,9 @@ def train_model(
     held_out = clips.test.subset(range(min(len(clips.test), 32)))
     eval_every = max(1, cfg.steps // max(1, cfg.eval_points))
     schedule = cfg.schedule()
-    saved_bytes: Optional[int] = None  # bytes saved for backward in the first step (CPU)
+    # every setting but the seed can change the graph: models of one strategy's seeds share it
+    graph_key = {k: v for k, v in cfg.run_identity(spec).items() if k != "seed"}
+    compiled = compile_losses(model, graph_key) if cfg.compile else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
@@ -401,13 +497,15 @@ def train_model(
             if schedule is not None:
                 model.set_mask_ratio(schedule(step))
             video = normalize_video(clips.train.videos[batches(step)]).to(device, non_blocking=True)
-            if saved_bytes is None and device.type != "cuda":
-                saved_bytes = saved_activation_bytes(model, video, torch.Generator(device=device).manual_seed(0))
-            r = train_step(model, run.optimizer, video, run.generator, device)
+            if compiled is None:
+                r = train_step(model, run.optimizer, video, run.generator, device)
+            else:
+                r = train_step_compiled(compiled, run.optimizer, video, device)
             run.train_seconds += r.step_s
-            if step >= start + 2:  # skip warm-up steps in the timings
+            if step >= start + 2:  # skip warm-up steps (and a compiled step's compilation) in the timings
                 run.step_times.append(r.step_s)
-                run.sampler_times.append(r.sampler_s)
+                if r.sampler_s is not None:
+                    run.sampler_times.append(r.sampler_s)
             losses.add(step, r, strategy_weights_finite(model))
             last = step == cfg.steps - 1
             save = (step + 1) % cfg.checkpoint_every == 0 and not last
@@ -420,10 +518,14 @@ def train_model(
             if (step + 1) % eval_every == 0 or last:
                 _record_evaluation(run, cfg, held_out, step + 1)
             if save:
+                if device.type == "cuda":  # the peak so far, for a run that resumes from here
+                    run.memory = _peak_memory(run, normalize_video(clips.train.videos[batches(0)]).to(device))
                 run.save(checkpoint, cfg, spec, completed=False)
+    if schedule is not None:  # the memory of step 0, wherever the training resumed
+        model.set_mask_ratio(schedule(0))
+    run.memory = _peak_memory(run, normalize_video(clips.train.videos[batches(0)]).to(device))
     if schedule is not None:
         model.set_mask_ratio(spec.mask_ratio)
-    run.memory = _peak_memory(run, saved_bytes, lambda: normalize_video(clips.train.videos[batches(0)]).to(device))
     if run.diverged_at_step is None:
         run.step = cfg.steps
     run.save(checkpoint, cfg, spec, completed=True)

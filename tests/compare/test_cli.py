@@ -241,3 +241,11 @@ def test_costs_subcommand_prints_the_cost_table(capsys):
     assert lines[0].startswith("| config | N_v | tokenizer GFLOP | sampler GFLOP |")
     assert [r.split(" | ")[0] for r in lines[2:5]] == ["| random 0.90", "| tube 0.90", "| adaptive 0.95, paper block"]
     assert "| tube 0.90 | 8 |" in lines[3] and lines[3].endswith("| 1.00x |")
+    labels = [r.split(" | ")[0][2:] for r in lines[2:] if r.startswith("| ")]
+    assert labels[-5:] == [
+        f"{c} + running cell 0.5"
+        for c in ("random 0.90", "tube 0.90", "adaptive 0.95, paper block", "adaptive 0.95, attention, width 24, "
+                  "pool 1x2x2", "motion 0.95")
+    ]  # fmt: skip
+    assert lines[-1].startswith("moonshot (size tiny): adaptive 0.95, attention, width 24, pool 1x2x2 + running cell")
+    assert lines[-1].endswith("the goal (<= 0.55x) is judged at paper scale: --size base")

@@ -55,6 +55,7 @@ def test_the_default_budget_and_threads():
         "tube:0.95",
         "motion:0.95",
         "adaptive:0.95",
+        "adaptive:0.95:variant=mlp,width=24",
         "error_predictor:0.95",
     )
     assert (cfg.img_size, cfg.num_frames, cfg.tubelet, cfg.steps, cfg.seeds, cfg.threads) == (
@@ -95,3 +96,25 @@ def test_a_run_uses_its_threads_and_gives_the_others_back(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["environment"]["threads"] == 1
+
+
+def test_a_strategy_spec_carries_its_own_options_and_shows_them_in_its_label():
+    from adamask.compare import StrategySpec, parse_strategy
+
+    spec = parse_strategy("adaptive:0.95:token_pool=1x2x2,width=24,variant=attention")
+    assert spec == StrategySpec("adaptive", 0.95, (("variant", "attention"), ("width", 24), ("token_pool", (1, 2, 2))))
+    assert spec.label == "adaptive_0.95_attention-w24-pool1x2x2" and spec.stem(1) == f"{spec.label}_seed1"
+    assert spec.record() == dict(
+        name="adaptive", mask_ratio=0.95, options=dict(variant="attention", width=24, token_pool=(1, 2, 2))
+    )
+    assert parse_strategy("adaptive:variant=mlp") == StrategySpec("adaptive", 0.95, (("variant", "mlp"),))
+    assert parse_strategy("adaptive:0.9:checkpoint=true,temperature=2.5").label == "adaptive_0.9_ckpt-t2.5"
+    assert parse_strategy("motion").label == "motion_0.95"
+    for bad, words in (
+        ("adaptive:0.9:0.95", r"must be NAME\[:RATIO\]\[:KEY=VALUE,...\]"),
+        ("adaptive:width=8:0.9", r"must be NAME\[:RATIO\]\[:KEY=VALUE,...\]"),
+        ("adaptive:0.95:colour=red", r"strategy 'adaptive:0.95:colour=red': option takes KEY=VALUE"),
+        ("adaptive:0.95:width=wide", r"strategy 'adaptive:0.95:width=wide': option width must be int"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            parse_strategy(bad)

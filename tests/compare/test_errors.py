@@ -155,3 +155,30 @@ def test_config_of_a_run_with_no_finished_work_may_be_anything(tmp_path):
     (out / "config.json").write_text("[not json")
     assert main(TINY + ["--strategies", "random", "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["identity"]["steps"] == 2
+
+
+def test_a_result_or_checkpoint_of_another_configuration_is_never_reused(finished, tmp_path, capsys):
+    """Each strategy's result records a hash of the configuration that produced it and its checkpoint the
+    configuration itself: files from a run of other settings in the folder are refused, naming the file (and,
+    for the checkpoint, what differs), not loaded as finished or resumed."""
+    import shutil
+
+    argv, out = copy_run(finished, tmp_path)
+    other = tmp_path / "other"
+    assert main(TINY + ["--strategies", "random", "--steps", "3", "--out", str(other)]) == 0
+    for name in ("strategies/random_0.9.json", "checkpoints/random_0.9.pt"):
+        shutil.copy(other / name, out / name)
+    refused(capsys, argv, "random_0.9.json: the result of random_0.9 from a run of another configuration", "not reused")
+    (out / "strategies" / "random_0.9.json").unlink()
+    refused(
+        capsys,
+        argv,
+        "random_0.9.pt: the checkpoint of a run of another configuration (steps 3 there, 2 here), not reused",
+        "--overwrite",
+    )
+    assert main(argv + ["--overwrite"]) == 0
+    done = json.loads((out / "strategies" / "random_0.9.json").read_text())
+    assert (
+        done["steps"] == 2
+        and done["config_hash"] != json.loads((other / "strategies" / "random_0.9.json").read_text())["config_hash"]
+    )

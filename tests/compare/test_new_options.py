@@ -106,6 +106,41 @@ def test_ratio_schedule_is_applied_recorded_and_resume_safe(tmp_path, monkeypatc
     resumed = json.loads((tmp_path / "b" / "results.json").read_text())["strategies"]["random_0.9"]["runs"][0]
     assert resumed["history"]["reconstruction_loss"] == pytest.approx(r["history"]["reconstruction_loss"], rel=1e-5)
     assert resumed["recon_loss_own_ratio"] == pytest.approx(r["recon_loss_own_ratio"], rel=1e-5)
+    # the memory column is that of step 0 (ratio 0.5, 32 visible tokens), not of the step the run resumed at
+    assert resumed["memory"] == r["memory"]
+
+
+def test_sampler_options_reach_every_strategy_whose_constructor_takes_them(tmp_path):
+    """--sampler temperature=5 goes to motion too (its constructor takes temperature), not to random; each
+    checkpoint and result records the options its strategy was built with."""
+    out = tmp_path / "run"
+    argv = TINY + ["--out", str(out), "--steps", "2", "--strategies", "random", "motion:0.9", "--sampler"]
+    assert main(argv + ["temperature=5"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["masking_options"] == {"temperature": 5.0}
+    runs = {k: e["runs"][0] for k, e in res["strategies"].items()}
+    assert runs["motion_0.9"]["masking_options"] == {"temperature": 5.0} and runs["random_0.9"]["masking_options"] == {}
+    model, ck = load_checkpoint(out / "checkpoints" / "motion_0.9.pt")
+    assert model.strategy.temperature == 5.0 and ck["masking_options"] == {"temperature": 5.0}
+    assert load_checkpoint(out / "checkpoints" / "random_0.9.pt")[1]["masking_options"] == {}
+
+
+def test_a_strategys_own_options_win_and_name_it(tmp_path):
+    """NAME:RATIO:KEY=VALUE,...: the options of one strategy, over the --sampler options, shown in its label;
+    the same strategy with other options is another row."""
+    out = tmp_path / "run"
+    argv = TINY + ["--out", str(out), "--steps", "2", "--sampler", "width=16", "--strategies", "adaptive:0.95"]
+    assert main(argv + ["adaptive:0.95:variant=mlp,width=8"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["strategies"]) == ["adaptive_0.95", "adaptive_0.95_mlp-w8"]
+    own = res["strategies"]["adaptive_0.95_mlp-w8"]["runs"][0]
+    assert own["masking_options"] == {"width": 8, "variant": "mlp"}
+    model, ck = load_checkpoint(out / "checkpoints" / "adaptive_0.95_mlp-w8.pt")
+    assert (model.strategy.width, model.strategy.variant) == (8, "mlp")
+    assert ck["strategy"] == dict(name="adaptive", mask_ratio=0.95, options=dict(variant="mlp", width=8))
+    assert load_checkpoint(out / "checkpoints" / "adaptive_0.95.pt")[0].strategy.width == 16
+    assert math.isfinite(own["recon_loss_common_ratio"])  # rebuilt at the common ratio with its own options
+    assert "| adaptive_0.95_mlp-w8 | 3 / 64 |" in (out / "results.md").read_text()
 
 
 def test_decoder_masking_and_sampling_options_reach_the_model(tmp_path, monkeypatch):
@@ -152,3 +187,28 @@ def test_an_entropy_bonus_the_error_predictor_cannot_apply_is_refused_before_the
     err = capsys.readouterr().err
     assert "error_predictor" in err and "sampling_entropy_weight must be 0" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_an_equal_compute_budget_gives_each_strategy_the_flops_of_the_reference(tmp_path):
+    """--budget flops: each strategy trains for the FLOPs of --steps steps of random at the common ratio, its
+    steps scaled by its cost per step; its learning-rate schedule runs over its own steps; each result records
+    its steps and FLOPs and the table shows them."""
+    out = tmp_path / "run"
+    argv = TINY + ["--out", str(out), "--steps", "6", "--budget", "flops", "--strategies", "random", "adaptive:0.95"]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["budget"] == "flops"
+    ref, ada = (res["strategies"][k]["runs"][0] for k in ("random_0.9", "adaptive_0.95"))
+    assert ref["steps"] == 6 and ada["gflops_per_step"] > ref["gflops_per_step"] > 0
+    assert ada["steps"] == round(6 * ref["gflops_per_step"] / ada["gflops_per_step"]) == 4
+    for r in (ref, ada):
+        assert r["budget"] == "flops" and r["train_gflops"] == pytest.approx(r["steps"] * r["gflops_per_step"])
+        assert r["history"]["step"] == list(range(r["steps"])) and r["history"]["eval_step"][-1] == r["steps"]
+    assert ada["train_gflops"] == pytest.approx(ref["train_gflops"], rel=0.1)
+    # cosine decay to 0.1x the peak over its own 4 steps (2 of warm-up): at its last step t = 1/2
+    ck = torch.load(out / "checkpoints" / "adaptive_0.95.pt", weights_only=False)
+    lrs = [g["lr"] for g in ck["optimizer"]["param_groups"]]
+    assert lrs == pytest.approx([1e-3 * (0.1 + 0.45)] * len(lrs))
+    md = (out / "results.md").read_text()
+    assert f"| {ada['gflops_per_step']:.3g} x 4 = {ada['train_gflops']:.3g} |" in md
+    assert main(argv) == 0  # the same budget again: every run loaded

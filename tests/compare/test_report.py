@@ -117,22 +117,22 @@ def test_table_groups_marks_and_differences():
         "| strategy | visible / tokens | recon. loss, own masks | recon. loss @ 0.75 | recon. loss, "
         "same "
         "random masks @ 0.75 | foreground allocation | allocation of P | k-NN acc. | linear acc. | "
-        "step time | sampler share | peak MB | spatial coverage | masked error fg, same random masks | "
-        "masked error bg, same random masks |"
+        "step time | sampler share | peak MB | GFLOP / step x steps = train GFLOP | spatial coverage | "
+        "masked error fg, same random masks | masked error bg, same random masks |"
     )
-    assert lines[1] == "|" + "---|" * 15
-    assert lines[2] == "| **mask ratio 0.95** (reference random_0.95) |" + " |" * 14
+    assert lines[1] == "|" + "---|" * 16
+    assert lines[2] == "| **mask ratio 0.95** (reference random_0.95) |" + " |" * 15
     assert lines[3].startswith("| random_0.95 (reference) | 3 / 64 | 0.5100 ± 0.0248 |")
     row = lines[4].split(" | ")
     assert row[0] == "| adaptive_0.95" and row[4] == "*0.6100 ± 0.0248†*" and row[5] == "**3.05 ± 0.12**"
     assert row[7] == "0.110 ± 0.033" and row[8] == "0.110 ± 0.033"  # indistinguishable: unmarked
     assert row[10] == "20 ± 0%" and row[11] == "*5.0 ± 0.0†*"
-    assert lines[5] == "| **mask ratio 0.9** (no random run at this ratio: not compared) |" + " |" * 14
+    assert lines[5] == "| **mask ratio 0.9** (no random run at this ratio: not compared) |" + " |" * 15
     assert lines[6].startswith("| tube_0.9 | 8 / 64 | 0.5500 ± 0.0000 |") and "**" not in lines[6]
-    assert lines[7] == "| untrained encoder (same seeds) | | | | | | | 0.110 ± 0.025 | 0.100 ± 0.003 | | | | | | |"
-    assert lines[8] == "| chance (most frequent class) | | | | | | | 0.120 | 0.120 | | | | | | |"
+    assert lines[7] == "| untrained encoder (same seeds) | | | | | | | 0.110 ± 0.025 | 0.100 ± 0.003 | | | | | | | |"
+    assert lines[8] == "| chance (most frequent class) | | | | | | | 0.120 | 0.120 | | | | | | | |"
     assert lines[9] == (
-        "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | no | no | | | | | | |"
+        "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | no | no | | | | | | | |"
     )
     assert lines[11].startswith(
         "Cells: mean ± half-width of the 95% interval over 3 seeds (Student t, 2 degrees of freedom;"
@@ -221,7 +221,7 @@ def test_the_metric_table_drives_table_summary_and_legend():
     metrics = (*METRICS, row)
     lines = markdown_table(results, untrained, common_ratio=0.75, metrics=metrics).splitlines()
     assert lines[0].endswith("| masked error bg, same random masks | mask entropy @ 0.75 |")
-    assert lines[1] == "|" + "---|" * 16
+    assert lines[1] == "|" + "---|" * 17
     assert lines[3].endswith("| 0.50 ± 0.00 | n/a | n/a | 0.26 ± 0.02 |") and lines[4].endswith("| **0.76 ± 0.02** |")
     assert lines[7].endswith("| | |")  # the untrained encoder has no entropy
     text = legend(0.75, "raw", metrics, seeds=3)

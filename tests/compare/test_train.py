@@ -79,3 +79,78 @@ def test_trained_adaptive_sampler_favours_the_foreground(tmp_path, capsys):
     assert alloc["n"] == 128
     assert alloc["mean"] > 1.5 and alloc["mean"] - 1.0 > 4 * alloc["std"] / math.sqrt(alloc["n"])
     assert palloc["mean"] > 1.5
+
+
+def test_a_finished_checkpoint_without_its_result_is_finished_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["compare", "--quick", "--steps", "2", "--train-clips", "4", "--test-clips", "4", "--no-figures"]
+    argv += ["--no-progress", "--strategies", "random", "--out", str(out)]
+    assert main(argv + ["--quiet"]) == 0
+    (out / "strategies" / "random_0.9.json").unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "random_0.9: finishing from its checkpoint at step 2" in capsys.readouterr().err
+    assert (out / "strategies" / "random_0.9.json").is_file()
+
+
+@pytest.fixture
+def aot_eager(monkeypatch):
+    """torch.compile with the aot_eager backend: the same graph capture (fullgraph, forward and backward) as
+    inductor without its code generation, which takes minutes on CPU."""
+    import functools
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+
+
+def test_compiled_losses_are_the_eager_ones_for_every_model_sharing_the_graph(aot_eager):
+    """Models of one strategy share the compiled graph (no recompilation per seed), each with its own weights:
+    with the global RNG seeded alike, the compiled losses equal the eager forward's."""
+    from torch._dynamo.utils import counters
+
+    from adamask.compare import StrategySpec
+    from adamask.compare.model import model_for
+
+    spec = StrategySpec("adaptive", 0.75)
+    video = torch.randn(2, 3, 8, 32, 32)
+    for seed in (0, 1):
+        model = model_for(CompareConfig.quick(seed=seed), spec)
+        losses = train_mod.compile_losses(model, ("test", spec))
+        torch.manual_seed(5)
+        eager = model(video)
+        torch.manual_seed(5)
+        loss, rec, ls = losses(video)
+        assert torch.allclose(loss, eager.loss) and torch.allclose(rec, eager.reconstruction_loss)
+        assert torch.allclose(ls, eager.sampling_loss)
+        assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_a_compiled_run_is_reproducible_and_resumes_to_the_same_numbers(tmp_path, monkeypatch, aot_eager):
+    """--compile: the masks come from the global RNG, seeded per run and kept in the checkpoints, so the same
+    command gives the same numbers and an interrupted run resumes to them; the sampler's share is not timed."""
+    argv = ["compare", "--quick", "--train-clips", "4", "--test-clips", "4", "--no-figures", "--quiet", "--compile"]
+    argv += ["--strategies", "random", "adaptive:0.95", "--steps", "6"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["config"]["compile"] is True
+    runs = {k: e["runs"][0] for k, e in res["strategies"].items()}
+    assert runs["adaptive_0.95"]["timing"]["sampler_share"] is None and runs["adaptive_0.95"]["timing"]["step_ms"] > 0
+    assert all(math.isfinite(v) for v in runs["adaptive_0.95"]["history"]["sampling_loss"])
+
+    real, calls = train_mod.train_step_compiled, {"n": 0}
+
+    def dying_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step_compiled", dying_step)
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(train_mod, "train_step_compiled", real)
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 0
+    again = json.loads((tmp_path / "b" / "results.json").read_text())["strategies"]
+    for label, r in runs.items():
+        got = again[label]["runs"][0]
+        assert got["history"]["loss"] == pytest.approx(r["history"]["loss"], rel=1e-6)
+        assert got["figure"]["masks"] == r["figure"]["masks"]
+        assert got["recon_loss_own_ratio"] == pytest.approx(r["recon_loss_own_ratio"], rel=1e-6)
