@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 
 from .config import CompareConfig, StrategySpec, check_device, check_extras
-from .data import RunClips, check_embedded, load_data
+from .data import RunClips, check_embedded, data_notes, load_data, with_video_defaults
 from .errors import user_input
 from .evaluate import evaluate_strategy, untrained_probes
 from .metrics import METRICS, Metric
@@ -126,6 +126,7 @@ def run_compare(
     table of the summary and the table.
     """
     t_start = time.perf_counter()
+    cfg = with_video_defaults(cfg)
     device = check_run(cfg, figures)
     with _threads(cfg.threads):
         check_run_dir(Path(cfg.out), cfg.identity(), overwrite)
@@ -154,13 +155,16 @@ def run_compare(
         untrained = untrained_probes(cfg, clips, device)
         statistics = compare_results(strategies, untrained, metrics)
         report = build_report(
-            strategies, untrained, statistics, cfg, metrics, command=command, data_note=clips.description.get("note")
+            strategies, untrained, statistics, cfg, metrics, command=command, data_note=data_notes(clips.description)
         )
         fig_paths: List[str] = []
         if figures:
             from .figures import write_run_figures
 
-            fig_paths = [str(p.relative_to(run_dir)) for p in write_run_figures(run_dir, strategies, clips.figure, cfg)]
+            fig_paths = [
+                str(p.relative_to(run_dir))
+                for p in write_run_figures(run_dir, strategies, clips.figure, cfg, untrained)
+            ]
         results = dict(
             schema=SCHEMA,
             command=command,
