@@ -2,23 +2,24 @@
 clips for the same number of steps, then measure and compare.
 
 Per strategy: masked reconstruction loss on held-out clips (own ratio and a common ratio), foreground
-allocation, k-NN and linear probes of the frozen encoder, step time, peak memory, the sampler's share of the
-step and mask statistics. Everything lands in a run folder, written atomically (tmp file + os.replace):
+allocation, k-NN and linear probes of the frozen encoder and, if asked, the fine-tuning probe, step time, peak
+memory, the sampler's share of the step and mask statistics. Everything lands in a run folder, written
+atomically (tmp file + os.replace):
 
     config.json  results.json  results.md  strategies/<label>.json  checkpoints/<label>.pt  figures/*.png
 
 A run interrupted at any point leaves only complete files; running the same command again resumes it
 (finished strategies are loaded, an unfinished one continues from its last checkpoint).
 
-A run is a pipeline of stages, each a module that takes the previous stage's result as data and returns
-data, called in order by ``run`` (`run_compare`): ``config`` (CompareConfig, StrategySpec; what can run here) ->
-``data`` (the embedded clips and the user's videos: `RunClips`) -> ``train`` (pretraining, progress, checkpoints)
--> ``evaluate`` (reconstruction, allocation, probes) -> ``stats`` (intervals, paired differences, verdicts) ->
-``report`` (results.json's summary, results.md) -> ``figures``. Beside them: ``rundir`` (the run folder,
-resuming, atomic writes), ``model`` (the reference MAE per strategy, its masks and its reconstruction, read back
-from a checkpoint) and ``metrics`` (the measures and the table of what is reported, read by the stages);
-``costs`` (FLOPs and memory of a step), ``options`` and ``commands`` (the ``adamask`` subcommands: their
-options, torch-free, and what they run) and ``errors`` (what the command reports as bad input). Public names
+A run is a pipeline of stages, each a module that takes the previous stage's result as data and returns data,
+called in order by ``run`` (`run_compare`): ``config`` (CompareConfig, StrategySpec; what can run here) -> ``data``
+(the embedded clips and the user's videos: `RunClips`) -> ``train`` (pretraining, progress, checkpoints) ->
+``evaluate`` (reconstruction, allocation, probes; the fine-tuning probe in ``finetune``) -> ``stats`` (intervals,
+paired differences, verdicts) -> ``report`` (results.json's summary, results.md) -> ``figures``. Beside them:
+``rundir`` (the run folder, resuming, atomic writes), ``model`` (the reference MAE per strategy, its masks and its
+reconstruction, read back from a checkpoint) and ``metrics`` (the measures and the table of what is reported, read
+by the stages); ``costs`` (FLOPs and memory of a step), ``options`` and ``commands`` (the ``adamask`` subcommands:
+their options, torch-free, and what they run) and ``errors`` (what the command reports as bad input). Public names
 are imported on first use.
 """
 

@@ -33,7 +33,10 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
         kw["masking_options"] = parse_sampler_options(args.sampler)
     if args.sampling_baseline is not None:
         kw["sampling_baseline"] = None if args.sampling_baseline == "none" else args.sampling_baseline
-    for k, v in PRESETS[args.preset or "demo"].items():
+    preset = dict(PRESETS[args.preset or "demo"])
+    if args.size is not None:  # the preset's changes to its own model size do not apply to another size
+        preset.pop("model_overrides", None)
+    for k, v in preset.items():
         kw.setdefault(k, v)
     if args.quick:
         kw.setdefault("out", "runs/quick")

@@ -52,7 +52,7 @@ DEFAULT_STRATEGIES = (
     "error_predictor:0.95",
 )
 BUDGETS = ("steps", "flops")
-PROBE_LABELS = ("digit", "direction")
+PROBE_LABELS = ("direction", "digit")  # the embedded data's probe labels; the first is the default
 # the settings that do not change what a run computes: a run resumed with other values of these continues
 _NOT_IDENTITY = ("out", "device", "threads", "strategies", "checkpoint_every", "figure_clips", "seeds")
 MAX_SEED = 2**32 - 1
@@ -169,13 +169,15 @@ class CompareConfig:
     background_contrast: float = 0.3
     videos: List[str] = field(default_factory=list)
     stride: int = 4
-    clips_per_video: int = 4
+    clips_per_video: Optional[int] = None  # None: chosen from the number of videos (data.clips_per_video_for)
     figure_clips: int = 3
     seed: int = 0
     seeds: int = 3  # runs per strategy, with seeds seed, seed + 1, ...: the same for every strategy
-    probe_label: str = "digit"  # the embedded data's probe label: "digit" (10 classes) or "direction" (8)
-    probe_train_clips: int = 256  # embedded clips the probes are fitted on (none of them trained on)
+    probe_label: Optional[str] = None  # the embedded data's probe label: "direction" (8 classes, None) or "digit"
+    probe_train_clips: int = 512  # embedded clips the probes are fitted on (none of them trained on)
     probe_test_clips: int = 256  # embedded clips the probes are scored on
+    finetune_steps: int = 0  # the fine-tuning probe's steps per fine-tuning seed (0: no fine-tuning probe)
+    finetune_seeds: int = 2  # fine-tuning seeds per encoder (the fine-tuning probe's own noise)
     device: str = "cpu"
     threads: int = 1  # torch's CPU threads during the run (0: torch's default)
     checkpoint_every: int = 100
@@ -236,7 +238,6 @@ class CompareConfig:
             "eval_points",
             "knn_k",
             "stride",
-            "clips_per_video",
             "img_size",
             "num_frames",
             "checkpoint_every",
@@ -244,14 +245,22 @@ class CompareConfig:
             "seeds",
             "probe_train_clips",
             "probe_test_clips",
+            "finetune_seeds",
         ):
             check_positive_int(getattr(self, name), name)
-        for name, high in (("warmup_steps", None), ("seed", MAX_SEED - self.seeds + 1), ("threads", None)):
+        limits = (
+            ("warmup_steps", None),
+            ("seed", MAX_SEED - self.seeds + 1),
+            ("threads", None),
+            ("finetune_steps", None),
+        )
+        for name, high in limits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (high and value > high):
                 raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
-        if self.sprite_size is not None:
-            check_positive_int(self.sprite_size, "sprite_size")
+        for name in ("sprite_size", "clips_per_video"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
         check_tubelet(self.tubelet)
         check_mask_ratio(self.common_ratio, "common_ratio")
         check_choice(self.pixel_loss, ("normalized", "raw"), "pixel_loss")
@@ -269,7 +278,7 @@ class CompareConfig:
         self.decoder_spec()
         if self.held_out and not self.videos:
             raise ValueError(f"held_out names videos to hold out; it needs videos, got held_out={self.held_out}")
-        check_choice(self.probe_label, PROBE_LABELS, "probe_label")
+        check_choice(self.probe_label, (None, *PROBE_LABELS), "probe_label")
         check_choice(self.budget, BUDGETS, "budget")
         if not isinstance(self.compile, bool):
             raise TypeError(f"compile must be a bool, got {self.compile!r}")
@@ -279,7 +288,7 @@ class CompareConfig:
         ):
             if value and self.ratio_schedule is not None:
                 raise ValueError(f"{name} does not combine with ratio_schedule ({why}); use one or the other")
-        if self.videos and self.probe_label != "digit":
+        if self.videos and self.probe_label is not None:
             raise ValueError(
                 f"probe_label {self.probe_label!r} is a label of the embedded data; with videos the "
                 f"probe labels are their class folders (one folder per class)"

@@ -1,8 +1,9 @@
 """The clips of a comparison run: an embedded synthetic dataset with per-token ground truth, the user's videos
 read with PyAV, and how a run splits them into training, held-out, probe and figure clips (`load_data`).
 
-Embedded data: handwritten digits from scikit-learn's bundled ``load_digits`` (8x8 images, 10 classes)
-move over crops of the photograph ``grace_hopper.jpg`` shipped in matplotlib's ``mpl-data/sample_data``.
+Embedded data: white handwritten digits from scikit-learn's bundled ``load_digits`` (8x8 images, 10 classes)
+move in straight lines (8 directions) over crops of the photograph ``grace_hopper.jpg`` shipped in
+matplotlib's ``mpl-data/sample_data``; both labels, the digit and the direction, are what every clip shows.
 Everything is generated on the fly from (seed, clip index); nothing is downloaded.
 
 Videos: found in folders (one folder per class gives probe labels), decoded, resized (shorter side = the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
 
@@ -26,12 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..validation import check_positive_int, check_tubelet
-from .config import CompareConfig
+from .config import PROBE_LABELS, CompareConfig
 from .errors import MissingFileError, UserError, brief, missing_extra, user_input
 
 __all__ = [
     "MEAN",
     "STD",
+    "DIRECTIONS",
+    "DIGIT_COLOR",
     "VIDEO_EXTENSIONS",
     "NO_LABELS",
     "ONE_VIDEO_NOTE",
@@ -42,6 +45,7 @@ __all__ = [
     "digit_sprites",
     "photo_background",
     "render_clip",
+    "straight_path",
     "token_ground_truth",
     "motion_energy",
     "normalize_video",
@@ -53,12 +57,19 @@ __all__ = [
     "crop_box",
     "embedded_options",
     "check_embedded",
+    "VIDEO_CLIPS_TARGET",
+    "FEW_CLIPS",
+    "clips_per_video_for",
+    "video_clip_count",
+    "with_video_defaults",
+    "data_notes",
     "load_data",
 ]
 
 MEAN = 0.45  # the normalisation of the model input: (x - MEAN) / STD
 STD = 0.225
 DIRECTIONS = 8  # motion directions, 45 degrees apart
+DIGIT_COLOR = (1.0, 1.0, 1.0)  # every digit is white: its colour says nothing about its class
 
 
 def normalize_video(video: Tensor) -> Tensor:
@@ -103,7 +114,8 @@ _PHOTO: Optional[np.ndarray] = None
 
 
 def digit_sprites() -> Tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled handwritten digits: (1797, 8, 8) float32 alpha in [0, 1] and (1797,) int labels."""
+    """scikit-learn's bundled handwritten digits as opaque strokes: (1797, 8, 8) float32 alpha in [0, 1] (twice
+    the digits' ink, 0-16, over 16, capped at 1) and (1797,) int labels."""
     global _SPRITES
     if _SPRITES is None:
         try:
@@ -111,7 +123,7 @@ def digit_sprites() -> Tuple[np.ndarray, np.ndarray]:
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise missing_extra("scikit-learn", "the embedded dataset") from e
         d = load_digits()
-        _SPRITES = ((d.images / 16.0).astype(np.float32), d.target.astype(np.int64))
+        _SPRITES = (np.clip(d.images / 8.0, 0.0, 1.0).astype(np.float32), d.target.astype(np.int64))
     return _SPRITES
 
 
@@ -158,13 +170,10 @@ def render_clip(
     return frames.astype(np.float32), alpha
 
 
-def _bounce_path(start: np.ndarray, velocity: np.ndarray, steps: int, limit: float) -> np.ndarray:
-    """(steps, 2) integer positions moving at ``velocity`` px/frame inside [0, limit], reflecting at walls."""
-    pos = start[None] + velocity[None] * np.arange(steps)[:, None]
-    period = 2 * limit
-    pos = np.mod(pos, period)
-    pos = np.where(pos > limit, period - pos, pos)
-    return np.rint(pos).astype(np.int64)
+def straight_path(start: np.ndarray, velocity: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, 2) integer positions (y, x) from ``start`` (2,) moving at ``velocity`` (2,) px/frame in a
+    straight line (rounded to whole pixels)."""
+    return np.rint(start[None] + velocity[None] * np.arange(steps)[:, None]).astype(np.int64)
 
 
 @dataclass
@@ -201,12 +210,16 @@ def labelled(train: ClipSet, test: ClipSet) -> bool:
 
 
 class SyntheticDigitClips:
-    """Deterministic clips of one handwritten digit (scikit-learn ``load_digits``) moving in a straight line,
-    bouncing off the borders, over a static crop of matplotlib's ``grace_hopper.jpg``.
+    """Deterministic clips of one white handwritten digit (scikit-learn ``load_digits``) moving in a straight
+    line over a static crop of matplotlib's ``grace_hopper.jpg``, never leaving the frame.
 
-    Clip ``i`` depends only on (seed, i). Labels: the digit class (0-9); ``directions`` holds the motion
-    direction (0-7, 45 degrees apart). Ground truth: a token is foreground if the digit's strokes
-    (alpha > 0.25) touch its tubelet in any of its frames.
+    Clip ``i`` depends only on (seed, i). Labels: the digit class (0-9) and the direction of its motion
+    (0-7, 45 degrees apart, counter-clockwise from "right" in image coordinates: 2 = down), both shown by
+    every clip: the digit is white (DIGIT_COLOR, the same for every class) and ``sprite_size`` pixels high, and
+    it does not bounce - its speed is drawn from ``speed`` px/frame (default: between half and all of the room
+    the frame leaves it, (img_size - sprite_size) / (num_frames - 1)) and its start so that the whole path lies
+    inside the frame. Ground truth: a token is foreground if the digit's strokes (alpha > 0.25) touch its
+    tubelet in any of its frames. ``background_contrast`` scales the photo around grey 0.5 (0: flat grey).
     """
 
     def __init__(
@@ -217,7 +230,7 @@ class SyntheticDigitClips:
         img_size: int = 64,
         tubelet: Sequence[int] = (2, 8, 8),
         sprite_size: int = 16,
-        speed: Tuple[float, float] = (1.5, 3.0),
+        speed: Optional[Tuple[float, float]] = None,
         seed: int = 0,
         offset: int = 0,
         background_contrast: float = 0.8,
@@ -234,43 +247,66 @@ class SyntheticDigitClips:
                 f"num_frames x img_size x img_size = {(num_frames, img_size, img_size)} is not "
                 f"divisible by tubelet {self.tubelet}"
             )
-        self.speed, self.seed, self.offset = speed, int(seed), int(offset)
+        self.room = img_size - sprite_size  # the positions the digit's top-left corner can take, per axis
+        self.speed = self._check_speed(speed)
+        self.seed, self.offset = int(seed), int(offset)
         self.background_contrast = float(background_contrast)
         self.grid = (num_frames // self.tubelet[0], img_size // self.tubelet[1], img_size // self.tubelet[2])
+
+    def _check_speed(self, speed: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+        """The speed range (low, high) in px/frame: ``speed``, checked to be a range whose fastest path fits
+        in the frame, or the default half to all of the room the frame leaves."""
+        fastest = self.room / max(1, self.num_frames - 1)
+        if speed is None:
+            return 0.5 * fastest, fastest
+        ok = isinstance(speed, (tuple, list)) and len(speed) == 2
+        low, high = (float(v) for v in speed) if ok else (math.nan, math.nan)
+        if not (0.0 < low <= high <= fastest):
+            raise ValueError(
+                f"speed must be (low, high) px/frame with 0 < low <= high <= {fastest:g} (the fastest digit that "
+                f"stays inside the frame: (img_size - sprite_size) / (num_frames - 1)), got {speed!r}"
+            )
+        return low, high
 
     def __len__(self) -> int:
         return self.num_clips
 
+    def _background(self, rng: np.random.Generator) -> np.ndarray:
+        """A random square crop of the photo, resized to the clip and scaled around grey 0.5: (H, W, 3)."""
+        photo = photo_background()
+        ph, pw, _ = photo.shape
+        crop = int(rng.integers(min(ph, pw) // 4, min(ph, pw) // 2 + 1))
+        y, x = int(rng.integers(ph - crop + 1)), int(rng.integers(pw - crop + 1))
+        bg = _resize(photo[y : y + crop, x : x + crop], (self.img_size, self.img_size))
+        return np.clip(0.5 + self.background_contrast * (bg - bg.mean()), 0.0, 1.0)
+
+    def _path(self, rng: np.random.Generator, direction: int) -> np.ndarray:
+        """(T, 2) integer top-left positions (y, x) of a straight path in ``direction`` that stays in the frame."""
+        angle = 2 * math.pi * direction / DIRECTIONS
+        velocity = rng.uniform(*self.speed) * np.array([math.sin(angle), math.cos(angle)])
+        travel = velocity * (self.num_frames - 1)
+        low, high = np.maximum(0.0, -travel), self.room - np.maximum(0.0, travel)
+        return straight_path(low + rng.uniform(0.0, 1.0, 2) * (high - low), velocity, self.num_frames)
+
     def sample(self, i: int) -> dict:
-        """Clip ``i`` -> dict(video (3, T, H, W) float32, alpha (T, H, W), foreground (N,) bool, label, direction)."""
+        """Clip ``i`` -> dict(video (3, T, H, W) float32, background (3, T, H, W) (the static photo crop),
+        alpha (T, H, W), foreground (N,) bool, label, direction, positions (T, 2) (y, x))."""
         if not 0 <= i < self.num_clips:
             raise IndexError(f"clip index {i} out of range [0, {self.num_clips})")
         rng = np.random.default_rng([self.seed, self.offset + i])
         images, targets = digit_sprites()
         k = int(rng.integers(len(images)))
         sprite = np.clip(_resize(images[k], (self.sprite_size, self.sprite_size)), 0.0, 1.0)
-        photo = photo_background()
-        ph, pw, _ = photo.shape
-        crop = int(rng.integers(min(ph, pw) // 4, min(ph, pw) // 2 + 1))
-        y, x = int(rng.integers(ph - crop + 1)), int(rng.integers(pw - crop + 1))
-        bg = _resize(photo[y : y + crop, x : x + crop], (self.img_size, self.img_size))
-        bg = np.clip(0.5 + self.background_contrast * (bg - bg.mean()), 0.0, 1.0)
-        color = rng.uniform(0.0, 1.0, 3)
-        color[int(rng.integers(3))] = 1.0  # bright, saturated digits
+        bg = self._background(rng)
         direction = int(rng.integers(DIRECTIONS))
-        angle = 2 * math.pi * direction / DIRECTIONS
-        speed = rng.uniform(*self.speed)
-        velocity = speed * np.array([math.sin(angle), math.cos(angle)])
-        limit = self.img_size - self.sprite_size
-        start = rng.uniform(0, limit, 2)
-        positions = _bounce_path(start, velocity, self.num_frames, limit)
-        frames, alpha = render_clip(bg, sprite, color, positions)
+        positions = self._path(rng, direction)
+        frames, alpha = render_clip(bg, sprite, DIGIT_COLOR, positions)
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()
-        fg = token_ground_truth(torch.from_numpy(alpha), self.tubelet)
         return dict(
             video=video,
+            background=torch.from_numpy(bg).permute(2, 0, 1)[:, None].expand_as(video),
             alpha=torch.from_numpy(alpha),
-            foreground=fg,
+            foreground=token_ground_truth(torch.from_numpy(alpha), self.tubelet),
             label=int(targets[k]),
             direction=direction,
             positions=positions,
@@ -278,7 +314,7 @@ class SyntheticDigitClips:
 
     def clipset(self, label: str = "digit") -> ClipSet:
         """All clips as a `ClipSet`; its labels: the digit class (``label="digit"``, 10 classes) or the motion
-        direction (``"direction"``, 8 classes 45 degrees apart; bounces change the direction during a clip)."""
+        direction (``"direction"``, 8 classes 45 degrees apart)."""
         if label not in ("digit", "direction"):
             raise ValueError(f"label must be 'digit' or 'direction', got {label!r}")
         samples = [self.sample(i) for i in range(self.num_clips)]
@@ -511,7 +547,7 @@ def embedded_options(cfg: CompareConfig) -> Dict[str, Any]:
         num_frames=cfg.num_frames,
         img_size=cfg.img_size,
         tubelet=tuple(cfg.tubelet),
-        sprite_size=cfg.sprite_size or max(4, cfg.img_size // 4),
+        sprite_size=cfg.sprite_size or max(4, cfg.img_size // 2),
         seed=cfg.seed,
         background_contrast=cfg.background_contrast,
     )
@@ -531,9 +567,9 @@ def _embedded_data(cfg: CompareConfig) -> Tuple[ClipSet, ClipSet, Dict[str, Any]
     test = SyntheticDigitClips(cfg.test_clips, offset=cfg.train_clips, **kw).clipset()
     desc = dict(
         source="embedded",
-        description="handwritten digits (scikit-learn load_digits) moving over crops of "
-        "matplotlib's sample photo grace_hopper.jpg; label = digit class; "
-        "ground truth = tokens touched by the digit's strokes",
+        description="white handwritten digits (scikit-learn load_digits) half the frame high, each moving "
+        "in a straight line without leaving the frame, over crops of matplotlib's sample photo "
+        "grace_hopper.jpg; ground truth = tokens touched by the digit's strokes",
         ground_truth="foreground tokens (bool)",
     )
     return train, test, desc
@@ -558,16 +594,83 @@ def _named_videos(videos: Sequence[str], names: Sequence[str]) -> Set[str]:
     return chosen
 
 
+VIDEO_CLIPS_TARGET = 256  # the clips in all that the default number of clips per video aims at
+FEW_CLIPS = 128  # fewer training clips than this: the run is told that it is too small to mean much
+
+
+def clips_per_video_for(num_videos: int) -> int:
+    """The clips taken from each of ``num_videos`` videos when the run does not say: about VIDEO_CLIPS_TARGET in
+    all, between 4 and 32 per video."""
+    return max(4, min(32, math.ceil(VIDEO_CLIPS_TARGET / max(1, num_videos))))
+
+
+def video_clip_count(cfg: CompareConfig) -> int:
+    """The clips the run ``cfg`` takes from each video: its ``clips_per_video``, else `clips_per_video_for` the
+    number of video files found (a `MissingFileError` naming a missing path)."""
+    return cfg.clips_per_video or clips_per_video_for(len(find_videos(cfg.videos)))
+
+
+def with_video_defaults(cfg: CompareConfig) -> CompareConfig:
+    """``cfg`` with ``clips_per_video`` chosen from the videos (`video_clip_count`) where it is None; unchanged for
+    the embedded data or an explicit value."""
+    if not cfg.videos or cfg.clips_per_video is not None:
+        return cfg
+    return replace(cfg, clips_per_video=video_clip_count(cfg))
+
+
+def _advice(cfg: CompareConfig, clips: ClipSet, train: ClipSet, test: ClipSet) -> List[str]:
+    """What was extracted from the videos, and what this run lacks for a meaningful comparison."""
+    per_video: Dict[str, int] = {}
+    for name in clips.names:
+        per_video[name.rsplit("#", 1)[0]] = per_video.get(name.rsplit("#", 1)[0], 0) + 1
+    short = sorted(Path(v).name for v, k in per_video.items() if k < (cfg.clips_per_video or 0))
+    fewer = f" (shorter videos gave fewer: {', '.join(short[:3])}{', ...' if len(short) > 3 else ''})" if short else ""
+    span = (cfg.num_frames - 1) * cfg.stride + 1
+    out = [
+        f"extracted {len(clips)} clips of {cfg.num_frames} frames at stride {cfg.stride} (each spans {span} frames), "
+        f"{cfg.img_size}x{cfg.img_size} px, from {len(per_video)} video(s), up to {cfg.clips_per_video} per "
+        f"video{fewer}: {len(train)} to pretrain on, {len(test)} held out"
+    ]
+    if len(train) < FEW_CLIPS:
+        out.append(
+            f"{len(train)} training clips are too few for the comparison to mean much: it needs a few hundred, from "
+            f"dozens of videos (clips of one video overlap; --clips-per-video beyond a video's length repeats it)"
+        )
+    if cfg.img_size < 64:
+        out.append(
+            f"frames are scaled to {cfg.img_size} px (--img-size), enough for coarse motion only; 64 px shows 4x the "
+            f"detail at about 4x the cost of a step"
+        )
+    if clips.class_names:
+        seen = {int(c) for c in test.labels.tolist()}
+        unscored = [c for i, c in enumerate(clips.class_names) if i not in seen]
+        if unscored:
+            out.append(
+                f"the probes score on the held-out videos, and class(es) {', '.join(unscored)} have none held out: "
+                f"hold out a video of each class (--held-out)"
+            )
+    return out
+
+
+def data_notes(description: Dict[str, Any]) -> Optional[str]:
+    """The data's caveat (``note``) and advice (``advice``) of a run's data description, as one paragraph; None
+    without either."""
+    parts = ([description["note"]] if description.get("note") else []) + list(description.get("advice", []))
+    return "; ".join(parts) + "." if parts else None
+
+
 def _video_data(cfg: CompareConfig, log: Callable[[str], None]) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
     """The user's videos: those named by ``held_out``, else every 4th video (the last of two or three) held out;
-    with a single video, every 4th clip (which overlaps the training clips: warned and noted)."""
+    with a single video, every 4th clip (which overlaps the training clips: warned and noted). What was extracted
+    and what the run lacks are logged and kept as the description's "advice"."""
+    cfg = with_video_defaults(cfg)
     clips, errors = load_video_clips(
         cfg.videos,
         num_frames=cfg.num_frames,
         stride=cfg.stride,
         img_size=cfg.img_size,
         tubelet=tuple(cfg.tubelet),
-        clips_per_video=cfg.clips_per_video,
+        clips_per_video=video_clip_count(cfg),
         log=log,
     )
     videos = sorted({n.rsplit("#", 1)[0] for n in clips.names})
@@ -596,14 +699,18 @@ def _video_data(cfg: CompareConfig, log: Callable[[str], None]) -> Tuple[ClipSet
     )
     if note:
         desc["note"] = note
-    return clips.subset(tr), clips.subset(te), desc
+    train, test = clips.subset(tr), clips.subset(te)
+    desc["advice"] = _advice(cfg, clips, train, test)
+    for line in desc["advice"]:
+        log(f"note: {line}")
+    return train, test, desc
 
 
 def _probe_clips(cfg: CompareConfig, train: ClipSet, test: ClipSet) -> Tuple[ClipSet, ClipSet, Dict[str, Any]]:
     """The clips the probes are fitted on and scored on, and their description. Embedded data:
     ``cfg.probe_train_clips`` and ``cfg.probe_test_clips`` clips of the same seed after the training and
-    held-out ones, labelled by ``cfg.probe_label``. Videos: the training and held-out clips, labelled by class
-    folder."""
+    held-out ones, labelled by ``cfg.probe_label`` (default: the direction). Videos: the training and held-out
+    clips, labelled by class folder."""
     if cfg.videos:
         ok = labelled(train, test)
         return (
@@ -618,15 +725,10 @@ def _probe_clips(cfg: CompareConfig, train: ClipSet, test: ClipSet) -> Tuple[Cli
         )
     kw = embedded_options(cfg)
     first = cfg.train_clips + cfg.test_clips
-    ptrain = SyntheticDigitClips(cfg.probe_train_clips, offset=first, **kw).clipset(cfg.probe_label)
-    ptest = SyntheticDigitClips(cfg.probe_test_clips, offset=first + cfg.probe_train_clips, **kw).clipset(
-        cfg.probe_label
-    )
-    return (
-        ptrain,
-        ptest,
-        dict(label=cfg.probe_label, train_clips=len(ptrain), test_clips=len(ptest), classes=ptrain.class_names),
-    )
+    label = cfg.probe_label or PROBE_LABELS[0]
+    ptrain = SyntheticDigitClips(cfg.probe_train_clips, offset=first, **kw).clipset(label)
+    ptest = SyntheticDigitClips(cfg.probe_test_clips, offset=first + cfg.probe_train_clips, **kw).clipset(label)
+    return ptrain, ptest, dict(label=label, train_clips=len(ptrain), test_clips=len(ptest), classes=ptrain.class_names)
 
 
 def load_data(cfg: CompareConfig, log: Callable[[str], None] = print) -> RunClips:

@@ -1,7 +1,7 @@
 """Measuring a trained strategy on held-out clips: masked reconstruction (under its own masks, at the common
 ratio and under the same random masks for all), foreground allocation, mask statistics, k-NN and linear probes
-of the frozen encoder (and of the untrained encoder, the probes' reference), the per-token errors and
-probabilities of the figure clips, and the computed metrics of the metric table.
+of the frozen encoder and the fine-tuning probe (and both of the untrained encoder, the probes' reference), the
+per-token errors and probabilities of the figure clips, and the computed metrics of the metric table.
 
 Probes: features (M, D) float, labels (M,) int64, on the run's probe clips (`adamask.compare.data.RunClips`), with
 the chance level (the majority class's share). These run at reporting time (host syncs are fine here).
@@ -21,6 +21,7 @@ from ..registry import create_masking
 from ..validation import check_positive_int
 from .config import CompareConfig, StrategySpec
 from .data import NO_LABELS, ClipSet, RunClips, labelled, normalize_video
+from .finetune import FineTuneRecipe, finetune_probe
 from .metrics import METRICS, Metric, MetricContext, mask_statistics, region_errors, summarize
 from .model import build_model, evaluate_reconstruction, strategy_at_ratio
 
@@ -29,6 +30,7 @@ __all__ = [
     "linear_probe",
     "clip_features",
     "probe",
+    "probes",
     "figure_data",
     "evaluate_strategy",
     "untrained_probes",
@@ -155,6 +157,20 @@ def probe(
     )
 
 
+def probes(
+    model: MaskedVideoAutoencoder, cfg: CompareConfig, clips: RunClips, device: torch.device, seed: int
+) -> Dict[str, Any]:
+    """The probes of ``model`` (encoder seed ``seed``) on the run's probe clips: the frozen k-NN and linear probes
+    (`probe`) and, with ``cfg.finetune_steps``, the fine-tuning probe under "finetune"
+    (`adamask.compare.finetune.finetune_probe`, batches of ``cfg.batch_size`` clips), where the frozen probes could
+    run."""
+    out = probe(model, clips.probe_train, clips.probe_test, device, cfg.knn_k, seed)
+    if cfg.finetune_steps and out["knn_accuracy"] is not None:
+        recipe = FineTuneRecipe(cfg.finetune_steps, cfg.finetune_seeds, batch_size=cfg.batch_size)
+        out["finetune"] = finetune_probe(model, clips.probe_train, clips.probe_test, recipe, seed, device)
+    return out
+
+
 def _summary(values: Optional[Tensor]) -> Optional[Dict[str, float]]:
     return None if values is None else summarize(values.tolist())
 
@@ -226,7 +242,7 @@ def evaluate_strategy(
         masked_error=_by_region(fixed, test),
         foreground_allocation=_summary(own["allocation"]),
         probability_allocation=_summary(own["probability_allocation"]),
-        probe=probe(model, clips.probe_train, clips.probe_test, device, cfg.knn_k, cfg.seed),
+        probe=probes(model, cfg, clips, device, cfg.seed),
         mask_statistics=mask_statistics(own["masks"], model.grid),
         figure=figure_data(model, clips.figure, device, cfg.seed + 5),
     )
@@ -245,5 +261,5 @@ def untrained_probes(cfg: CompareConfig, clips: RunClips, device: torch.device) 
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         encoder = build_model(cfg.model_config(), StrategySpec("random", cfg.common_ratio), seed=seed).to(device)
-        runs.append(probe(encoder, clips.probe_train, clips.probe_test, device, cfg.knn_k, seed))
+        runs.append(probes(encoder, cfg, clips, device, seed))
     return dict(clips.description["probe"], seeds=[cfg.seed + k for k in range(cfg.seeds)], runs=runs)

@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import CompareConfig
-from .data import ClipSet, VideoReadError, crop_box, read_video
+from .data import ClipSet, VideoReadError, crop_box, read_video, video_clip_count
 from .errors import missing_extra
+from .metrics import METRICS, Metric
 from .rundir import atomic_path
-from .stats import interval, runs_of
+from .stats import over_seeds, runs_of, untrained_runs
 
 __all__ = [
     "CELL_IN",
@@ -46,6 +48,7 @@ __all__ = [
     "SUMMARY_SIZE",
     "ALLOCATION_SIZE",
     "PRESET_CURVES_SIZE",
+    "LEGEND_SHARE",
     "pyplot",
     "save_png",
     "token_map",
@@ -53,6 +56,11 @@ __all__ = [
     "in_context",
     "cell_inches",
     "grid_size",
+    "SCALE_IN",
+    "PROBS_CMAP",
+    "ERRORS_CMAP",
+    "probs_vmax",
+    "errors_vmax",
     "panels_figure",
     "masks_figure_size",
     "masks_figure",
@@ -72,6 +80,7 @@ __all__ = [
 
 CELL_IN = 0.9  # inches of an image cell's height, at least
 LABEL_IN = 1.5  # inches for the row labels
+SCALE_IN = 0.75  # inches right of the panels for the colour scales of heat-map rows
 TITLE_IN = 0.35
 DPI = 80
 PLOT_DPI = 90
@@ -123,6 +132,23 @@ def _heat(values: np.ndarray, vmax: float, cmap: str) -> np.ndarray:
     return matplotlib.colormaps[cmap](np.clip(values / max(vmax, 1e-12), 0.0, 1.0))[..., :3]
 
 
+PROBS_CMAP = "inferno"
+ERRORS_CMAP = "viridis"
+
+
+def probs_vmax(probs: ArrayLike) -> float:
+    """The top of the colour scale of a probability map (N,): its largest probability, at least 4x uniform."""
+    p = np.asarray(probs, dtype=np.float64)
+    return max(float(p.max()), 4.0 / p.size)
+
+
+def errors_vmax(errors: ArrayLike) -> float:
+    """The top of the colour scale of an error map (N,) (None / NaN where visible): its largest error (1.0
+    without any)."""
+    e = np.asarray([np.nan if x is None else x for x in np.asarray(errors, dtype=object).ravel()], dtype=np.float64)
+    return float(np.nanmax(e)) if np.isfinite(e).any() else 1.0
+
+
 def clip_panels(
     video: np.ndarray,
     grid: Sequence[int],
@@ -140,16 +166,14 @@ def clip_panels(
     out = dict(frames=frames)
     if probs is not None:
         p = token_map(probs, grid, tubelet)
-        vmax = max(float(p.max()), 4.0 / p.size * tubelet[1] * tubelet[2])  # 4x uniform at least
-        out["probs"] = np.clip(0.35 * frames + 0.65 * _heat(p, vmax, "inferno"), 0.0, 1.0)
+        out["probs"] = np.clip(0.35 * frames + 0.65 * _heat(p, probs_vmax(probs), PROBS_CMAP), 0.0, 1.0)
     if mask is not None:
         m = token_map(np.asarray(mask, dtype=np.float32), grid, tubelet)[..., None]
         out["mask"] = frames * np.where(m > 0.5, DIM, 1.0)
     if errors is not None:
         e = token_map(np.asarray([np.nan if x is None else x for x in errors], dtype=np.float32), grid, tubelet)
         known = np.isfinite(e)
-        vmax = float(e[known].max()) if known.any() else 1.0
-        heat = 0.2 * frames + 0.8 * _heat(np.where(known, e, 0.0), vmax, "viridis")
+        heat = 0.2 * frames + 0.8 * _heat(np.where(known, e, 0.0), errors_vmax(errors), ERRORS_CMAP)
         out["errors"] = np.where(known[..., None], heat, DIM * frames)
     return out
 
@@ -175,11 +199,30 @@ def cell_inches(height: int, width: int) -> Tuple[float, float]:
     return h * width / height, h
 
 
-def grid_size(num_columns: int, num_rows: int, image_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
+def grid_size(
+    num_columns: int, num_rows: int, image_hw: Optional[Tuple[int, int]] = None, colour_scales: bool = False
+) -> Tuple[int, int]:
     """Pixel (width, height) of `panels_figure` with ``num_columns`` x ``num_rows`` cells of images ``image_hw``
-    (H, W) pixels (default: square cells CELL_IN high)."""
+    (H, W) pixels (default: square cells CELL_IN high), and a strip of SCALE_IN for colour scales if
+    ``colour_scales``."""
     cw, ch = cell_inches(*image_hw) if image_hw is not None else (CELL_IN, CELL_IN)
-    return int(round((LABEL_IN + num_columns * cw) * DPI)), int(round((TITLE_IN + num_rows * ch) * DPI))
+    width = LABEL_IN + num_columns * cw + (SCALE_IN if colour_scales else 0.0)
+    return int(round(width * DPI)), int(round((TITLE_IN + num_rows * ch) * DPI))
+
+
+Scale = Tuple[str, float, str]  # a heat-map row's colour scale: colormap, top value, its label
+
+
+def _colour_scale(fig: Any, rect: Tuple[float, float, float, float], scale: Scale) -> None:
+    """A vertical colour bar from 0 to the scale's top value in the figure rectangle ``rect``."""
+    import matplotlib
+
+    cmap, vmax, label = scale
+    ax = fig.add_axes(rect)
+    mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0.0, vmax), cmap=cmap)
+    bar = fig.colorbar(mappable, cax=ax)
+    bar.ax.tick_params(labelsize=6, length=2, pad=1)
+    bar.set_label(label, fontsize=6, labelpad=2)
 
 
 def panels_figure(
@@ -188,13 +231,16 @@ def panels_figure(
     title: str = "",
     column_titles: Sequence[str] = (),
     scaled: bool = True,
+    scales: Sequence[Optional[Scale]] = (),
 ) -> Path:
     """A grid of images: one row per (label, panels (C, H, W, 3)), one column per panel; cells sized by
-    `cell_inches` of the images (``scaled=False``: square cells CELL_IN high). Size: `grid_size`."""
+    `cell_inches` of the images (``scaled=False``: square cells CELL_IN high); a row with a colour scale in
+    ``scales`` (one entry per row, None for none) gets its colour bar right of its panels. Size: `grid_size`."""
     plt = pyplot()
     cols = panels[0][1].shape[0]
     hw = panels[0][1].shape[1:3] if scaled else None
-    wpx, hpx = grid_size(cols, len(panels), hw)
+    with_scales = any(sc is not None for sc in scales)
+    wpx, hpx = grid_size(cols, len(panels), hw, with_scales)
     cw, ch = cell_inches(*hw) if hw is not None else (CELL_IN, CELL_IN)
     W, H = wpx / DPI, hpx / DPI
     fig = plt.figure(figsize=(W, H), dpi=DPI)
@@ -209,6 +255,10 @@ def panels_figure(
             ax.set_axis_off()
             if r == 0 and c < len(column_titles):
                 ax.set_title(column_titles[c], fontsize=7, pad=1)
+        scale = scales[r] if r < len(scales) else None
+        if scale is not None:
+            left = (LABEL_IN + cols * cw + 0.08) / W
+            _colour_scale(fig, (left, y + 0.08 / H, 0.1 / W, (ch - 0.16) / H), scale)
     return save_png(fig, path)
 
 
@@ -218,10 +268,13 @@ def panels_figure(
 Context = Tuple[np.ndarray, Tuple[int, int]]  # full frames (3, T, H, W) and the crop's (top, left)
 
 
-def masks_figure_size(num_slices: int, num_rows: int, image_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
+def masks_figure_size(
+    num_slices: int, num_rows: int, image_hw: Optional[Tuple[int, int]] = None, heat_maps: bool = False
+) -> Tuple[int, int]:
     """Pixel (width, height) of `masks_figure` with ``num_slices`` columns and ``num_rows`` image rows, for
-    images of ``image_hw`` (H, W) pixels (None: small images, cells CELL_IN high)."""
-    return grid_size(num_slices, num_rows, image_hw)
+    images of ``image_hw`` (H, W) pixels (None: small images, cells CELL_IN high), with colour scales if it has
+    ``heat_maps`` (probability or error maps)."""
+    return grid_size(num_slices, num_rows, image_hw, heat_maps)
 
 
 def masks_figure(
@@ -243,20 +296,31 @@ def masks_figure(
     True = masked) with masked patches dimmed. ``context``: the full frames the clip was centre-cropped from
     and the crop's (top, left), shown around each panel. Size: `masks_figure_size(T', rows, image size)`."""
     panels = [("frames", clip_panels(video, grid, tubelet)["frames"])]
+    scales: List[Optional[Scale]] = [None]
     if foreground is not None:
         fg = np.asarray(foreground, dtype=bool)
         panels.append(("foreground\n(ground truth)", clip_panels(video, grid, tubelet, mask=~fg)["mask"]))
-    if probs is not None:
-        panels.append((prob_label, clip_panels(video, grid, tubelet, probs=probs)["probs"]))
-    for label, kind, values in maps:
+        scales.append(None)
+    heat = ([(prob_label, "probs", probs)] if probs is not None else []) + list(maps)
+    for label, kind, values in heat:
         panels.append((label, clip_panels(video, grid, tubelet, **{kind: values})[kind]))
+        scales.append(_heat_scale(kind, values))
     for label, mask in rows:
         vis = int((~np.asarray(mask, dtype=bool)).sum())
         panels.append((f"{label}\n{vis} visible", clip_panels(video, grid, tubelet, mask=mask)["mask"]))
+        scales.append(None)
     if context is not None:
         frames = np.clip(np.asarray(context[0], np.float32)[:, :: tubelet[0]].transpose(1, 2, 3, 0), 0.0, 1.0)
         panels = [(label, in_context(imgs, frames, context[1])) for label, imgs in panels]
-    return panels_figure(panels, path, title, [f"t={c * tubelet[0]}" for c in range(grid[0])])
+    return panels_figure(panels, path, title, [f"t={c * tubelet[0]}" for c in range(grid[0])], scales=scales)
+
+
+def _heat_scale(kind: str, values: Any) -> Scale:
+    """The colour scale of a "probs" map (its probabilities x N: 1 = uniform) or an "errors" map (MSE)."""
+    if kind == "probs":
+        n = len(values)
+        return PROBS_CMAP, probs_vmax(values) * n, "P x N\n(1 = uniform)"
+    return ERRORS_CMAP, errors_vmax(values), "error (MSE)"
 
 
 def errors_figure(
@@ -290,7 +354,7 @@ def video_context(cfg: CompareConfig, name: str) -> Optional[Context]:
             num_frames=cfg.num_frames,
             stride=cfg.stride,
             img_size=cfg.img_size,
-            num_clips=cfg.clips_per_video,
+            num_clips=video_clip_count(cfg),
             crop=False,
         )
         clip = clips[int(k)]
@@ -303,10 +367,11 @@ def video_context(cfg: CompareConfig, name: str) -> Optional[Context]:
 # ---------------------------------------------------------------------------------------------
 # curves and bars
 
-CURVES_SIZE = (11.0, 3.4)
-SUMMARY_SIZE = (10.0, 3.4)
-ALLOCATION_SIZE = (10.0, 3.6)
-PRESET_CURVES_SIZE = (14.0, 3.8)
+CURVES_SIZE = (14.0, 3.6)
+SUMMARY_SIZE = (14.0, 7.4)
+ALLOCATION_SIZE = (12.5, 3.8)
+PRESET_CURVES_SIZE = (16.0, 4.2)
+LEGEND_SHARE = 0.17  # the share of a curves figure's width, on its right, that holds the legend
 
 
 def _smooth(x: Sequence[Optional[float]], k: int) -> np.ndarray:
@@ -339,65 +404,139 @@ def _learned(entry: Any) -> bool:
     return any(r.get("learned") for r in runs_of(entry))
 
 
+def _legend_right(fig: Any, axes: Sequence[Any], share: float = LEGEND_SHARE) -> None:
+    """One legend for the figure, in the strip of ``share`` of its width right of the axes (it covers no data):
+    every labelled line of ``axes``, each label once."""
+    handles: Dict[str, Any] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    if handles:
+        where = dict(loc="center left", bbox_to_anchor=(1 - share + 0.01, 0.5))
+        fig.legend(list(handles.values()), list(handles), fontsize=7, frameon=False, **where)
+
+
+def _label_axes(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
 def learning_curves_figure(results: Dict[str, Any], path: os.PathLike) -> Path:
-    """Training reconstruction loss (smoothed), held-out reconstruction loss (own masks) and the sampling loss
-    of learned strategies, per strategy (mean over seeds), against the step. Size: CURVES_SIZE * PLOT_DPI."""
+    """Per strategy (mean over seeds) against the training step: the training reconstruction loss (smoothed, each
+    on its own masks), the held-out loss on the same random masks (the comparable one; the held-out loss on its
+    own masks where a run has no such series) and the sampling loss of learned strategies; one legend right of
+    the panels. Size: CURVES_SIZE * PLOT_DPI."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=CURVES_SIZE, dpi=PLOT_DPI)
+    fair = all(mean_curve(e, "eval_step", "eval_loss_random_masks")[0] for e in results.values())
+    held_out = "eval_loss_random_masks" if fair else "eval_loss"
     for i, (label, entry) in enumerate(results.items()):
         color = f"C{i % 10}"
         steps, rec, _, _ = mean_curve(entry, "step", "reconstruction_loss")
         k = max(1, len(steps) // 25)
         axes[0].plot(steps, _smooth(list(rec), k), label=label, color=color)
-        es, ev, _, _ = mean_curve(entry, "eval_step", "eval_loss")
+        es, ev, _, _ = mean_curve(entry, "eval_step", held_out)
         axes[1].plot(es, ev, marker="o", ms=3, label=label, color=color)
         if _learned(entry):
             steps, ls, _, _ = mean_curve(entry, "step", "sampling_loss")
             axes[2].plot(steps, _smooth(list(ls), k), label=label, color=color)
-    axes[0].set_title("training reconstruction loss", fontsize=9)
-    axes[1].set_title("held-out reconstruction loss (own masks)", fontsize=9)
-    axes[2].set_title("sampling loss (learned strategies)", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
+    _label_axes(axes[0], "training loss (each on its own masks)", "training step", "reconstruction MSE")
+    title = "held-out loss, same random masks (comparable)" if fair else "held-out loss (each on its own masks)"
+    _label_axes(axes[1], title, "training step", "reconstruction MSE")
+    _label_axes(axes[2], "sampling loss (learned strategies)", "training step", "sampling loss")
     if not any(_learned(e) for e in results.values()):
         axes[2].text(0.5, 0.5, "no learned strategy", ha="center", va="center", transform=axes[2].transAxes)
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
+    _legend_right(fig, axes)
+    fig.subplots_adjust(left=0.05, right=1 - LEGEND_SHARE, bottom=0.15, top=0.9, wspace=0.3)
     return save_png(fig, path)
 
 
-def summary_figure(results: Dict[str, Any], path: os.PathLike) -> Path:
-    """Foreground allocation per strategy (bars: mean over seeds with the 95% interval; 1.0 = uniform) and the
-    mean number of visible tokens per time slice (first seed). Size: SUMMARY_SIZE * PLOT_DPI."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=SUMMARY_SIZE, dpi=PLOT_DPI)
+def _in_range(stats: Sequence[Dict[str, Any]], low: float, high: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Means and asymmetric error bars (2, K) of intervals (`adamask.compare.stats.interval`), the bars cut at
+    the quantity's range [low, high] (an allocation or a loss is never below 0, an accuracy never above 1)."""
+    mean = np.array([np.nan if s["mean"] is None else s["mean"] for s in stats], dtype=np.float64)
+    lo = np.array([m if s["low"] is None else max(s["low"], low) for m, s in zip(mean, stats, strict=True)])
+    hi = np.array([m if s["high"] is None else min(s["high"], high) for m, s in zip(mean, stats, strict=True)])
+    return mean, np.stack([np.maximum(mean - lo, 0.0), np.maximum(hi - mean, 0.0)])
+
+
+def _dots(ax: Any, stats: Sequence[Dict[str, Any]], x: np.ndarray, low: float, high: float, **kw: Any) -> None:
+    """Means with their 95% interval (cut at [low, high]) at positions ``x``."""
+    mean, err = _in_range(stats, low, high)
+    ax.errorbar(x, mean, yerr=err, fmt="o", ms=4, capsize=3, lw=1, **kw)
+
+
+def _strategy_axis(ax: Any, labels: Sequence[str]) -> None:
+    ax.set_xlabel("strategy", fontsize=8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=7, rotation=25, ha="right")
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+
+
+def _metric(name: str) -> Metric:
+    return next(m for m in METRICS if m.name == name)
+
+
+def _probe_panel(ax: Any, results: Dict[str, Any], untrained: Any) -> None:
+    """Each probe that ran: accuracy per strategy (mean and 95% interval over seeds, in [0, 1]), the untrained
+    encoder's (dashed) and chance (dotted)."""
     labels = list(results)
-    stats = [
-        interval([(r.get("foreground_allocation") or {}).get("mean") for r in runs_of(results[k])]) for k in labels
-    ]
-    axes[0].bar(
-        range(len(labels)),
-        [s["mean"] or 0.0 for s in stats],
-        yerr=[s["half_width"] or 0.0 for s in stats],
-        color="tab:blue",
-        capsize=3,
-    )
-    axes[0].axhline(1.0, color="k", lw=1, ls="--")
-    axes[0].set_xticks(range(len(labels)))
-    axes[0].set_xticklabels(labels, fontsize=7, rotation=20)
-    axes[0].set_title("foreground allocation (1.0 = uniform; 95% interval over seeds)", fontsize=9)
+    probes = [m for m in METRICS if m.untrained and m.better]
+    base = untrained_runs(untrained)
+    shown = 0
+    for j, m in enumerate(probes):
+        stats = [over_seeds(m, runs_of(results[k])) for k in labels]
+        if not any(s["n"] for s in stats):
+            continue
+        x = np.arange(len(labels)) + (j - (len(probes) - 1) / 2) * 0.18
+        name = m.describe().removesuffix(" probe")
+        _dots(ax, stats, x, 0.0, 1.0, color=f"C{j}", label=name)
+        ref = over_seeds(m, base)["mean"] if base else None
+        if ref is not None:
+            ax.axhline(ref, color=f"C{j}", ls="--", lw=1, label=f"{name}, untrained encoder")
+        shown += 1
+    chance = next((r["probe"].get("chance") for r in base if isinstance(r["probe"], dict)), None)
+    if chance is not None and shown:
+        ax.axhline(chance, color="0.4", ls=":", lw=1, label="chance")
+    if not shown:
+        ax.text(0.5, 0.5, "no probe ran (no labels)", ha="center", va="center", transform=ax.transAxes)
+    _label_axes(ax, "probes of each encoder (95% interval over seeds)", "", "held-out accuracy")
+    _strategy_axis(ax, labels)
+    if shown:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def summary_figure(results: Dict[str, Any], path: os.PathLike, untrained: Any = None) -> Path:
+    """Per strategy (mean and 95% interval over seeds, as the table; bars cut at each quantity's range): the
+    foreground allocation (1.0 = uniform), the held-out loss on the same random masks (the comparable
+    reconstruction), the probes' accuracies with the untrained encoder's (``untrained``: its results.json entry)
+    and chance, and the visible tokens per time slice (first seed). Size: SUMMARY_SIZE * PLOT_DPI."""
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=SUMMARY_SIZE, dpi=PLOT_DPI)
+    labels = list(results)
+    x = np.arange(len(labels))
+    for ax, name, title, ylabel in (
+        (axes[0, 0], "foreground_allocation", "foreground allocation (1.0 = uniform)", "allocation"),
+        (axes[0, 1], "recon_loss_random_masks", "held-out loss, same random masks", "reconstruction MSE"),
+    ):
+        stats = [over_seeds(_metric(name), runs_of(results[k])) for k in labels]
+        _dots(ax, stats, x, 0.0, np.inf, color="tab:blue")
+        _label_axes(ax, f"{title}: 95% interval over seeds", "", ylabel)
+        _strategy_axis(ax, labels)
+    axes[0, 0].axhline(1.0, color="k", lw=1, ls="--")
+    _probe_panel(axes[1, 0], results, untrained)
     for k in labels:
         run = next((r for r in runs_of(results[k]) if r.get("mask_statistics")), None)
         if run is not None:
             v = run["mask_statistics"]["visible_per_time_slice"]
-            axes[1].plot(range(len(v)), v, marker="o", ms=3, label=k)
-    axes[1].set_title("visible tokens per time slice (held-out mean)", fontsize=9)
-    axes[1].set_xlabel("time slice", fontsize=8)
-    axes[1].legend(fontsize=7)
-    for ax in axes:
-        ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.2, top=0.9, wspace=0.2)
+            axes[1, 1].plot(range(len(v)), v, marker="o", ms=3, label=k)
+    _label_axes(axes[1, 1], "visible tokens per time slice (held-out mean)", "time slice", "visible tokens")
+    axes[1, 1].xaxis.get_major_locator().set_params(integer=True)
+    if axes[1, 1].get_legend_handles_labels()[0]:
+        axes[1, 1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.subplots_adjust(left=0.05, right=0.87, bottom=0.12, top=0.95, wspace=0.6, hspace=0.55)
     return save_png(fig, path)
 
 
@@ -419,28 +558,25 @@ def _allocation_lines(ax: Any, ax_p: Any, label: str, entry: Any, color: str, st
 
 
 def _finish_allocation_axes(axes: Sequence[Any]) -> None:
-    axes[0].set_title("foreground allocation of the sampled masks (held-out)", fontsize=9)
-    axes[1].set_title("expected allocation of P (one draw)", fontsize=9)
+    _label_axes(axes[0], "foreground allocation of the sampled masks (held-out)", "training step", "allocation")
+    _label_axes(axes[1], "expected allocation of P (one draw)", "training step", "allocation")
     for ax in axes:
-        ax.axhline(1.0, color="k", lw=1, ls="--")
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        ax.axhline(1.0, color="k", lw=1, ls="--", label="uniform (1.0)")
 
 
 def allocation_curves_figure(results: Dict[str, Any], path: os.PathLike) -> Path:
     """The foreground allocation of each learned strategy's sampled masks and the expected allocation of its
     probabilities at each evaluation point of training (mean over seeds, band: smallest to largest seed);
-    strategies with probabilities that do not learn (e.g. motion) dashed, as references; 1.0 = uniform.
-    Size: ALLOCATION_SIZE * PLOT_DPI."""
+    strategies with probabilities that do not learn (e.g. motion) dashed, as references; 1.0 = uniform; one
+    legend right of the panels. Size: ALLOCATION_SIZE * PLOT_DPI."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=ALLOCATION_SIZE, dpi=PLOT_DPI)
     for i, (label, entry) in enumerate(results.items()):
         if _learned(entry) or _has_probs(entry):
             _allocation_lines(axes[0], axes[1], label, entry, f"C{i % 10}", "-" if _learned(entry) else "--")
     _finish_allocation_axes(axes)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.9, wspace=0.2)
+    _legend_right(fig, axes)
+    fig.subplots_adjust(left=0.06, right=1 - LEGEND_SHARE, bottom=0.15, top=0.9, wspace=0.25)
     return save_png(fig, path)
 
 
@@ -450,8 +586,8 @@ def preset_curves_figure(
     """Several comparison runs side by side (e.g. one per preset): ``runs`` maps a name to its results.json
     dict; per run and learned strategy (``strategies``: these labels only) the held-out reconstruction loss
     under its own masks (each run's own target), the foreground allocation of its sampled masks and the
-    expected allocation of its probabilities against the step, as in `allocation_curves_figure`.
-    Size: PRESET_CURVES_SIZE * PLOT_DPI."""
+    expected allocation of its probabilities against the step, as in `allocation_curves_figure`; one legend
+    right of the panels. Size: PRESET_CURVES_SIZE * PLOT_DPI."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=PRESET_CURVES_SIZE, dpi=PLOT_DPI)
     i = 0
@@ -459,20 +595,17 @@ def preset_curves_figure(
         target = "normalised" if res.get("config", {}).get("pixel_loss") == "normalized" else "raw"
         for label, entry in res["strategies"].items():
             if _learned(entry) and (strategies is None or label in strategies):
-                color = f"C{i % 10}"
+                color, shown = f"C{i % 10}", f"{name}: {label} ({target} pixels)"
                 steps, mean, low, high = mean_curve(entry, "eval_step", "eval_loss")
                 if steps:
-                    axes[0].plot(steps, mean, color=color, marker="o", ms=3, label=f"{name}: {label} ({target})")
+                    axes[0].plot(steps, mean, color=color, marker="o", ms=3, label=shown)
                     axes[0].fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
-                _allocation_lines(axes[1], axes[2], f"{name}: {label}", entry, color)
+                _allocation_lines(axes[1], axes[2], shown, entry, color)
                 i += 1
-    axes[0].set_title("held-out reconstruction loss (own masks)", fontsize=9)
-    axes[0].set_xlabel("step", fontsize=8)
-    axes[0].tick_params(labelsize=7)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=7)
+    _label_axes(axes[0], "held-out loss (own masks, each run's target)", "training step", "reconstruction MSE")
     _finish_allocation_axes(axes[1:])
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.9, wspace=0.18)
+    _legend_right(fig, axes, share=0.22)
+    fig.subplots_adjust(left=0.04, right=0.78, bottom=0.14, top=0.9, wspace=0.25)
     return save_png(fig, path)
 
 
@@ -603,12 +736,15 @@ def _clip_figures(
     return out
 
 
-def write_run_figures(run_dir: os.PathLike, results: Dict[str, Any], clips: ClipSet, cfg: CompareConfig) -> List[Path]:
+def write_run_figures(
+    run_dir: os.PathLike, results: Dict[str, Any], clips: ClipSet, cfg: CompareConfig, untrained: Any = None
+) -> List[Path]:
     """All figures of a comparison run into run_dir/figures: masks_clip<k>.png, errors_clip<k>.png (with a
     strategy that has probabilities), learning_curves.png, allocation_curves.png, summary.png. ``results``:
     {label: results.json entry}; ``clips``: the ClipSet whose masks the strategies stored under each run's
-    "figure" (the first evaluated seed is shown). Strategies that diverged in every seed (no measurements)
-    appear in the learning curves only."""
+    "figure" (the first evaluated seed is shown); ``untrained``: the untrained encoder's probes (results.json's
+    "untrained_probe"), drawn beside the strategies' in the summary. Strategies that diverged in every seed (no
+    measurements) appear in the learning curves only."""
     run_dir = Path(run_dir)
     curves = learning_curves_figure(results, run_dir / "figures" / "learning_curves.png")
     shown = {k: r for k, r in ((k, _shown_run(e)) for k, e in results.items()) if r is not None}
@@ -622,6 +758,6 @@ def write_run_figures(run_dir: os.PathLike, results: Dict[str, Any], clips: Clip
     out += [
         curves,
         allocation_curves_figure(evaluated, run_dir / "figures" / "allocation_curves.png"),
-        summary_figure(evaluated, run_dir / "figures" / "summary.png"),
+        summary_figure(evaluated, run_dir / "figures" / "summary.png", untrained),
     ]
     return out

@@ -210,6 +210,9 @@ class Metric:
     key: named in the honest summary, as ``words`` (default: the header).
     resolution: result dict -> the step of a discrete value (an accuracy on M clips: 1 / M) or None; widens
         the intervals of seeds that agree exactly (`adamask.compare.stats.interval`).
+    repeats: result dict -> the values of the run's own repeats whose mean is its value (the fine-tuning
+        probe's seeds), or None; their spread is a floor under the spread over seeds
+        (`adamask.compare.stats.repeat_noise`).
     compute: MetricContext -> value, stored as result[name] after training (None: the value is already in
         the result dict).
     """
@@ -228,6 +231,7 @@ class Metric:
     scale: float = 1.0
     unit: str = ""
     resolution: Optional[Callable[[Result], Optional[float]]] = None
+    repeats: Optional[Callable[[Result], Optional[List[float]]]] = None
 
     def __post_init__(self) -> None:
         check_choice(self.better, (None, "lower", "higher"), f"better of metric {self.name!r}")
@@ -372,6 +376,20 @@ METRICS: Sequence[Metric] = (
         key=True,
         words="linear probe",
         resolution=_per_probe_clip,
+    ),
+    Metric(
+        "finetune_accuracy",
+        "fine-tune acc.",
+        at("probe", "finetune", "accuracy"),
+        "higher",
+        untrained=True,
+        key=True,
+        words="fine-tuning probe",
+        resolution=_per_probe_clip,
+        repeats=at("probe", "finetune", "accuracies"),
+        legend="Fine-tune acc.: held-out accuracy of the encoder on every token with a new head, trained end to "
+        "end on the probe clips (the downstream measure of video MAE papers), the mean over its fine-tuning "
+        "seeds, whose spread is part of the interval; n/a where it did not run (--finetune STEPS).",
     ),
     Metric("step_ms", "step time", at("timing", "step_ms"), "lower", digits=1, key=True, unit=" ms"),
     Metric(

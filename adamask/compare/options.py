@@ -23,6 +23,39 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # the same on the photo at contrast 0.8: per-patch normalisation makes every background patch unit-variance
     # texture, foreground and background errors stay equal and the sampler stays uniform
     "paper-photo": dict(_PAPER_LOSS, background_contrast=0.8),
+    # The largest run sized to finish in about 6 minutes on one H100 / H200 - NOT yet run on one. 64 x 64 px x 16
+    # frames (512 tokens, digits 32 px), encoder 6 x 384 (ViT-S's width and heads, half its depth), decoder
+    # 2 x 192, batch 32, 300 steps, 2 seeds, the fine-tuning probe on (150 steps x 2 seeds per encoder).
+    # Sizing, from `adamask.compare.costs.step_costs` and the H100 timings in BENCHMARKS.md:
+    # - FLOPs per step (batch 32, forward + backward): random 0.9 248 GFLOP, adaptive 0.95 406 GFLOP; one
+    #   fine-tuning step (every token) 1290 GFLOP.
+    # - Eager steps of this size are launch-bound on an H100: ViT-B (16 blocks with the decoder) took 37-46 ms
+    #   a step with the GPU busy only 22-28 ms of it, about 75 kernels per block at ~30 us each, i.e. ~2.3 ms
+    #   per block plus ~5 ms; here 8-9 blocks -> ~25 ms per pretraining step (compute: 248-406 GFLOP at
+    #   >= 25 TFLOP/s in float32 = 10-16 ms, hidden under the launches); a fine-tuning step (6 blocks, bf16
+    #   autocast, 1290 GFLOP at ~140 TFLOP/s = 9 ms) ~19 ms.
+    # - Pretraining: 9 strategies (the default set, at most) x 2 seeds x 300 steps x ~27 ms = 146 s; fine-tuning:
+    #   (18 + 2 untrained) encoders x 2 seeds x 150 steps x ~19 ms = 114 s; clips, evaluation, frozen probes and
+    #   start-up ~80 s (the default CPU-sized run took 95 s on an H100, ~50 s of it outside the training steps):
+    #   ~340 s.
+    # The estimate is good to perhaps +-50%: --steps and --finetune scale the two big terms.
+    "gpu": dict(
+        device="cuda",
+        size="small",
+        model_overrides=dict(depth=6, decoder_depth=2),
+        img_size=64,
+        num_frames=16,
+        batch_size=32,
+        steps=300,
+        warmup_steps=30,
+        lr=5e-4,
+        seeds=2,
+        train_clips=1024,
+        test_clips=128,
+        checkpoint_every=1000,
+        finetune_steps=150,
+        finetune_seeds=2,
+    ),
 }
 
 # the strategy keyword arguments that ``--sampler KEY=VALUE`` and a strategy's own ``NAME:RATIO:KEY=VALUE,...``
@@ -76,6 +109,8 @@ CONFIG_OPTIONS = (
     "probe_label",
     "probe_train_clips",
     "probe_test_clips",
+    "finetune_steps",
+    "finetune_seeds",
     "threads",
     "budget",
     "compile",
@@ -143,7 +178,13 @@ def _add_data_options(c: argparse.ArgumentParser) -> None:
         "every 4th video, or with a single video every 4th clip, which overlaps training content",
     )
     c.add_argument("--stride", type=int, default=None, help="temporal stride when sampling video frames (default 4)")
-    c.add_argument("--clips-per-video", type=int, default=None, help="clips taken from each video (default 4)")
+    c.add_argument(
+        "--clips-per-video",
+        type=int,
+        default=None,
+        help="clips taken from each video, spread over it (default: about 256 in all - 256 / the number of "
+        "videos, between 4 and 32; a short video gives fewer, one per start frame at most)",
+    )
     c.add_argument("--train-clips", type=int, default=None, help="embedded training clips (default 256)")
     c.add_argument("--test-clips", type=int, default=None, help="embedded held-out clips (default 64)")
     c.add_argument(
@@ -156,17 +197,36 @@ def _add_data_options(c: argparse.ArgumentParser) -> None:
         "--probe-label",
         choices=["digit", "direction"],
         default=None,
-        help="what the probes of the frozen encoder predict on the embedded data: the digit class (10, "
-        "default) or the motion direction (8); with --videos: the class folders",
+        help="what the probes predict on the embedded data: the motion direction (8, default; a k-NN probe "
+        "of the raw pixels reads it at 0.96) or the digit class (10; 0.28 from the raw pixels, which "
+        "vary with the digit's position); with --videos: the class folders",
     )
     c.add_argument(
         "--probe-train-clips",
         type=int,
         default=None,
-        help="embedded clips the probes are fitted on, apart from the training clips (default 256)",
+        help="embedded clips the probes are fitted on, apart from the training clips (default 512)",
     )
     c.add_argument(
         "--probe-test-clips", type=int, default=None, help="embedded clips the probes are scored on (default 256)"
+    )
+    c.add_argument(
+        "--finetune",
+        dest="finetune_steps",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="also run the fine-tuning probe, the downstream measure of video MAE papers: each encoder (and "
+        "the untrained one of its seed) on every token with a new head, trained end to end for STEPS "
+        "steps on the probe clips, scored on held-out ones (default 0: off on the CPU, where it costs "
+        "about 10x a pretraining run; on in --preset gpu)",
+    )
+    c.add_argument(
+        "--finetune-seeds",
+        type=int,
+        default=None,
+        help="fine-tuning runs per encoder, with their own seeds (head, batch order): the probe's own noise "
+        "enters its intervals (default 2)",
     )
 
 
@@ -269,7 +329,10 @@ def _add_training_options(c: argparse.ArgumentParser) -> None:
         help="'demo' (default): raw-pixel loss, background contrast 0.3 and the mean baseline in the "
         "sampling loss; 'paper': the paper's loss (normalised pixels, no baseline, lambda 1e-4, its "
         "estimator) on a flat background, where it learns; 'paper-photo': the same on the photo at "
-        "contrast 0.8, where it does not; explicit options win over the preset",
+        "contrast 0.8, where it does not; 'gpu': the demo settings at the largest size meant to finish in "
+        "about 6 minutes on one H100 (cuda; 64 x 64 px, a 6 x 384 encoder, batch 32, 300 steps, 2 seeds, "
+        "the fine-tuning probe on) - sized from FLOP counts and H100 timings, NOT yet run on a GPU; "
+        "explicit options win over the preset (--size drops its model changes)",
     )
     c.add_argument("--size", default=None, help="model size from MAE_CONFIGS (default tiny)")
     c.add_argument("--img-size", type=int, default=None, help="frame size in pixels (default 32)")
@@ -288,8 +351,9 @@ def _add_compare(sub: Any) -> None:
         "the run folder. Rerunning the same command resumes an interrupted run. Exit "
         "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
         "(9 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
-        "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3-4 minutes on a 2-core "
-        "CPU that another job shares.",
+        "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3.5 minutes on an idle 2-core "
+        "CPU, 6-7 when another job shares it. results.md opens with the answer, one line per "
+        "strategy against random masking at the same budget, then the full table.",
     )
     c.add_argument(
         "--strategies",

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .config import CompareConfig
-from .metrics import METRICS, Metric, Result
+from .metrics import METRICS, Metric, Result, is_number
 from .stats import compare_results, runs_of, untrained_runs
 
 __all__ = [
     "NO_DISCRIMINATION",
+    "NOT_MEASURABLE",
     "Report",
     "honest_summary",
     "with_sentences",
@@ -22,6 +23,7 @@ __all__ = [
     "legend",
     "differences_table",
     "markdown_table",
+    "answer_block",
     "build_report",
 ]
 
@@ -45,9 +47,19 @@ def _words(common_ratio: float, pixel_loss: str) -> Dict[str, Any]:
     return dict(common_ratio=common_ratio, target=target)
 
 
-def _probe_words(untrained: Any) -> str:
+def _probe_words(untrained: Any, statistics: Dict[str, Any], metrics: Sequence[Metric]) -> str:
+    """The probes that ran (those with values for the untrained encoder; k-NN and linear where none has) and
+    the label they predict."""
+    base = statistics.get("untrained", {}).get("stats", {})
+    ran = [m.describe().removesuffix(" probe") for m in _probe_metrics(metrics) if base.get(m.name, {}).get("n")]
+    names = ", ".join(ran[:-1]) + f" and {ran[-1]}" if len(ran) > 1 else (ran[0] if ran else "k-NN and linear")
     label = untrained.get("label") if isinstance(untrained, dict) else None
-    return f"k-NN and linear, {label} labels" if label else "k-NN and linear"
+    return f"{names}, {label} labels" if label else names
+
+
+def _probe_metrics(metrics: Sequence[Metric]) -> List[Metric]:
+    """The probes: the ranked metrics also measured on the untrained encoder."""
+    return [m for m in metrics if m.untrained and m.better]
 
 
 def _visible_words(results: Dict[str, Any], label: str, ref: str) -> str:
@@ -118,12 +130,13 @@ def _probe_sentence(
 ) -> Optional[str]:
     """How the probes of the pretrained encoders compare with the untrained encoder's (same seeds) and with
     chance, and whether any probe discriminated at all."""
-    probed = [m for m in metrics if m.untrained and m.better]
+    probed = _probe_metrics(metrics)
     rows = {k: v["vs_untrained"] for k, v in summary["strategies"].items() if "vs_untrained" in v}
     if not probed or not rows:
         return None
     base = summary["untrained"]["stats"]
     chance = summary.get("chance")
+    probed = [m for m in probed if any(v[m.name]["n"] for v in rows.values())] or probed  # those that ran
     shown = ", ".join(f"{m.describe(**words)} {m.format_interval(base[m.name])}" for m in probed)
     head = (
         f"Probes ({probe_words}; chance {chance:.2f}; untrained encoder: {shown})"
@@ -148,7 +161,10 @@ def _probe_sentence(
     detail = (
         "; ".join(parts)
         if parts
-        else ("every strategy's encoder is indistinguishable from the untrained encoder on both probes")
+        else (
+            "every strategy's encoder is indistinguishable from the untrained encoder on "
+            + ("both probes" if len(probed) == 2 else f"all {len(probed)} probes" if len(probed) > 2 else "the probe")
+        )
     )
     return f"{head}: no probe discriminated - {NO_DISCRIMINATION} ({detail}; {chances})."
 
@@ -205,7 +221,8 @@ def with_sentences(
     """results.json's summary: ``statistics`` (`adamask.compare.stats.compare_results` of ``results`` and
     ``untrained``) with ``sentences``, the honest summary."""
     words = _words(common_ratio, pixel_loss)
-    return dict(statistics, sentences=honest_summary(results, statistics, metrics, _probe_words(untrained), words))
+    probe_words = _probe_words(untrained, statistics, metrics)
+    return dict(statistics, sentences=honest_summary(results, statistics, metrics, probe_words, words))
 
 
 def results_summary(
@@ -309,10 +326,11 @@ def _diff_cell(m: Metric, d: Dict[str, Any]) -> str:
 def differences_table(
     summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS, common_ratio: float = 0.9, pixel_loss: str = "raw"
 ) -> List[str]:
-    """Markdown lines: each compared strategy's differences to its reference on the key metrics (mean over the
-    seeds [95% interval], paired by seed, marked like the table); none without a compared strategy."""
-    keyed = [m for m in metrics if m.key and m.better]
+    """Markdown lines: each compared strategy's differences to its reference on the key metrics that have values
+    (mean over the seeds [95% interval], paired by seed, marked like the table); none without a compared
+    strategy."""
     rows = [(k, v) for k, v in summary["strategies"].items() if "vs_reference" in v]
+    keyed = [m for m in metrics if m.key and m.better and any(v["vs_reference"][m.name].get("n") for _, v in rows)]
     if not rows or not keyed:
         return []
     words = _words(common_ratio, pixel_loss)
@@ -380,6 +398,114 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+# how the answer block words a verdict against the reference, per kind of quantity
+_ALLOCATION_WORDS = dict(better="more", worse="fewer", indistinguishable="indistinguishable from the control")
+_QUALITY_WORDS = dict(better="better", worse="worse", indistinguishable="indistinguishable")
+_COSTS = dict(step_ms=("step time", " ms"), peak_mb=("peak memory", " MB"))
+NOT_MEASURABLE = "not measurable at this budget: no probe separated a pretrained encoder from the untrained one"
+
+
+def _versus(m: Metric, label: str, ref: str, summary: Dict[str, Any], words: Dict[str, str]) -> str:
+    """ "<value> vs <reference value> (<verdict in words>, <difference [interval]>)" of metric ``m``."""
+    info = summary["strategies"][label]
+    mine, theirs = info["stats"][m.name]["mean"], summary["strategies"][ref]["stats"][m.name]["mean"]
+    diff = info.get("vs_reference", {}).get(m.name, {})
+    if not diff.get("n"):
+        return f"{m.format(mine)} vs {m.format(theirs)}"
+    verdict = diff["verdict"]
+    said = {"one seed": "one seed: no interval", "negligible": "a negligible difference"}.get(verdict, "")
+    return f"{m.format(mine)} vs {m.format(theirs)} ({words.get(verdict, said)}, {m.format_difference(diff)})"
+
+
+def _downstream(label: str, ref: str, summary: Dict[str, Any], metrics: Sequence[Metric], words: Dict[str, Any]) -> str:
+    """What the probes that told a pretrained encoder from the untrained one (and from chance) say of ``label``
+    against ``ref``; "not measurable ..." where none did, and why."""
+    probed = _probe_metrics(metrics)
+    told = [m for m in probed if summary.get("probes", {}).get(m.name, {}).get("discriminates")]
+    ran = {m.name for m in probed if summary["untrained"]["stats"].get(m.name, {}).get("n")}
+    finetune = (
+        ""
+        if "finetune_accuracy" in ran or not any(m.name == "finetune_accuracy" for m in probed)
+        else (" (the fine-tuning probe did not run: --finetune STEPS)")
+    )
+    if told:
+        return "; ".join(f"{m.describe(**words)} {_versus(m, label, ref, summary, _QUALITY_WORDS)}" for m in told)
+    if not ran:
+        return "not measurable: the probe clips have no labels"
+    if summary["seeds"] < 2:
+        return f"not measurable: one seed gives no interval{finetune}"
+    below = [
+        m.describe(**words)
+        for m in probed
+        if any(
+            v.get("vs_untrained", {}).get(m.name, {}).get("verdict") == "worse" for v in summary["strategies"].values()
+        )
+    ]
+    if below:
+        return (
+            f"{NOT_MEASURABLE}; pretrained encoders came out below the untrained one on the {' and '.join(below)}: "
+            f"at this budget pretraining does not help downstream{finetune}"
+        )
+    return NOT_MEASURABLE + finetune
+
+
+def _cost(label: str, ref: str, summary: Dict[str, Any], metrics: Sequence[Metric]) -> str:
+    """Step time and peak memory of ``label`` against ``ref``, as values and ratios."""
+    parts = []
+    for m in metrics:
+        if m.name not in _COSTS:
+            continue
+        name, unit = _COSTS[m.name]
+        mine, theirs = (summary["strategies"][k]["stats"][m.name]["mean"] for k in (label, ref))
+        if is_number(mine) and is_number(theirs) and theirs:
+            mine_text, theirs_text = m.format(mine, unit=False), m.format(theirs, unit=False)
+            parts.append(f"{name} {mine_text} vs {theirs_text}{unit} ({mine / theirs:.2f}x)")
+        else:
+            parts.append(f"{name} {m.format(mine)} vs {m.format(theirs)}")
+    return ", ".join(parts) or "not measured"
+
+
+def answer_block(results: Dict[str, Any], summary: Dict[str, Any], metrics: Sequence[Metric] = METRICS,
+                 words: Optional[Dict[str, Any]] = None) -> List[str]:  # fmt: skip
+    """The lines results.md opens with: per strategy, against random masking at the same mask ratio (its
+    equal-budget control), where the visible tokens go, the reconstruction on the same random masks, the
+    downstream probes (or why they cannot tell) and the cost."""
+    words = words or {}
+    by_name = {m.name: m for m in metrics}
+    seeds = summary["seeds"]
+    lines = [
+        f"**Answer**: each strategy against random masking with the same number of visible tokens, its "
+        f"equal-budget control (mean over {seeds} seed{'s' if seeds != 1 else ''}; difference paired by seed "
+        f"[95% interval]). Foreground allocation: the visible tokens' share on the foreground over the "
+        f"foreground's share of all tokens (1.00 = uniform).",
+        "",
+    ]
+    for g in summary["groups"]:
+        ref = g["reference"]
+        for label in g["strategies"]:
+            if label == ref:
+                continue
+            if ref is None:
+                add = "" if g["ratio"] is None else f" (add random:{g['ratio']:g})"
+                lines.append(f"- **{label}**: no random run at its mask ratio to compare with{add}.")
+                continue
+            parts = []
+            if "foreground_allocation" in by_name:
+                where = _versus(by_name["foreground_allocation"], label, ref, summary, _ALLOCATION_WORDS)
+                parts.append(f"foreground allocation {where}")
+            if "recon_loss_random_masks" in by_name:
+                rec = _versus(by_name["recon_loss_random_masks"], label, ref, summary, _QUALITY_WORDS)
+                parts.append(f"reconstruction loss on the same random masks {rec}")
+            parts.append(f"downstream: {_downstream(label, ref, summary, metrics, words)}")
+            parts.append(f"cost: {_cost(label, ref, summary, metrics)}")
+            diverged = summary["strategies"][label].get("diverged")
+            tail = f" Diverged in {len(diverged)} of {seeds} seeds." if diverged else ""
+            lines.append(f"- **{label}** vs {ref}: " + "; ".join(parts) + "." + tail)
+    if len(lines) == 2:
+        lines.append("- nothing to compare: every strategy run is random masking, the control (add others).")
+    return lines + [""]
+
+
 @dataclass
 class Report:
     """What a comparison reports: ``summary``, results.json's summary (the statistics with the honest summary's
@@ -405,5 +531,6 @@ def build_report(
     summary = with_sentences(results, statistics, untrained, cfg.common_ratio, cfg.pixel_loss, metrics)
     table = markdown_table(results, untrained, cfg.common_ratio, cfg.pixel_loss, metrics, summary)
     head = f"Command: `{command}`\n\n" if command else ""
+    answer = "\n".join(answer_block(results, summary, metrics, _words(cfg.common_ratio, cfg.pixel_loss)))
     note = f"\nNote on the data: {data_note}\n" if data_note else ""
-    return Report(summary, head + table + note)
+    return Report(summary, head + answer + "\n**Full table**\n\n" + table + note)

@@ -16,7 +16,7 @@ import torch
 
 from .config import CompareConfig, StrategySpec, check_device, check_extras
 from .costs import RunCost, run_costs
-from .data import RunClips, check_embedded, load_data
+from .data import RunClips, check_embedded, data_notes, load_data, with_video_defaults
 from .errors import user_input
 from .evaluate import evaluate_strategy, untrained_probes
 from .metrics import METRICS, Metric
@@ -180,6 +180,7 @@ def run_compare(
     terminal), "lines" or "none". metrics: the metric table of the summary and the table.
     """
     t_start = time.perf_counter()
+    cfg = with_video_defaults(cfg)
     device = check_run(cfg, figures)
     with _threads(cfg.threads):
         costs = run_costs(cfg)
@@ -211,13 +212,13 @@ def run_compare(
                 cfg,
                 metrics,
                 command=command,
-                data_note=clips.description.get("note"),
+                data_note=data_notes(clips.description),
             )
             fig_paths: List[str] = []
             if figures:
                 from .figures import write_run_figures
 
-                written = write_run_figures(run_dir, strategies, clips.figure, cfg)
+                written = write_run_figures(run_dir, strategies, clips.figure, cfg, untrained)
                 fig_paths = [str(p.relative_to(run_dir)) for p in written]
             results = dict(
                 schema=SCHEMA,

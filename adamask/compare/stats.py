@@ -22,6 +22,7 @@ __all__ = [
     "T_975",
     "VERDICTS",
     "t_quantile",
+    "repeat_noise",
     "interval",
     "paired_difference",
     "verdict",
@@ -90,14 +91,31 @@ def _finite(values: Sequence[Any]) -> list:
     return [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)]
 
 
-def interval(values: Sequence[Any], resolution: Optional[float] = None, _spread: float = 12.0) -> Dict[str, Any]:
+def repeat_noise(repeats: Sequence[Any]) -> Optional[float]:
+    """The standard error a value has from its own repeats, when each value is the mean of repeats (the
+    fine-tuning probe's seeds): ``repeats`` holds, per value, the list of its repeats (or None); for each list of
+    two or more finite repeats sd / sqrt(count) (sample sd), and the root mean square of these; None without."""
+    ses = []
+    for rep in repeats:
+        xs = _finite(rep) if isinstance(rep, (list, tuple)) else []
+        if len(xs) >= 2:
+            mean = math.fsum(xs) / len(xs)
+            ses.append(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return math.sqrt(math.fsum(ses) / len(ses)) if ses else None
+
+
+def interval(
+    values: Sequence[Any], resolution: Optional[float] = None, _spread: float = 12.0, floor: Optional[float] = None
+) -> Dict[str, Any]:
     """Mean and 95% interval of the finite numbers among ``values`` (one per seed; None / NaN are left out).
 
     Returns dict(mean, half_width, low, high, n, values): ``half_width`` = t_{0.975, n-1} * sd / sqrt(n) with
     the sample standard deviation; None (and low = high = mean) with a single value; mean None with none.
     ``resolution``: the step of a discrete metric (an accuracy on M clips: 1 / M); its values are only known to
     within it, so sd is at least that of the rounding, resolution / sqrt(12) (a few seeds that happen to agree
-    exactly do not give a zero-width interval).
+    exactly do not give a zero-width interval). ``floor``: a standard error each value has on its own (the
+    `repeat_noise` of the repeats it is the mean of), so sd is at least that: seeds whose means happen to agree
+    do not hide their repeats' spread.
     """
     xs = _finite(values)
     n = len(xs)
@@ -109,20 +127,23 @@ def interval(values: Sequence[Any], resolution: Optional[float] = None, _spread:
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
     if resolution is not None:
         sd = max(sd, resolution / math.sqrt(_spread))
+    if floor is not None:
+        sd = max(sd, floor)
     hw = t_quantile(n - 1) * sd / math.sqrt(n)
     return dict(mean=mean, half_width=hw, low=mean - hw, high=mean + hw, n=n, values=xs)
 
 
 def paired_difference(
-    values: Sequence[Any], reference: Sequence[Any], resolution: Optional[float] = None
+    values: Sequence[Any], reference: Sequence[Any], resolution: Optional[float] = None, floor: Optional[float] = None
 ) -> Dict[str, Any]:
     """The differences values[k] - reference[k] of runs with the same seed k (pairs with a missing or
     non-finite value are left out), summarised by `interval` (a difference of two values rounded to
-    ``resolution`` has at least the sd resolution / sqrt(6))."""
+    ``resolution`` has at least the sd resolution / sqrt(6); ``floor``: the differences' own standard error,
+    `repeat_noise` of their repeats' differences)."""
     if len(values) != len(reference):
         raise ValueError(f"paired values need one per seed on both sides, got {len(values)} and {len(reference)}")
     pairs = [(a, b) for a, b in zip(values, reference, strict=True) if _finite([a]) and _finite([b])]
-    return interval([float(a) - float(b) for a, b in pairs], resolution, _spread=6.0)
+    return interval([float(a) - float(b) for a, b in pairs], resolution, _spread=6.0, floor=floor)
 
 
 def verdict(diff: Dict[str, Any], better: Optional[str], negligible: float = 0.0) -> Optional[str]:
@@ -148,9 +169,16 @@ def verdict(diff: Dict[str, Any], better: Optional[str], negligible: float = 0.0
 # a comparison's statistics
 
 
+def _repeats(metric: Metric, runs: Sequence[Result]) -> List[Any]:
+    """The repeats of each run's value (None each for a metric without)."""
+    read = metric.repeats
+    return [read(r) if read is not None else None for r in runs]
+
+
 def over_seeds(metric: Metric, runs: Sequence[Result]) -> Dict[str, Any]:
-    """Mean and 95% interval (`interval`) of a metric's values over a strategy's runs (one per seed)."""
-    return interval(metric.values(runs), metric.step(runs))
+    """Mean and 95% interval (`interval`) of a metric's values over a strategy's runs (one per seed), at least as
+    wide as the spread of each value's own repeats (`repeat_noise`)."""
+    return interval(metric.values(runs), metric.step(runs), floor=repeat_noise(_repeats(metric, runs)))
 
 
 def runs_of(entry: Any) -> List[Result]:
@@ -216,7 +244,11 @@ def _pairs(runs: Sequence[Result], others: Sequence[Result]) -> Tuple[List[Resul
 def _paired(m: Metric, runs: Sequence[Result], others: Sequence[Result]) -> Dict[str, Any]:
     mine, theirs = _pairs(runs, others)
     steps = [s for s in (m.step(mine), m.step(theirs)) if s is not None]
-    diff = paired_difference(m.values(mine), m.values(theirs), max(steps) if steps else None)
+    repeats = [
+        [float(x) - float(y) for x, y in zip(a, b, strict=True)] if a and b and len(a) == len(b) else None
+        for a, b in zip(_repeats(m, mine), _repeats(m, theirs), strict=True)
+    ]
+    diff = paired_difference(m.values(mine), m.values(theirs), max(steps) if steps else None, repeat_noise(repeats))
     return dict(diff, verdict=verdict(diff, m.better, m.negligible()))
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..mae import MaskedVideoAutoencoder
+from ..registry import create_masking
 from .config import CompareConfig, StrategySpec
 from .costs import saved_activation_bytes, state_bytes
 from .data import MEAN, STD, ClipSet, RunClips, normalize_video
@@ -206,7 +207,7 @@ def _median_ms(xs: Sequence[float]) -> Optional[float]:
 
 
 HISTORY_SERIES = ("step", "loss", "reconstruction_loss", "sampling_loss", "eval_step", "eval_loss",
-                  "eval_allocation", "eval_probability_allocation")  # fmt: skip
+                  "eval_loss_random_masks", "eval_allocation", "eval_probability_allocation")  # fmt: skip
 
 
 def _new_history() -> Dict[str, List[Any]]:
@@ -542,10 +543,14 @@ def _mean(values: Optional[Tensor]) -> Optional[float]:
 
 def _record_evaluation(run: Training, cfg: CompareConfig, clips: ClipSet, step: int) -> None:
     """The held-out loss, foreground allocation and expected allocation of the strategy's probabilities (None
-    without) under the model's own masks at ``step``, into the history."""
+    without) under the model's own masks at ``step``, and the held-out loss on the same random masks at the
+    common ratio for every strategy (the comparable one), into the history."""
     ev = evaluate_reconstruction(run.model, run.model.sample_masking, clips, run.generator.device, seed=cfg.seed + 3)
+    same = create_masking("random", grid=run.model.grid, mask_ratio=cfg.common_ratio)
+    fixed = evaluate_reconstruction(run.model, same, clips, run.generator.device, seed=cfg.seed + 6)
     h = run.history
     h["eval_step"].append(step)
     h["eval_loss"].append(ev["loss"])
+    h.setdefault("eval_loss_random_masks", []).append(fixed["loss"])
     h["eval_allocation"].append(_mean(ev["allocation"]))
     h["eval_probability_allocation"].append(_mean(ev["probability_allocation"]))

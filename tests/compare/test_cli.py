@@ -58,9 +58,9 @@ def test_quick_run_files_and_schema(quick_run, quick_labels):
     assert runs["tube_0.9"]["mask_statistics"]["visible_per_slice_std"] == 0
     assert runs["frame_0.9"]["mask_statistics"]["spatial_coverage"] == 1.0
     probe = res["untrained_probe"]
-    assert probe["seeds"] == [0] and probe["runs"][0]["knn_accuracy"] is not None and probe["label"] == "digit"
+    assert probe["seeds"] == [0] and probe["runs"][0]["knn_accuracy"] is not None and probe["label"] == "direction"
     assert res["data"]["probe"] == dict(
-        label="digit", train_clips=16, test_clips=8, classes=[str(c) for c in range(10)]
+        label="direction", train_clips=16, test_clips=8, classes=[f"{45 * d} deg" for d in range(8)]
     )
     assert runs["random_0.9"]["probe"]["test_clips"] == 8  # the probe clips, not the 8 held-out ones by chance
     s = res["summary"]
@@ -96,9 +96,13 @@ def test_quick_run_table_and_figures(quick_run, quick_labels, png_size):
         "figures/summary.png",
     ]
     # frames + ground truth + adaptive probabilities + one row per strategy, one column per time slice
-    assert png_size(out / "figures/masks_clip0.png") == masks_figure_size(4, 3 + len(quick_labels)) == (408, 604)
+    assert (
+        png_size(out / "figures/masks_clip0.png")
+        == masks_figure_size(4, 3 + len(quick_labels), heat_maps=True)
+        == (468, 604)
+    )
     # frames + adaptive's error map and probabilities
-    assert png_size(out / "figures/errors_clip0.png") == masks_figure_size(4, 3)
+    assert png_size(out / "figures/errors_clip0.png") == masks_figure_size(4, 3, heat_maps=True)
     assert png_size(out / "figures/learning_curves.png") == (
         round(CURVES_SIZE[0] * PLOT_DPI),
         round(CURVES_SIZE[1] * PLOT_DPI),
@@ -175,7 +179,7 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys, write_video, mov
     assert r["probe"]["knn_accuracy"] is not None and math.isfinite(r["foreground_allocation"]["mean"])
     assert res["data"]["probe"]["label"] == "class folder" and r["probe"]["test_clips"] == d["test_clips"]
     # 40 x 48 frames, cropped to 32 x 32: each panel shows the whole frame at 40:48 around the crop
-    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 4, (32, 38))
+    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 4, (32, 38), heat_maps=True)
 
     png = tmp_path / "vis" / "left0.png"
     video = tmp_path / "videos" / "left" / "left0.mp4"
@@ -195,7 +199,7 @@ def test_user_videos_end_to_end_and_visualize(tmp_path, capsys, write_video, mov
         )
         == 0
     )
-    assert png_size(png) == masks_figure_size(4, 4, (32, 38))  # frames, P, error map, sampled mask
+    assert png_size(png) == masks_figure_size(4, 4, (32, 38), heat_maps=True)  # frames, P, error map, sampled mask
     from PIL import Image
 
     with Image.open(png.with_suffix(".gif")) as im:

@@ -118,3 +118,38 @@ def test_a_strategy_spec_carries_its_own_options_and_shows_them_in_its_label():
     ):
         with pytest.raises(ValueError, match=words):
             parse_strategy(bad)
+
+
+def test_the_gpu_preset_and_what_overrides_it():
+    """--preset gpu: the CUDA-sized run with the fine-tuning probe on; explicit options win, and --size drops the
+    preset's changes to its own model."""
+    gpu = _parsed("--preset", "gpu")
+    assert (gpu.device, gpu.size, gpu.model_overrides, gpu.img_size, gpu.seeds) == (
+        "cuda",
+        "small",
+        dict(depth=6, decoder_depth=2),
+        64,
+        2,
+    )
+    assert (gpu.finetune_steps, gpu.finetune_seeds, gpu.batch_size, gpu.steps) == (150, 2, 32, 300)
+    assert gpu.model_config()["depth"] == 6 and gpu.model_config()["embed_dim"] == 384
+    small = _parsed("--preset", "gpu", "--size", "nano", "--finetune", "2", "--device", "cpu")
+    assert (small.size, small.model_overrides, small.finetune_steps, small.device) == ("nano", {}, 2, "cpu")
+    assert _parsed().finetune_steps == 0  # the CPU default: no fine-tuning probe
+
+
+def test_the_gpu_preset_runs_on_the_cpu_with_a_tiny_override(tmp_path, one_thread):
+    """Its whole pipeline - the default strategy set, 2 seeds, the fine-tuning probe - at a size of seconds."""
+    import json
+
+    from adamask.cli import main
+
+    out = tmp_path / "gpu"
+    tiny = ["--device", "cpu", "--size", "nano", "--img-size", "32", "--num-frames", "8", "--steps", "2"]
+    clips = ["--train-clips", "16", "--test-clips", "8", "--probe-train-clips", "16", "--probe-test-clips", "8"]
+    argv = ["compare", "--preset", "gpu", *tiny, *clips, "--finetune", "2", "--out", str(out), "--quiet"]
+    assert main(argv + ["--no-figures"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["seeds"] == 2 and res["config"]["batch_size"] == 32 and len(res["strategies"]) == 9
+    assert all(len(r["probe"]["finetune"]["accuracies"]) == 2 for e in res["strategies"].values() for r in e["runs"])
+    assert res["summary"]["probes"]["finetune_accuracy"]["comparisons"] == 9

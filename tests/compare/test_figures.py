@@ -40,7 +40,7 @@ def test_masks_figure_png(tmp_path, png_size):
     p = masks_figure(
         _clip(), GRID, TUB, [("random", mask), ("tube", ~mask)], tmp_path / "m.png", probs=probs, title="clip"
     )
-    assert png_size(p) == masks_figure_size(4, 4) == (408, 316)
+    assert png_size(p) == masks_figure_size(4, 4, heat_maps=True) == (468, 316)  # a colour scale for P
     assert p.stat().st_size < 300_000
     p2 = masks_figure(_clip(), GRID, TUB, [("random", mask)], tmp_path / "m2.png")
     assert png_size(p2) == (408, 172)
@@ -83,9 +83,9 @@ def _fake_results():
 
 def test_learning_curves_and_summary_png(tmp_path, png_size):
     p = learning_curves_figure(_fake_results(), tmp_path / "curves.png")
-    assert png_size(p) == (round(CURVES_SIZE[0] * PLOT_DPI), round(CURVES_SIZE[1] * PLOT_DPI)) == (990, 306)
+    assert png_size(p) == (round(CURVES_SIZE[0] * PLOT_DPI), round(CURVES_SIZE[1] * PLOT_DPI)) == (1260, 324)
     q = summary_figure(_fake_results(), tmp_path / "summary.png")
-    assert png_size(q) == (round(SUMMARY_SIZE[0] * PLOT_DPI), round(SUMMARY_SIZE[1] * PLOT_DPI)) == (900, 306)
+    assert png_size(q) == (round(SUMMARY_SIZE[0] * PLOT_DPI), round(SUMMARY_SIZE[1] * PLOT_DPI)) == (1260, 666)
 
 
 def test_animations(tmp_path):
@@ -159,3 +159,68 @@ def test_allocation_and_preset_curves_png(tmp_path, png_size):
         ("paper-photo", 12.0, pytest.approx(1.05)),
         ("demo", 12.0, pytest.approx(2.05)),
     ]
+
+
+def _drawn(monkeypatch, draw):
+    """The matplotlib figure ``draw(path)`` would save, drawn (its layout computed) instead of saved."""
+    import adamask.compare.figures as figures
+
+    shown = []
+    monkeypatch.setattr(figures, "save_png", lambda fig, path, quantize=True: shown.append(fig) or Path(path))
+    draw(Path("unused.png"))
+    fig = shown[0]
+    fig.canvas.draw()
+    return fig
+
+
+def test_every_panel_is_labelled_and_no_legend_covers_data(monkeypatch):
+    """Summary, learning and allocation curves: each panel has a title and both axis labels, and every legend
+    lies outside every panel."""
+    from adamask.compare.figures import allocation_curves_figure
+
+    res = _fake_results()
+    res["adaptive_0.95"] = _with_allocation(res["adaptive_0.95"], 1.0, 3.0)
+    for draw in (
+        lambda p: summary_figure(res, p),
+        lambda p: learning_curves_figure(res, p),
+        lambda p: allocation_curves_figure(res, p),
+    ):
+        fig = _drawn(monkeypatch, draw)
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
+
+
+def test_summary_error_bars_stay_within_each_quantitys_range(monkeypatch):
+    """Allocations whose 95% interval reaches below 0 and accuracies whose interval reaches above 1 are drawn with
+    bars cut at 0 and at 1."""
+    res = _fake_results()
+    for label, alloc, acc in (("random_0.9", (0.1, 1.9), (0.9, 1.0)), ("adaptive_0.95", (0.05, 0.5), (0.5, 1.0))):
+        base = res[label]
+        res[label] = dict(
+            runs=[
+                dict(
+                    base,
+                    seed=s,
+                    foreground_allocation=dict(mean=a),
+                    recon_loss_random_masks=0.01 + 0.2 * s,
+                    probe=dict(knn_accuracy=c, linear_accuracy=c, test_clips=16),
+                )
+                for s, (a, c) in enumerate(zip(alloc, acc, strict=True))
+            ]  # fmt: skip
+        )
+    fig = _drawn(monkeypatch, lambda p: summary_figure(res, p))
+    ranges = {"allocation": (0.0, np.inf), "reconstruction MSE": (0.0, np.inf), "held-out accuracy": (0.0, 1.0)}
+    for ax in fig.axes:
+        low, high = ranges.get(ax.get_ylabel(), (-np.inf, np.inf))
+        bars = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
+        if ax.get_ylabel() in ranges:
+            assert bars
+        for c in bars:
+            ys = np.concatenate([seg[:, 1] for coll in c.lines[2] for seg in coll.get_segments()])
+            assert ys.min() >= low - 1e-12 and ys.max() <= high + 1e-12

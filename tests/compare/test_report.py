@@ -117,22 +117,26 @@ def test_table_groups_marks_and_differences():
         "| strategy | visible / tokens | recon. loss, own masks | recon. loss @ 0.75 | recon. loss, "
         "same "
         "random masks @ 0.75 | foreground allocation | allocation of P | k-NN acc. | linear acc. | "
-        "step time | sampler share | peak MB | GFLOP / step x steps = train GFLOP | spatial coverage | "
-        "masked error fg, same random masks | masked error bg, same random masks |"
+        "fine-tune acc. | step time | sampler share | peak MB | GFLOP / step x steps = train GFLOP | "
+        "spatial coverage | masked error fg, same random masks | masked error bg, same random masks |"
     )
-    assert lines[1] == "|" + "---|" * 16
-    assert lines[2] == "| **mask ratio 0.95** (reference random_0.95) |" + " |" * 15
+    assert lines[1] == "|" + "---|" * 17
+    assert lines[2] == "| **mask ratio 0.95** (reference random_0.95) |" + " |" * 16
     assert lines[3].startswith("| random_0.95 (reference) | 3 / 64 | 0.5100 ± 0.0248 |")
     row = lines[4].split(" | ")
     assert row[0] == "| adaptive_0.95" and row[4] == "*0.6100 ± 0.0248†*" and row[5] == "**3.05 ± 0.12**"
     assert row[7] == "0.110 ± 0.033" and row[8] == "0.110 ± 0.033"  # indistinguishable: unmarked
-    assert row[10] == "20 ± 0%" and row[11] == "*5.0 ± 0.0†*"
-    assert lines[5] == "| **mask ratio 0.9** (no random run at this ratio: not compared) |" + " |" * 15
+    assert row[9] == "n/a"  # no fine-tuning probe
+    assert row[11] == "20 ± 0%" and row[12] == "*5.0 ± 0.0†*"
+    assert lines[5] == "| **mask ratio 0.9** (no random run at this ratio: not compared) |" + " |" * 16
     assert lines[6].startswith("| tube_0.9 | 8 / 64 | 0.5500 ± 0.0000 |") and "**" not in lines[6]
-    assert lines[7] == "| untrained encoder (same seeds) | | | | | | | 0.110 ± 0.025 | 0.100 ± 0.003 | | | | | | | |"
-    assert lines[8] == "| chance (most frequent class) | | | | | | | 0.120 | 0.120 | | | | | | | |"
+    assert lines[7] == (
+        "| untrained encoder (same seeds) | | | | | | | 0.110 ± 0.025 | 0.100 ± 0.003 | n/a | | | | | | | |"
+    )
+    assert lines[8] == "| chance (most frequent class) | | | | | | | 0.120 | 0.120 | 0.120 | | | | | | | |"
     assert lines[9] == (
-        "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | no | no | | | | | | | |"
+        "| probe tells a pretrained encoder from the untrained one and chance? | | | | | | | no | no | n/a "
+        "| | | | | | | |"
     )
     assert lines[11].startswith(
         "Cells: mean ± half-width of the 95% interval over 3 seeds (Student t, 2 degrees of freedom;"
@@ -155,7 +159,9 @@ def test_one_seed_marks_nothing_and_says_so():
     results = {"random_0.9": [run(0, 0.5, 1.0, 0.8, False)], "adaptive_0.9": [run(0, 0.6, 2.0, 0.3, True)]}
     md = markdown_table(results, [dict(knn_accuracy=0.5, linear_accuracy=0.25, chance=0.1, test_clips=256)])
     assert "**0.6" not in md and "**2.00" not in md and "†" not in md.split("\n\n")[0]
-    assert "| adaptive_0.9 | 3 / 64 | 0.6000 | 0.6000 | 0.6000 | 2.00 | n/a | 0.300 | 0.300 | 10.0 ms | 20% |" in md
+    assert (
+        "| adaptive_0.9 | 3 / 64 | 0.6000 | 0.6000 | 0.6000 | 2.00 | n/a | 0.300 | 0.300 | n/a | 10.0 ms | 20% |" in md
+    )
     assert legend(seeds=1).startswith("One seed: each cell is a single value with no interval")
     assert "| adaptive_0.9 | random_0.9 | +0.1000 | +1.00 | -0.500 | -0.500 | +0.0 ms |" in md
     assert (
@@ -221,7 +227,7 @@ def test_the_metric_table_drives_table_summary_and_legend():
     metrics = (*METRICS, row)
     lines = markdown_table(results, untrained, common_ratio=0.75, metrics=metrics).splitlines()
     assert lines[0].endswith("| masked error bg, same random masks | mask entropy @ 0.75 |")
-    assert lines[1] == "|" + "---|" * 17
+    assert lines[1] == "|" + "---|" * 18
     assert lines[3].endswith("| 0.50 ± 0.00 | n/a | n/a | 0.26 ± 0.02 |") and lines[4].endswith("| **0.76 ± 0.02** |")
     assert lines[7].endswith("| | |")  # the untrained encoder has no entropy
     text = legend(0.75, "raw", metrics, seeds=3)

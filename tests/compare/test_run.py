@@ -80,7 +80,7 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path, png_size):
         "figures/masks_clip1.png",
         "figures/summary.png",
     ]
-    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 5)
+    assert png_size(out / "figures" / "masks_clip0.png") == masks_figure_size(4, 5, heat_maps=True)
     errors = toy["figure"]["errors"][0]
     masked = [bool(m) for m in toy["figure"]["masks"][0]]
     assert [e is not None for e in errors] == masked and all(e >= 0 for e in errors if e is not None)
@@ -92,6 +92,8 @@ def test_a_learned_strategy_from_outside_trains_and_reports(tmp_path, png_size):
     assert res["summary"]["strategies"]["random_0.5"]["stats"]["mean_visible"]["mean"] == 32.0
     assert json.loads((out / "strategies" / "toy_learned_test_0.5.json").read_text())["mean_visible"] == 32.0
     md = (out / "results.md").read_text()
-    assert md.splitlines()[0].endswith("| masked error bg, same random masks | mean visible |")
+    assert md.startswith("**Answer**")  # the answer first, then the table
+    header = next(line for line in md.splitlines() if line.startswith("| strategy |"))
+    assert header.endswith("| masked error bg, same random masks | mean visible |")
     assert "| toy_learned_test_0.5 | 32 / 64 |" in md and md.count("| 32.0 |") == 2
     assert "**toy_learned_test_0.5** vs random_0.5 (32 vs 32 of 64 tokens visible, 1 seed;" in md

@@ -107,3 +107,41 @@ def test_a_single_video_warns_that_held_out_clips_overlap(videos, tmp_path, caps
     res = json.loads((out / "results.json").read_text())
     assert "overlap its training content" in res["data"]["note"] and res["data"]["held_out"] == []
     assert "Note on the data: a single video" in (out / "results.md").read_text()
+
+
+def test_a_short_clip_is_told_what_was_extracted_and_what_a_run_needs(tmp_path, write_video, moving_square):
+    """One 40-frame video: without --clips-per-video the run takes as many clips as it holds (up to 32, not 4),
+    and says what it extracted and that it is too few; an explicit --clips-per-video wins."""
+    from adamask.compare import CompareConfig, load_data
+    from adamask.compare.data import clips_per_video_for, with_video_defaults
+
+    video = write_video(tmp_path / "one.mp4", moving_square(40, 32, 32), "mpeg4")
+    assert [clips_per_video_for(n) for n in (1, 8, 16, 64, 1000)] == [32, 32, 16, 4, 4]
+    cfg = CompareConfig(videos=[str(video)], num_frames=8, stride=2, img_size=32)
+    assert with_video_defaults(cfg).clips_per_video == 32 and with_video_defaults(cfg).seeds == cfg.seeds
+    log = []
+    clips = load_data(cfg, log.append)
+    assert len(clips.train) + len(clips.test) == 40 - 15 + 1 == 26  # one clip per start frame
+    advice = clips.description["advice"]
+    assert advice[0].startswith("extracted 26 clips of 8 frames at stride 2 (each spans 15 frames), 32x32 px, from 1")
+    assert "20 to pretrain on, 6 held out" in advice[0]  # every 4th clip
+    assert any("too few for the comparison to mean much" in a for a in advice)
+    assert any("--img-size" in a for a in advice)
+    assert [f"note: {a}" for a in advice] == [m for m in log if m.startswith("note: ")]
+    explicit = load_data(CompareConfig(videos=[str(video)], num_frames=8, stride=2, img_size=32, clips_per_video=3))
+    assert len(explicit.train) + len(explicit.test) == 3
+
+
+def test_videos_with_class_folders_get_the_fine_tuning_probe_and_the_advice(tmp_path, write_video, moving_square):
+    for name, step in (("left", 1), ("right", 3)):
+        for k in range(2):
+            write_video(tmp_path / "v" / name / f"{name}{k}.mp4", moving_square(24, 32, 32, step=step + k), "mpeg4")
+    out = tmp_path / "run"
+    assert main(compare([str(tmp_path / "v")], out, "--finetune", "2", "--seeds", "2")) == 0
+    res = json.loads((out / "results.json").read_text())
+    (entry,) = res["strategies"].values()
+    r = entry["runs"][1]
+    assert len(r["probe"]["finetune"]["accuracies"]) == 2 and res["data"]["probe"]["label"] == "class folder"
+    assert res["untrained_probe"]["runs"][1]["finetune"]["seeds"] == r["probe"]["finetune"]["seeds"]
+    md = (out / "results.md").read_text()
+    assert "Note on the data: extracted 8 clips" in md and "class(es) left have none held out" in md
