@@ -351,8 +351,8 @@ def _add_compare(sub: Any) -> None:
         "the run folder. Rerunning the same command resumes an interrupted run. Exit "
         "status: 0 done, 2 bad input (one line on stderr), 130 interrupted. The default "
         "(9 strategies x 3 seeds of the tiny model, 150 steps on 32x32 px x 16 frame clips, "
-        "tubelet 2x8x8 = 128 tokens, one CPU thread) takes about 3.5 minutes on an idle 2-core "
-        "CPU, 6-7 when another job shares it. results.md opens with the answer, one line per "
+        "tubelet 2x8x8 = 128 tokens, one CPU thread) takes 6-7 minutes on an idle 2-core "
+        "CPU, longer when another job shares it. results.md opens with the answer, one line per "
         "strategy against random masking at the same budget, then the full table.",
     )
     c.add_argument(
