@@ -226,3 +226,33 @@ def test_a_second_run_on_a_folder_in_use_is_refused_and_a_killed_run_leaves_it_f
     assert main(argv + ["--steps", "2"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["steps"] == 2 and res["strategies"]["random_0.9"]["runs"][0]["steps"] == 2
+
+
+def test_a_run_that_finished_between_the_check_and_the_lock_is_not_mixed_in(tmp_path, monkeypatch, capsys):
+    """Another run (2 steps) finishes in the folder after this run (3 steps) checked it and before this run holds
+    it: the folder is checked again under the lock (`open_run_dir`), and this run is refused, not mixed in."""
+    from contextlib import contextmanager
+
+    from adamask.cli import main
+    from adamask.compare import run as run_mod
+
+    out = tmp_path / "run"
+    argv = ["compare", "--quick", "--strategies", "random", "--no-figures", "--quiet", "--out", str(out)]
+    held = run_mod.run_dir_lock
+
+    @contextmanager
+    def another_run_first(run_dir):
+        monkeypatch.setattr(run_mod, "run_dir_lock", held)
+        assert main(argv + ["--steps", "2"]) == 0  # the other run, start to finish
+        with held(run_dir) as d:
+            yield d
+
+    monkeypatch.setattr(run_mod, "run_dir_lock", another_run_first)
+    assert main(argv + ["--steps", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"adamask: error: run folder {str(out)!r} holds a run with a different configuration (steps 2 there, 3 "
+        f"here); pass --overwrite to start over, or choose another --out"
+    ]
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["steps"] == 2 and res["strategies"]["random_0.9"]["runs"][0]["steps"] == 2
