@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("transformers")
@@ -132,21 +132,26 @@ MASK_DTYPES = [
     other=st.sampled_from([1, 2, -1, 0.5]),
     seed=st.integers(0, 1000),
 )
+@example(dtype=torch.uint8, counts=[0, 1], other=1, seed=0)  # row 0 becomes [1, 0, ...]: a valid mask of 1 token
+@example(dtype=torch.int64, counts=[1, 1], other=0.5, seed=3)  # 0.5 held as 0 by an integer mask
 def test_any_caller_given_mask_is_used_exactly_or_named(dtype, counts, other, seed):
     torch.manual_seed(0)
     m = AdaptiveVideoMAEForPreTraining(tiny_config(), mask_ratio=0.75).eval()
     g = torch.Generator().manual_seed(seed)
     mask = torch.stack([torch.randperm(N, generator=g) < c for c in counts])
     given_mask = mask.to(dtype)
-    if dtype != torch.bool and seed % 3 == 0:  # a value other than 0 and 1
-        given_mask = given_mask.clone()
+    if dtype != torch.bool and seed % 3 == 0:  # one entry set to `other`, as the mask's dtype holds it (0.5 in an
+        given_mask = given_mask.clone()  # integer mask is 0, -1 in uint8 is 255): maybe 0 or 1 again
         given_mask[0, 0] = other
+    valid = bool(((given_mask == 0) | (given_mask == 1)).all())
+    meant = given_mask != 0
     try:
         out = m(clips(), bool_masked_pos=given_mask)
     except (ValueError, TypeError) as e:
         assert "bool_masked_pos" in str(e), str(e)
         return
-    assert torch.equal(out.mask, mask) and counts[0] == counts[1] and 0 < counts[0] < N
+    masked = meant.sum(1).tolist()
+    assert valid and torch.equal(out.mask, meant) and masked[0] == masked[1] and 0 < masked[0] < N
     assert out.sampling_loss is None and torch.isfinite(out.loss)
 
 
